@@ -1,0 +1,237 @@
+"""FADE, FADE-Lite and the paper's ablation variants, all built from one module.
+
+:class:`KernelUpsampler` = a kernel generator (``upsamplers.kernels``) + CARAFE reassembly of the
+decoder feature + a fusion with the encoder feature:
+
+- ``"none"``: the reassembled feature as it is;
+- ``"skip"``: reassembled + en;
+- ``"gate"``: ``en * G + reassembled * (1 - G)``, ``G = sigmoid(nearest_up(conv1x1(de)))`` (Eq. 4).
+
+When C_en != C_de and the fusion uses en, a 1x1 "aligner" conv (no bias) maps en to C_de channels
+first, as the authors advise; with C_en == C_de there is none and the layers are exactly the
+authors'. With no kernel generator the decoder feature is upsampled by nearest neighbour (the
+paper's "NN + Gate").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..ops.carafe import carafe
+from ..ops.resize import check_scale, check_sizes, nearest_upsample
+from .kernels import DecoderKernels, EncoderKernels, NaiveKernels, SemiShiftKernels, SemiShiftLiteKernels
+from .registry import register_upsampler
+
+__all__ = ["FADE", "FADELite", "KernelUpsampler"]
+
+Fusion = Literal["none", "skip", "gate"]
+
+
+def check_en_de(en: Tensor, de: Tensor, en_channels: int, de_channels: int, scale: int) -> None:
+    """Raise ValueError unless (en, de) are 4-D, batch-aligned, of the given channels and sizes."""
+    for name, t, c in (("en", en, en_channels), ("de", de, de_channels)):
+        if t.dim() != 4:
+            raise ValueError(f"{name}: expected a 4-D tensor (B, C, H, W), got {t.dim()}-D shape {tuple(t.shape)}")
+        if t.shape[1] != c:
+            raise ValueError(f"{name}: expected {c} channels, got {t.shape[1]} (shape {tuple(t.shape)})")
+    if en.shape[0] != de.shape[0]:
+        raise ValueError(f"batch mismatch: en has batch {en.shape[0]}, de has batch {de.shape[0]}")
+    check_sizes(tuple(de.shape[-2:]), tuple(en.shape[-2:]), scale, "en spatial size vs de")
+
+
+class KernelUpsampler(nn.Module):
+    """Upsample ``de`` to ``en``'s size by content-aware reassembly, then fuse ``en`` in.
+
+    Args:
+        kernel_generator: module mapping (en, de, scale) to kernel logits (B, K*K, H_en, W_en);
+            None upsamples ``de`` by nearest neighbour instead.
+        en_channels: C_en. de_channels: C_de.
+        scale: integer upsampling factor s.
+        fusion: ``"none"``, ``"skip"`` or ``"gate"``.
+
+    Shape:
+        en: (B, C_en, H_en, W_en) with |H_en - s*H| < s (likewise W); de: (B, C_de, H, W)
+        -> (B, C_de, H_en, W_en).
+    """
+
+    def __init__(
+        self,
+        kernel_generator: nn.Module | None,
+        en_channels: int,
+        de_channels: int,
+        scale: int = 2,
+        fusion: Fusion = "gate",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        if fusion not in ("none", "skip", "gate"):
+            raise ValueError(f"fusion: expected 'none', 'skip' or 'gate', got {fusion!r}")
+        f = {"device": device, "dtype": dtype}
+        self.en_channels, self.de_channels = en_channels, de_channels
+        self.scale, self.fusion = check_scale(scale), fusion
+        self.kernel_generator = kernel_generator
+        self.aligner = None
+        if fusion != "none" and en_channels != de_channels:
+            self.aligner = nn.Conv2d(en_channels, de_channels, 1, bias=False, **f)
+            nn.init.xavier_uniform_(self.aligner.weight)
+        self.gate = None
+        if fusion == "gate":
+            self.gate = nn.Conv2d(de_channels, 1, 1, **f)
+            nn.init.xavier_uniform_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
+
+    def kernels(self, en: Tensor, de: Tensor) -> Tensor:
+        """The normalised reassembly kernels, Tensor[B, K*K, H_en, W_en]."""
+        return self.kernel_generator(en, de, self.scale).softmax(dim=1)
+
+    def forward(self, en: Tensor, de: Tensor) -> Tensor:
+        check_en_de(en, de, self.en_channels, self.de_channels, self.scale)
+        size = en.shape[-2:]
+        if self.kernel_generator is None:
+            up = nearest_upsample(de, size, self.scale)
+        else:
+            up = carafe(de, self.kernels(en, de), self.scale)
+        if self.fusion == "none":
+            return up
+        if self.aligner is not None:
+            en = self.aligner(en)
+        if self.fusion == "skip":
+            return up + en
+        g = torch.sigmoid(nearest_upsample(self.gate(de), size, self.scale))
+        return en * g + up * (1 - g)
+
+    def extra_repr(self) -> str:
+        return f"en_channels={self.en_channels}, de_channels={self.de_channels}, scale={self.scale}, fusion={self.fusion!r}"
+
+
+class FADE(KernelUpsampler):
+    """FADE: semi-shift kernels from encoder AND decoder, reassembly, decoder-conditioned gate.
+
+    With C_en == C_de == 256 and the defaults it has exactly the authors' layers: 47,514 parameters.
+
+    Args:
+        en_channels: C_en, channels of the high-resolution encoder feature.
+        de_channels: C_de, channels of the low-resolution decoder feature (default C_en).
+        scale: integer upsampling factor s (paper: 2).
+        kernel_size: reassembly kernel size K (odd; paper: 5).
+        compressed_channels: d (paper: 64). encoder_kernel_size: content-encoder window h (paper: 3).
+        fusion: ``"gate"`` (FADE), ``"skip"`` or ``"none"`` (paper Table 4, B5 and B4).
+
+    Shape:
+        en: (B, C_en, H_en, W_en); de: (B, C_de, H, W) -> (B, C_de, H_en, W_en).
+
+    Example:
+        >>> up = FADE(64, scale=2)
+        >>> up(torch.randn(2, 64, 15, 11), torch.randn(2, 64, 7, 5)).shape
+        torch.Size([2, 64, 15, 11])
+    """
+
+    def __init__(
+        self,
+        en_channels: int,
+        de_channels: int | None = None,
+        scale: int = 2,
+        kernel_size: int = 5,
+        compressed_channels: int = 64,
+        encoder_kernel_size: int = 3,
+        fusion: Fusion = "gate",
+        device=None,
+        dtype=None,
+    ) -> None:
+        de_channels = en_channels if de_channels is None else de_channels
+        _check_odd(kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
+        generator = SemiShiftKernels(
+            en_channels, de_channels, kernel_size, compressed_channels, encoder_kernel_size, device, dtype
+        )
+        super().__init__(generator, en_channels, de_channels, scale, fusion, device, dtype)
+
+
+class FADELite(KernelUpsampler):
+    """FADE-Lite: FADE with 1x1 compressors straight to K*K and a depthwise content encoder.
+
+    13,332 parameters at C_en == C_de == 256. Arguments and shapes as :class:`FADE`.
+    """
+
+    def __init__(
+        self,
+        en_channels: int,
+        de_channels: int | None = None,
+        scale: int = 2,
+        kernel_size: int = 5,
+        encoder_kernel_size: int = 3,
+        fusion: Fusion = "gate",
+        device=None,
+        dtype=None,
+    ) -> None:
+        de_channels = en_channels if de_channels is None else de_channels
+        _check_odd(kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
+        generator = SemiShiftLiteKernels(en_channels, de_channels, kernel_size, encoder_kernel_size, device, dtype)
+        super().__init__(generator, en_channels, de_channels, scale, fusion, device, dtype)
+
+
+def _check_odd(**sizes: int) -> None:
+    for name, k in sizes.items():
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+            raise ValueError(f"{name}: expected a positive odd integer, got {k!r}")
+
+
+# The paper's variants (Tables 2 and 4), each from the same parts. B2 (decoder-only kernels) is
+# "carafe" and B6 is "fade" itself.
+@register_upsampler("fade")
+def _fade(en_channels: int, de_channels: int, scale: int, **options) -> FADE:
+    return FADE(en_channels, de_channels, scale, **options)
+
+
+@register_upsampler("fade_lite")
+def _fade_lite(en_channels: int, de_channels: int, scale: int, **options) -> FADELite:
+    return FADELite(en_channels, de_channels, scale, **options)
+
+
+@register_upsampler("semi_shift")
+def _semi_shift(en_channels: int, de_channels: int, scale: int, **options) -> FADE:
+    """B4: semi-shift kernels, no gate."""
+    return FADE(en_channels, de_channels, scale, fusion="none", **options)
+
+
+@register_upsampler("semi_shift_skip")
+def _semi_shift_skip(en_channels: int, de_channels: int, scale: int, **options) -> FADE:
+    """B5: semi-shift kernels + a plain skip (en added)."""
+    return FADE(en_channels, de_channels, scale, fusion="skip", **options)
+
+
+@register_upsampler("encoder_kernels")
+def _encoder_kernels(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
+    """B1: kernels from the encoder feature only, no gate."""
+    generator = EncoderKernels(en_channels, de_channels, **options)
+    return KernelUpsampler(generator, en_channels, de_channels, scale, fusion="none")
+
+
+@register_upsampler("naive_kernels")
+def _naive_kernels(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
+    """B3: kernels from cat(en, nearest_up(de)), no gate."""
+    generator = NaiveKernels(en_channels, de_channels, **options)
+    return KernelUpsampler(generator, en_channels, de_channels, scale, fusion="none")
+
+
+@register_upsampler("carafe")
+def _carafe(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
+    """CARAFE (CARAFEPack; B2): kernels from the decoder only, 74,148 parameters at C=256."""
+    generator = DecoderKernels(en_channels, de_channels, scale=scale, **options)
+    return KernelUpsampler(generator, en_channels, de_channels, scale, fusion="none")
+
+
+@register_upsampler("carafe_gate")
+def _carafe_gate(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
+    """Table 2's "CARAFE + Gate"."""
+    generator = DecoderKernels(en_channels, de_channels, scale=scale, **options)
+    return KernelUpsampler(generator, en_channels, de_channels, scale, fusion="gate")
+
+
+@register_upsampler("nn_gate")
+def _nn_gate(en_channels: int, de_channels: int, scale: int) -> KernelUpsampler:
+    """Table 2's "NN + Gate": nearest-neighbour upsampling, then the gate."""
+    return KernelUpsampler(None, en_channels, de_channels, scale, fusion="gate")

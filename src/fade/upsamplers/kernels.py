@@ -1,0 +1,185 @@
+"""Kernel generators: from (en, de) to reassembly-kernel logits of shape (B, K*K, H_en, W_en).
+
+Each generator is one way of predicting the per-pixel upsampling kernels studied in the FADE paper
+(Table 4): from both features by semi-shift convolution (FADE), from both with the lighter
+FADE-Lite layers, from the encoder only, from the decoder only (CARAFE), and from the naive
+interpolate-and-concatenate of the two. They return logits; the caller normalises them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..ops.resize import nearest_upsample, source_index
+
+__all__ = [
+    "DecoderKernels",
+    "EncoderKernels",
+    "NaiveKernels",
+    "SemiShiftKernels",
+    "SemiShiftLiteKernels",
+]
+
+
+def _conv(cin: int, cout: int, k: int, bias: bool = True, groups: int = 1, **factory) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias, groups=groups, **factory)
+
+
+def xavier_init_(module: nn.Module) -> None:
+    """The reference initialisation: xavier-uniform weights, zero biases, for every conv in module."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class SemiShiftKernels(nn.Module):
+    """FADE's kernel generator: semi-shift convolution over the encoder and decoder features.
+
+    ``logits = conv(compress_en(en)) + nearest_up(conv(compress_de(de)))``: ONE content-encoder
+    conv is shared by both paths (so its bias is added twice, as in the reference). This
+    low-to-high form equals the paper's high-to-low form (Fig. 5b); the tests check both.
+
+    Args:
+        en_channels: C_en. de_channels: C_de.
+        kernel_size: K, the reassembly kernel size (odd).
+        compressed_channels: d, the channels after the 1x1 compressors (paper: 64).
+        encoder_kernel_size: h, the content-encoder window (paper: 3, odd).
+
+    Shape:
+        en: (B, C_en, H_en, W_en); de: (B, C_de, H, W) -> (B, K*K, H_en, W_en).
+    """
+
+    def __init__(
+        self,
+        en_channels: int,
+        de_channels: int,
+        kernel_size: int = 5,
+        compressed_channels: int = 64,
+        encoder_kernel_size: int = 3,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        f = {"device": device, "dtype": dtype}
+        self.compress_en = _conv(en_channels, compressed_channels, 1, bias=True, **f)
+        self.compress_de = _conv(de_channels, compressed_channels, 1, bias=False, **f)
+        self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
+        xavier_init_(self)
+
+    def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        high = self.content_encoder(self.compress_en(en))
+        low = self.content_encoder(self.compress_de(de))
+        return high + nearest_upsample(low, en.shape[-2:], scale)
+
+
+class SemiShiftLiteKernels(SemiShiftKernels):
+    """FADE-Lite's generator: compress straight to K*K channels, depthwise content encoder."""
+
+    def __init__(
+        self,
+        en_channels: int,
+        de_channels: int,
+        kernel_size: int = 5,
+        encoder_kernel_size: int = 3,
+        device=None,
+        dtype=None,
+    ) -> None:
+        nn.Module.__init__(self)
+        f = {"device": device, "dtype": dtype}
+        k2 = kernel_size**2
+        self.compress_en = _conv(en_channels, k2, 1, bias=True, **f)
+        self.compress_de = _conv(de_channels, k2, 1, bias=False, **f)
+        self.content_encoder = _conv(k2, k2, encoder_kernel_size, groups=k2, **f)
+        xavier_init_(self)
+
+
+class EncoderKernels(nn.Module):
+    """Kernels from the encoder feature only (paper Table 4, B1): 1x1 compressor + content encoder."""
+
+    def __init__(
+        self,
+        en_channels: int,
+        de_channels: int,
+        kernel_size: int = 5,
+        compressed_channels: int = 64,
+        encoder_kernel_size: int = 3,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        f = {"device": device, "dtype": dtype}
+        self.compress = _conv(en_channels, compressed_channels, 1, **f)
+        self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
+        xavier_init_(self)
+
+    def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        return self.content_encoder(self.compress(en))
+
+
+class NaiveKernels(nn.Module):
+    """Kernels from ``cat(en, nearest_up(de))`` (paper Table 4, B3): the naive way to use both."""
+
+    def __init__(
+        self,
+        en_channels: int,
+        de_channels: int,
+        kernel_size: int = 5,
+        compressed_channels: int = 64,
+        encoder_kernel_size: int = 3,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        f = {"device": device, "dtype": dtype}
+        self.compress = _conv(en_channels + de_channels, compressed_channels, 1, **f)
+        self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
+        xavier_init_(self)
+
+    def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        both = torch.cat([en, nearest_upsample(de, en.shape[-2:], scale)], dim=1)
+        return self.content_encoder(self.compress(both))
+
+
+class DecoderKernels(nn.Module):
+    """CARAFE's generator (kernels from the decoder only; paper Table 4, B2).
+
+    1x1 compressor C_de -> d, content encoder d -> (s*K)^2, pixel shuffle by s. For encoder sizes
+    that are not exact multiples, the kernel rows/columns follow the shared nearest mapping.
+    The content encoder starts from normal(std=1e-3) as in CARAFE.
+    """
+
+    def __init__(
+        self,
+        en_channels: int,
+        de_channels: int,
+        kernel_size: int = 5,
+        compressed_channels: int = 64,
+        encoder_kernel_size: int = 3,
+        scale: int = 2,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        f = {"device": device, "dtype": dtype}
+        self.scale = scale
+        self.compress = _conv(de_channels, compressed_channels, 1, **f)
+        self.content_encoder = _conv(
+            compressed_channels, (scale * kernel_size) ** 2, encoder_kernel_size, **f
+        )
+        xavier_init_(self.compress)
+        nn.init.normal_(self.content_encoder.weight, std=1e-3)
+        nn.init.zeros_(self.content_encoder.bias)
+
+    def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        if scale != self.scale:
+            raise ValueError(f"DecoderKernels was built for scale {self.scale}, got scale {scale}")
+        logits = F.pixel_shuffle(self.content_encoder(self.compress(de)), scale)
+        (ho, wo), (h, w) = en.shape[-2:], logits.shape[-2:]
+        if (ho, wo) != (h, w):
+            logits = logits.index_select(-2, source_index(ho, h, 1, logits.device))
+            logits = logits.index_select(-1, source_index(wo, w, 1, logits.device))
+        return logits
