@@ -48,6 +48,8 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 SEGMENTATION_CLASSES: tuple[str, ...] = ("background",) + CLASSES
 """Segmentation label names: 0 is background, 1 + c is Fashion-MNIST class c."""
 
+SHADE_FLOOR = 0.4
+"""Share of its tint an item keeps where its grey level is 0 (segmentation task)."""
 TRIMAP_BACKGROUND, TRIMAP_UNKNOWN, TRIMAP_FOREGROUND = 0, 128, 255
 _SPLIT_CODES = {"train": 0, "test": 1}
 _TASK_SEGMENTATION, _TASK_MATTING = 0, 1
@@ -243,9 +245,10 @@ class _Composite(Dataset):
 class CompositeSegmentation(_Composite):
     """Fashion-MNIST items on real photo crops, with per-pixel labels (region-sensitive task).
 
-    Each item gets a random RGB tint ``t ~ U(tint_range)^3`` and its pixels are ``t * grey``, so items
-    span the photos' range of colour and brightness and cannot be told from the background by
-    brightness alone; their shape and texture must be used. An item's mask is ``grey >
+    Each item gets a random RGB tint ``t ~ U(tint_range)^3`` and its pixels are
+    ``t * (SHADE_FLOOR + (1 - SHADE_FLOOR) * grey)``: the garment's texture stays visible, and items
+    span the photos' range of colour and brightness (mean brightness about 0.49 for both), so they
+    cannot be told from the background by brightness alone; their shape and texture must be used. An item's mask is ``grey >
     mask_threshold``; later items occlude earlier ones.
 
     Args:
@@ -271,7 +274,7 @@ class CompositeSegmentation(_Composite):
         num_items: tuple[int, int] = (1, 4),
         item_scale: tuple[float, float] = (0.3, 0.7),
         mask_threshold: float = 0.1,
-        tint_range: tuple[float, float] = (0.15, 1.0),
+        tint_range: tuple[float, float] = (0.3, 1.0),
         seed: int = 0,
         length: int = 10_000,
         root: str | os.PathLike | None = None,
@@ -299,7 +302,8 @@ class CompositeSegmentation(_Composite):
         for item, tint in zip(layout.items, layout.tints):
             rows, cols = item.window()
             mask = item.grey > self.mask_threshold
-            image[:, rows, cols] = torch.where(mask, tint.view(3, 1, 1) * item.grey, image[:, rows, cols])
+            colour = tint.view(3, 1, 1) * (SHADE_FLOOR + (1.0 - SHADE_FLOOR) * item.grey)
+            image[:, rows, cols] = torch.where(mask, colour, image[:, rows, cols])
             label[rows, cols] = torch.where(mask, 1 + item.label, label[rows, cols])
         return {"image": normalize_image(image), "label": label}
 
