@@ -1,0 +1,75 @@
+"""Input conversion and checks shared by the metrics, and a valid 1-D correlation.
+
+Every metric takes numpy arrays or torch tensors and computes in numpy: float64 for values,
+int64 for label maps, bool for masks.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+import torch
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def to_numpy(x: ArrayLike, name: str) -> np.ndarray:
+    """``x`` as a numpy array; torch tensors are detached and copied to the CPU."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:
+            x = x.float()
+        return x.numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    raise ValueError(f"{name}: expected a numpy array or a torch tensor, got {type(x).__name__}")
+
+
+def as_values(x: ArrayLike, name: str) -> np.ndarray:
+    """``x`` as a finite float64 array; bool, integer and float inputs are accepted."""
+    a = to_numpy(x, name)
+    if a.dtype.kind not in "buif":
+        raise ValueError(f"{name}: expected a real-valued array, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+    return a
+
+
+def as_labels(x: ArrayLike, name: str) -> np.ndarray:
+    """``x`` as an int64 label map; only integer (or bool) inputs are accepted."""
+    a = to_numpy(x, name)
+    if a.dtype.kind not in "biu":
+        raise ValueError(f"{name}: expected an integer label map, got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def check_ndim(a: np.ndarray, ndims: tuple[int, ...], name: str, layout: str) -> None:
+    """Raise ValueError unless ``a.ndim`` is one of ``ndims``; ``layout`` names the expected axes."""
+    if a.ndim not in ndims:
+        raise ValueError(f"{name}: expected a {layout} array, got {a.ndim}-D shape {a.shape}")
+
+
+def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    """Raise ValueError unless ``a`` and ``b`` have the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {name_a} has shape {a.shape}, {name_b} has shape {b.shape}")
+
+
+def correlate_valid(x: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
+    """Valid correlation along one axis: ``out[..., i] = sum_t kernel[t] * x[..., i + t]``.
+
+    Args:
+        x: array whose ``axis`` has length n >= len(kernel).
+        kernel: 1-D array of length K.
+
+    Returns:
+        array of ``x``'s shape with ``axis`` of length n - K + 1.
+    """
+    moved = np.moveaxis(x, axis, -1)
+    n_out = moved.shape[-1] - kernel.shape[0] + 1
+    out = np.zeros(moved.shape[:-1] + (n_out,), dtype=np.float64)
+    for t, weight in enumerate(kernel):
+        out += weight * moved[..., t : t + n_out]
+    return np.moveaxis(out, -1, axis)
