@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import nearest_upsample, source_index
+from ..ops.resize import check_scale, nearest_upsample, source_index
 
 __all__ = [
     "DecoderKernels",
@@ -165,7 +165,7 @@ class DecoderKernels(nn.Module):
     ) -> None:
         super().__init__()
         f = {"device": device, "dtype": dtype}
-        self.scale = scale
+        self.scale = check_scale(scale)
         self.compress = _conv(de_channels, compressed_channels, 1, **f)
         self.content_encoder = _conv(
             compressed_channels, (scale * kernel_size) ** 2, encoder_kernel_size, **f

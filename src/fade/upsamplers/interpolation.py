@@ -1,0 +1,140 @@
+"""The content-blind baselines: nearest, bilinear, deconvolution and pixel shuffle.
+
+Each computes the exact ``s`` times map and then fits it to en's size with the shared mapping of
+:mod:`fade.ops.resize` (high-resolution row ``y`` reads row ``min(y, s*H - 1)`` of the exact map):
+floor-mode extra rows repeat the last row, ceil-mode maps are cropped. For exact multiples the fit is
+the identity. ``en`` only gives the output size.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..ops.resize import check_scale, nearest_upsample
+from .base import Upsampler
+from .registry import register_upsampler
+
+__all__ = [
+    "BilinearUpsample",
+    "DeconvUpsample",
+    "NearestUpsample",
+    "PixelShuffleUpsample",
+    "bilinear_upsample",
+    "deconv_geometry",
+]
+
+
+def bilinear_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
+    """Bilinear upsampling at integer ``scale`` with half-pixel centres, evaluated on ``size``.
+
+    Output pixel ``Y`` samples input row ``(Y + 0.5) / scale - 0.5`` (clamped to the border), as
+    ``F.interpolate(..., align_corners=False)``; rows past ``scale * H`` repeat the last row, which
+    is exactly what that formula gives there.
+
+    Args:
+        x: Tensor[B, C, H, W].
+        size: (H_out, W_out) within ``scale - 1`` of ``scale`` times (H, W).
+        scale: positive integer.
+
+    Returns:
+        Tensor[B, C, H_out, W_out].
+    """
+    check_scale(scale)
+    up = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    return nearest_upsample(up, size, 1)
+
+
+def deconv_geometry(scale: int) -> tuple[int, int]:
+    """(kernel, padding) of a transposed conv with stride ``scale`` whose output is exactly s*H.
+
+    ``kernel = 2s - (s mod 2)``, ``padding = (kernel - s) / 2``: 4x4 with padding 1 at s = 2 (the
+    deconvolution baseline of the IndexNet and A2U papers), 5x5/1 at s = 3, 8x8/2 at s = 4.
+    """
+    kernel = 2 * check_scale(scale) - scale % 2
+    return kernel, (kernel - scale) // 2
+
+
+class NearestUpsample(Upsampler):
+    """Nearest-neighbour upsampling of ``de`` to en's size (the shared mapping); no parameters.
+
+    Shape:
+        en: (B, C_en, H_en, W_en); de: (B, C_de, H, W) -> (B, C_de, H_en, W_en).
+    """
+
+    def forward(self, en: Tensor, de: Tensor) -> Tensor:
+        self.check_inputs(en, de)
+        return nearest_upsample(de, tuple(en.shape[-2:]), self.scale)
+
+
+class BilinearUpsample(Upsampler):
+    """Bilinear upsampling of ``de`` to en's size (:func:`bilinear_upsample`); no parameters."""
+
+    def forward(self, en: Tensor, de: Tensor) -> Tensor:
+        self.check_inputs(en, de)
+        return bilinear_upsample(de, tuple(en.shape[-2:]), self.scale)
+
+
+class DeconvUpsample(Upsampler):
+    """Learned transposed convolution C_de -> C_de, stride s (geometry: :func:`deconv_geometry`).
+
+    1,048,832 parameters at C = 256, s = 2.
+    """
+
+    def __init__(self, en_channels: int, de_channels: int, scale: int = 2, device=None, dtype=None) -> None:
+        super().__init__(en_channels, de_channels, scale)
+        kernel, padding = deconv_geometry(scale)
+        self.deconv = nn.ConvTranspose2d(
+            de_channels, de_channels, kernel, stride=scale, padding=padding, device=device, dtype=dtype
+        )
+
+    def forward(self, en: Tensor, de: Tensor) -> Tensor:
+        self.check_inputs(en, de)
+        return nearest_upsample(self.deconv(de), tuple(en.shape[-2:]), 1)
+
+
+class PixelShuffleUpsample(Upsampler):
+    """Sub-pixel convolution: 3x3 conv C_de -> C_de * s^2, then pixel shuffle by s.
+
+    2,360,320 parameters at C = 256, s = 2.
+    """
+
+    def __init__(
+        self,
+        en_channels: int,
+        de_channels: int,
+        scale: int = 2,
+        kernel_size: int = 3,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(en_channels, de_channels, scale)
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: expected a positive odd integer, got {kernel_size!r}")
+        self.conv = nn.Conv2d(
+            de_channels, de_channels * scale**2, kernel_size, padding=kernel_size // 2, device=device, dtype=dtype
+        )
+
+    def forward(self, en: Tensor, de: Tensor) -> Tensor:
+        self.check_inputs(en, de)
+        return nearest_upsample(F.pixel_shuffle(self.conv(de), self.scale), tuple(en.shape[-2:]), 1)
+
+
+@register_upsampler("nearest")
+def _nearest(en_channels: int, de_channels: int, scale: int) -> NearestUpsample:
+    return NearestUpsample(en_channels, de_channels, scale)
+
+
+@register_upsampler("bilinear")
+def _bilinear(en_channels: int, de_channels: int, scale: int) -> BilinearUpsample:
+    return BilinearUpsample(en_channels, de_channels, scale)
+
+
+@register_upsampler("deconv")
+def _deconv(en_channels: int, de_channels: int, scale: int, **options) -> DeconvUpsample:
+    return DeconvUpsample(en_channels, de_channels, scale, **options)
+
+
+@register_upsampler("pixelshuffle")
+def _pixelshuffle(en_channels: int, de_channels: int, scale: int, **options) -> PixelShuffleUpsample:
+    return PixelShuffleUpsample(en_channels, de_channels, scale, **options)

@@ -1,0 +1,118 @@
+"""Down/up pairs: one explicit API for every upsampler, including those that also downsample.
+
+Max-unpooling, IndexNet and A2U change the encoder's downsampling as well: the pooling step computes
+something (max indices, index maps, upsampling kernels) that the matching upsampling step consumes.
+:func:`create_pair` gives every registered name as such a pair, so a model asks for a pair by name
+and never special-cases one:
+
+    down, up = create_pair(name, en_channels, de_channels, scale)
+    y, context = down(x)           # x: the pre-pool encoder feature; y: floor-mode pooled
+    ...
+    out = up(x, de, context)       # de upsampled to x's size
+
+Protocol: ``down(x) -> (y, context)`` and ``down.context(x, low_hw)`` (the context alone, for a
+given low-resolution size); ``up(en, de, context) -> out``. For a plain upsampler ``down`` is
+max-pooling, ``context`` is None and ``up`` wraps the upsampler. For a paired operator
+``create_upsampler(name, ...)`` returns a :class:`PairedUpsampler`, whose ``forward(en, de)`` is
+``up(en, de, down.context(en, de's size))``: en IS the pre-pool feature, so computing the context
+from it gives exactly what the pair passes. Parameters live in ``down`` only, so a model holding
+both halves counts each parameter once.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..ops.resize import check_scale
+from .registry import create_upsampler
+
+__all__ = ["MaxPoolDown", "PairedUpsampler", "PlainUp", "check_pool_input", "create_pair", "pooled_size"]
+
+
+def check_pool_input(x: Tensor, scale: int, channels: int | None = None) -> None:
+    """Raise ValueError unless ``x`` is (B, C, H, W) with H, W >= scale (and C == channels if given)."""
+    if x.dim() != 4:
+        raise ValueError(f"x: expected a 4-D tensor (B, C, H, W), got {x.dim()}-D shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"x: expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    if min(x.shape[-2:]) < scale:
+        raise ValueError(f"x: expected a spatial size of at least {scale} (the scale), got {tuple(x.shape[-2:])}")
+
+
+def pooled_size(x: Tensor, scale: int) -> tuple[int, int]:
+    """Floor-mode pooled size of x, as ``nn.MaxPool2d(scale)`` gives: (H // s, W // s)."""
+    h, w = x.shape[-2:]
+    return h // scale, w // scale
+
+
+class MaxPoolDown(nn.Module):
+    """Max-pooling by s (floor mode) for a plain upsampler: ``forward(x) -> (y, None)``."""
+
+    def __init__(self, scale: int = 2) -> None:
+        super().__init__()
+        self.scale = check_scale(scale)
+
+    def context(self, x: Tensor, low_hw: tuple[int, int]) -> None:
+        """Plain upsamplers need no context."""
+        return None
+
+    def forward(self, x: Tensor) -> tuple[Tensor, None]:
+        check_pool_input(x, self.scale)
+        return F.max_pool2d(x, self.scale, self.scale), None
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+class PlainUp(nn.Module):
+    """The up half of a plain pair: ``forward(en, de, context=None) = upsampler(en, de)``."""
+
+    def __init__(self, upsampler: nn.Module) -> None:
+        super().__init__()
+        self.upsampler = upsampler
+
+    def forward(self, en: Tensor, de: Tensor, context: None = None) -> Tensor:
+        if context is not None:
+            raise ValueError(
+                f"context: expected None for {type(self.upsampler).__name__} (a plain upsampler paired "
+                f"with max-pooling), got {type(context).__name__}"
+            )
+        return self.upsampler(en, de)
+
+
+class PairedUpsampler(nn.Module):
+    """An upsampler with its own downsampling, used alone: ``forward(en, de)``.
+
+    ``forward(en, de) = up(en, de, down.context(en, de.shape[-2:]))``: the context comes from en, the
+    pre-pool feature, for de's size (floor- or ceil-mode). ``down`` and ``up`` are the pair halves
+    returned by :func:`create_pair`.
+
+    Shape:
+        en: (B, C_en, H_en, W_en); de: (B, C_de, H, W) -> (B, C_de, H_en, W_en).
+    """
+
+    def __init__(self, down: nn.Module, up: nn.Module) -> None:
+        super().__init__()
+        self.down, self.up = down, up
+
+    def forward(self, en: Tensor, de: Tensor) -> Tensor:
+        self.up.check_inputs(en, de)
+        return self.up(en, de, self.down.context(en, tuple(de.shape[-2:])))
+
+
+def create_pair(
+    name: str, en_channels: int, de_channels: int | None = None, scale: int = 2, **options
+) -> tuple[nn.Module, nn.Module]:
+    """The (down, up) pair for upsampler ``name``; valid for every name in ``list_upsamplers()``.
+
+    Args and Raises: as :func:`fade.create_upsampler` (``en_channels`` are the channels of the
+    feature that ``down`` pools).
+
+    Returns:
+        ``down`` with ``forward(x) -> (y, context)``, ``up`` with ``forward(en, de, context)``.
+    """
+    upsampler = create_upsampler(name, en_channels, de_channels, scale, **options)
+    if isinstance(upsampler, PairedUpsampler):
+        return upsampler.down, upsampler.up
+    return MaxPoolDown(scale), PlainUp(upsampler)
