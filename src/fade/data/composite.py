@@ -233,7 +233,7 @@ class _Composite(Dataset):
     def _place_item(self, rng: np.random.Generator) -> PlacedItem:
         """A random item at a random scale (fraction of min(H, W)) and position fully on the canvas."""
         height, width = self.size
-        side = max(1, int(round(rng.uniform(*self.item_scale) * min(height, width))))
+        side = max(1, round(rng.uniform(*self.item_scale) * min(height, width)))
         index = int(rng.integers(len(self.labels)))
         grey = torch.tensor(self.images[index], dtype=torch.float32).div_(255.0)[None, None]
         grey = F.interpolate(grey, size=(side, side), mode="bilinear", align_corners=False, antialias=side < IMAGE_SIDE)

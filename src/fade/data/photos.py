@@ -7,7 +7,7 @@ for ``"train"``, the rightmost ``TEST_FRACTION`` for ``"test"``; no test pixel i
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ MIN_CROP_FRACTION = 0.5
 """Smallest crop side, as a fraction of the largest crop of the output's aspect that fits."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_photo(name: str) -> Tensor:
     """One photo as Tensor[3, h, w] float32 in [0, 1]; cached per process.
 
@@ -48,7 +48,7 @@ def load_photo(name: str) -> Tensor:
 def photo_region(name: str, split: str) -> Tensor:
     """The columns of photo ``name`` that ``split`` may use, Tensor[3, h, w_split] (a view)."""
     photo = load_photo(name)
-    boundary = int(round(photo.shape[-1] * (1.0 - TEST_FRACTION)))
+    boundary = round(photo.shape[-1] * (1.0 - TEST_FRACTION))
     return photo[..., :boundary] if check_split(split) == "train" else photo[..., boundary:]
 
 
@@ -69,8 +69,8 @@ def random_crop(rng: np.random.Generator, region: Tensor, size: tuple[int, int])
     out_h, out_w = size
     h, w = region.shape[-2:]
     max_h = min(h, int(w * out_h / out_w))
-    crop_h = max(1, int(round(rng.uniform(MIN_CROP_FRACTION, 1.0) * max_h)))
-    crop_w = min(w, max(1, int(round(crop_h * out_w / out_h))))
+    crop_h = max(1, round(rng.uniform(MIN_CROP_FRACTION, 1.0) * max_h))
+    crop_w = min(w, max(1, round(crop_h * out_w / out_h)))
     top = int(rng.integers(0, h - crop_h + 1))
     left = int(rng.integers(0, w - crop_w + 1))
     crop = region[None, :, top : top + crop_h, left : left + crop_w]

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import Tensor
 
 from .composite import SEGMENTATION_CLASSES, CompositeMatting, CompositeSegmentation, denormalize_image
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["label_colours", "main", "save_previews"]
 
@@ -87,7 +91,7 @@ def save_previews(
     return [out / "segmentation.png", out / "matting.png"]
 
 
-def _finish(fig, axes: np.ndarray, path: Path, bottom: float) -> None:
+def _finish(fig: Figure, axes: np.ndarray, path: Path, bottom: float) -> None:
     """Hide ticks, lay out, save at 100 dpi and close."""
     from matplotlib import pyplot as plt
 
