@@ -158,10 +158,12 @@ def _random_labels(rng, batch, shape, num_classes, ignore_index=255):
     return pred, target
 
 
-def test_boundary_counts_match_reference_protocol():
-    pred, target = _random_labels(np.random.default_rng(12), 3, (33, 47), 5)
-    expected = _reference_boundary_counts(pred, target, 5, 255)
-    for got, want in zip(boundary_counts(pred, target, 5), expected):
+@pytest.mark.parametrize("shape, ignore_index", [((33, 47), 255), ((80, 110), -1), ((5, 4), 9)])
+def test_boundary_counts_match_reference_protocol(shape, ignore_index):
+    # (80, 110): d = round(0.02 * 136.0) = 3.
+    pred, target = _random_labels(np.random.default_rng(12), 3, shape, 5, ignore_index)
+    expected = _reference_boundary_counts(pred, target, 5, ignore_index)
+    for got, want in zip(boundary_counts(pred, target, 5, ignore_index), expected):
         np.testing.assert_array_equal(got, want)
 
 

@@ -96,8 +96,10 @@ def largest_component(mask: ArrayLike) -> np.ndarray:
     if count == 0:
         return np.zeros(labels.shape, dtype=bool)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    column_major = labels.T.ravel()
-    _, first_pixel = np.unique(column_major, return_index=True)
-    tied = np.flatnonzero(sizes == sizes.max())
-    winner = tied[np.argmin(first_pixel[1:][tied])] + 1
-    return labels == winner
+    tied = np.flatnonzero(sizes == sizes.max()) + 1
+    if tied.size > 1:
+        present, first = np.unique(labels.T.ravel(), return_index=True)
+        first_pixel = np.empty(count + 1, dtype=np.int64)
+        first_pixel[present] = first
+        tied = tied[np.argsort(first_pixel[tied])]
+    return labels == tied[0]

@@ -137,19 +137,43 @@ def boundary_width(height: int, width: int, dilation_ratio: float = DILATION_RAT
     return max(1, round(dilation_ratio * float(np.hypot(height, width))))
 
 
-def _erode(mask: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Erosion along one axis by a window of 2*radius + 1, zeros outside the array."""
-    moved = np.moveaxis(mask, axis, -1).astype(np.int64)
-    padded = np.pad(moved, [(0, 0)] * (moved.ndim - 1) + [(radius + 1, radius)])
-    window = np.cumsum(padded, axis=-1)
-    sums = window[..., 2 * radius + 1 :] - window[..., : -2 * radius - 1]
-    return np.moveaxis(sums == 2 * radius + 1, -1, axis)
+def _sliding(x: np.ndarray, window: int, axis: int, op: np.ufunc) -> np.ndarray:
+    """``op`` (np.minimum or np.maximum) over every full window of length ``window`` along ``axis``.
+
+    Windows of length 2^k are built by doubling, then two overlapping ones cover ``window``.
+
+    Returns:
+        array with ``axis`` of length n - window + 1.
+    """
+    out = np.moveaxis(x, axis, -1)
+    span = 1
+    while 2 * span <= window:
+        out = op(out[..., :-span], out[..., span:])
+        span *= 2
+    count = out.shape[-1] - (window - span)
+    out = op(out[..., :count], out[..., window - span : window - span + count])
+    return np.moveaxis(out, -1, axis)
 
 
-def _boundary(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Pixels of ``mask`` within Chebyshev distance ``radius`` of its outside (image exterior
-    included) = mask minus its erosion by a (2 radius + 1) square."""
-    return mask & ~_erode(_erode(mask, radius, 0), radius, 1)
+def _label_boundary(labels: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels whose (2 radius + 1)-square window holds another label or leaves the image.
+
+    A pixel of class c is on the boundary of the mask ``labels == c`` exactly when this holds, so
+    one pass serves every class. For a mask m, ``_label_boundary(m, r) & m`` is m minus its
+    r-fold 3x3 erosion with zeros outside.
+
+    Args:
+        labels: integer array[H, W] of labels >= 0.
+
+    Returns:
+        bool array[H, W].
+    """
+    outside = -1
+    padded = np.pad(labels.astype(np.int64), radius, constant_values=outside)
+    window = 2 * radius + 1
+    low = _sliding(_sliding(padded, window, 0, np.minimum), window, 1, np.minimum)
+    high = _sliding(_sliding(padded, window, 0, np.maximum), window, 1, np.maximum)
+    return low != high
 
 
 def mask_boundary(mask: ArrayLike, dilation_ratio: float = DILATION_RATIO) -> np.ndarray:
@@ -165,7 +189,7 @@ def mask_boundary(mask: ArrayLike, dilation_ratio: float = DILATION_RATIO) -> np
     check_ndim(m, (2,), "mask", "2-D (H, W)")
     if m.dtype != np.bool_:
         raise ValueError(f"mask: expected a bool array, got dtype {m.dtype}")
-    return _boundary(m, boundary_width(*m.shape, dilation_ratio))
+    return _label_boundary(m, boundary_width(*m.shape, dilation_ratio)) & m
 
 
 def boundary_iou(pred_mask: ArrayLike, gt_mask: ArrayLike, dilation_ratio: float = DILATION_RATIO) -> float:
@@ -200,10 +224,14 @@ def boundary_counts(
     radius = boundary_width(*p.shape[-2:], dilation_ratio)
     for pi, ti in zip(p, t):
         valid = ti != ignore_index
-        for c in np.union1d(np.unique(pi), np.unique(ti[valid])):
-            bp, bg = _boundary(pi == c, radius), _boundary(ti == c, radius)
-            intersection[c] += int((bp & bg & valid).sum())
-            union[c] += int(((bp | bg) & valid).sum())
+        on_p = _label_boundary(pi, radius) & valid
+        on_t = _label_boundary(np.where(valid, ti, num_classes), radius) & valid
+        both = on_p & on_t & (pi == ti)
+        count_p = np.bincount(pi[on_p], minlength=num_classes)
+        count_t = np.bincount(ti[on_t], minlength=num_classes)
+        count_both = np.bincount(pi[both], minlength=num_classes)
+        intersection += count_both
+        union += count_p + count_t - count_both
     return intersection, union
 
 
