@@ -11,13 +11,14 @@ classes that appear in the prediction or the ground truth (others are NaN and ex
 Boundary IoU (Cheng et al. 2021) of binary masks: the boundary of a mask is the set of its pixels
 within Chebyshev distance d of a pixel outside it, the image exterior counting as outside (the
 mask minus its d-fold erosion by a 3x3 square with zero padding), with
-d = max(1, round(0.02 * sqrt(H^2 + W^2))) (Python rounding, as the reference code). The paper
-behind FADE does not publish its multi-class protocol; this module uses the following one:
-for each image and each class c present in the image's prediction or target, the boundaries
-B_p of ``pred == c`` and B_g of ``target == c`` are taken over the whole image; then
-|B_p & B_g| and |B_p | B_g| are counted over the non-ignored pixels and summed over the
-evaluation set, class by class. bIoU is the mean, over classes with a nonzero summed union, of
-the summed intersection over the summed union, in the same way as mIoU.
+d = max(1, round(0.02 * sqrt(H^2 + W^2))) (Python's round, half to even, as the reference code).
+The paper behind FADE does not publish its multi-class protocol; this module uses this one:
+for each image and each class c, the boundaries B_p of ``pred == c`` and B_g of
+``target == c`` are taken over the whole image (ignored target pixels are simply not c, so a
+region bordering an ignored area has a boundary there); then |B_p & B_g| and |B_p | B_g| are
+counted over the non-ignored pixels and summed over the evaluation set, class by class. bIoU is
+the mean, over classes with a nonzero summed union (those present in some prediction or
+target), of the summed intersection over the summed union, in the same way as mIoU.
 
 All values are fractions in [0, 1]; multiply by 100 to report percentages.
 """
@@ -45,16 +46,21 @@ DILATION_RATIO = 0.02
 """Boundary width as a fraction of the image diagonal (Boundary IoU default)."""
 
 
-def _label_batch(
-    pred: ArrayLike, target: ArrayLike, num_classes: int, ignore_index: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Checked label maps as int64 arrays[B, H, W]."""
+def _check_classes(num_classes: int, ignore_index: int) -> None:
+    """Raise ValueError unless num_classes >= 1 and ignore_index is not a class."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes: expected a positive integer, got {num_classes!r}")
     if 0 <= ignore_index < num_classes:
         raise ValueError(
             f"ignore_index: expected a value outside 0..{num_classes - 1}, got {ignore_index}"
         )
+
+
+def _label_batch(
+    pred: ArrayLike, target: ArrayLike, num_classes: int, ignore_index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checked label maps as int64 arrays[B, H, W]."""
+    _check_classes(num_classes, ignore_index)
     p, t = as_labels(pred, "pred"), as_labels(target, "target")
     check_ndim(p, (2, 3), "pred", "(H, W) or (B, H, W)")
     check_same_shape(p, t, "pred", "target")
@@ -265,7 +271,7 @@ class SegmentationMeter:
     def __init__(
         self, num_classes: int, ignore_index: int = 255, dilation_ratio: float = DILATION_RATIO
     ) -> None:
-        _label_batch(np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), num_classes, ignore_index)
+        _check_classes(num_classes, ignore_index)
         self.num_classes, self.ignore_index, self.dilation_ratio = num_classes, ignore_index, dilation_ratio
         self.reset()
 
