@@ -1,4 +1,19 @@
-"""Content-aware reassembly (CARAFE semantics): the upsampling step shared by FADE and CARAFE."""
+"""Content-aware reassembly (CARAFE semantics): the upsampling step shared by FADE and CARAFE.
+
+:func:`carafe` is the single entry point. It dispatches to the custom operator ``fade::carafe``
+(``torch.library.custom_op`` with a fake kernel and an autograd formula whose backward is the
+second operator ``fade::carafe_backward``), so ``torch.compile(fullgraph=True)`` sees one opaque
+node. Each operator runs
+
+- the fused native CPU kernel (:mod:`fade.ops._native`) for float32/float64 CPU tensors (float16
+  and bfloat16 are converted to float32 and back), or
+- the pure-PyTorch path everywhere else (CUDA, other dtypes, no C++ compiler, or
+  ``FADE_DISABLE_NATIVE=1``): one tap at a time, with a backward that recomputes the taps.
+
+Neither path builds a K*K-fold intermediate, forward or backward. During ONNX export (TorchScript
+or dynamo exporter) :func:`carafe` traces the pure-PyTorch forward into standard ONNX operators.
+Second-order gradients are not supported.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _native
 from .resize import check_scale, check_sizes, infer_scale, source_index
 
 __all__ = ["carafe"]
@@ -47,10 +63,12 @@ def carafe(x: Tensor, kernels: Tensor, scale: int | None = None) -> Tensor:
     ``out[b, c, y, x] = sum_{i, j} x[b, c, sy + i - K//2, sx + j - K//2] * kernels[b, i*K + j, y, x]``
     with ``sy = min(y // scale, H - 1)`` (likewise ``sx``; see :mod:`fade.ops.resize`) and zero
     padding outside ``x``. The kernels are used as given (normalise them first, e.g. softmax).
+    Differentiable w.r.t. ``x`` and ``kernels``; any memory layout is accepted, the result is
+    contiguous. Half-precision inputs are accumulated in float32 and returned in their own dtype.
 
     Args:
         x: Tensor[B, C, H, W], the low-resolution feature.
-        kernels: Tensor[B, K*K, H_out, W_out] with K odd.
+        kernels: Tensor[B, K*K, H_out, W_out] with K odd, same dtype and device as ``x``.
         scale: integer upsampling factor; inferred when (H_out, W_out) is an exact multiple of (H, W),
             required otherwise (e.g. H_out = 2*H + 1 from floor-mode pooling).
 
@@ -64,22 +82,116 @@ def carafe(x: Tensor, kernels: Tensor, scale: int | None = None) -> Tensor:
         torch.Size([2, 16, 14, 10])
     """
     k, scale = _check_inputs(x, kernels, scale)
-    return _carafe_reference(x, kernels, k, scale)
+    if torch.onnx.is_in_onnx_export():
+        return _carafe_reference(x, kernels, k, scale)
+    return torch.ops.fade.carafe(x, kernels, scale)
+
+
+def _kernel_size(kernels: Tensor) -> int:
+    """K from kernels of shape (B, K*K, H_out, W_out) (already validated)."""
+    return math.isqrt(kernels.shape[1])
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for the half types, the dtype itself otherwise."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _carafe_reference(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor:
-    """Pure-PyTorch reassembly, one tap at a time: memory O(output), no K*K-fold intermediate."""
+    """Pure-PyTorch reassembly, one tap at a time; peak extra memory about 2.5x the output.
+
+    Args:
+        x: Tensor[B, C, H, W]. kernels: Tensor[B, K*K, H_out, W_out]. k: K. scale: s.
+
+    Returns:
+        Tensor[B, C, H_out, W_out], contiguous, in x's dtype.
+    """
     h, w = x.shape[-2:]
     ho, wo = kernels.shape[-2:]
     r = k // 2
-    acc_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    acc_dtype = _accumulation_dtype(x.dtype)
     rows = source_index(ho, h, scale, x.device)
     cols = source_index(wo, w, scale, x.device)
-    padded = F.pad(x, (r, r, r, r))
-    out = x.new_zeros((x.shape[0], x.shape[1], ho, wo), dtype=acc_dtype)
+    padded = F.pad(x, (r, r, r, r)).to(acc_dtype)
+    weights = kernels.to(acc_dtype)
+    out = padded.new_zeros((x.shape[0], x.shape[1], ho, wo))
     for i in range(k):
         row_taps = padded.index_select(2, rows + i)
         for j in range(k):
-            tap = row_taps.index_select(3, cols + j)
-            out = out + tap.to(acc_dtype) * kernels[:, i * k + j : i * k + j + 1].to(acc_dtype)
+            out.addcmul_(row_taps.index_select(3, cols + j), weights[:, i * k + j : i * k + j + 1])
     return out.to(x.dtype)
+
+
+def _carafe_reference_backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tuple[Tensor, Tensor]:
+    """Pure-PyTorch gradients of the reassembly; taps are recomputed, peak extra memory about 4x the output.
+
+    Args:
+        grad: Tensor[B, C, H_out, W_out]. x, kernels, k, scale: as in :func:`_carafe_reference`.
+
+    Returns:
+        (grad_x Tensor[B, C, H, W], grad_kernels Tensor[B, K*K, H_out, W_out]), contiguous.
+    """
+    h, w = x.shape[-2:]
+    ho, wo = kernels.shape[-2:]
+    r = k // 2
+    acc_dtype = _accumulation_dtype(x.dtype)
+    rows = source_index(ho, h, scale, x.device)
+    cols = source_index(wo, w, scale, x.device)
+    padded = F.pad(x, (r, r, r, r)).to(acc_dtype)
+    g = grad.to(acc_dtype)
+    weights = kernels.to(acc_dtype)
+    grad_padded = torch.zeros_like(padded)
+    grad_kernels = weights.new_empty(weights.shape)
+    for i in range(k):
+        row_taps = padded.index_select(2, rows + i)
+        grad_rows = torch.zeros_like(row_taps)
+        for j in range(k):
+            tap = row_taps.index_select(3, cols + j)
+            grad_kernels[:, i * k + j] = (g * tap).sum(dim=1)
+            grad_rows.index_add_(3, cols + j, g * weights[:, i * k + j : i * k + j + 1])
+        grad_padded.index_add_(2, rows + i, grad_rows)
+    grad_x = grad_padded[:, :, r : r + h, r : r + w]
+    return grad_x.to(x.dtype).contiguous(), grad_kernels.to(kernels.dtype)
+
+
+@torch.library.custom_op("fade::carafe", mutates_args=())
+def _carafe_op(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
+    """fade::carafe: the native kernel where it applies, else the pure-PyTorch reassembly."""
+    k = _kernel_size(kernels)
+    if _native.supports(x):
+        return _native.forward(x, kernels, k, scale)
+    return _carafe_reference(x, kernels, k, scale)
+
+
+@_carafe_op.register_fake
+def _carafe_fake(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
+    return x.new_empty((x.shape[0], x.shape[1], kernels.shape[2], kernels.shape[3]))
+
+
+@torch.library.custom_op("fade::carafe_backward", mutates_args=())
+def _carafe_backward_op(grad: Tensor, x: Tensor, kernels: Tensor, scale: int) -> tuple[Tensor, Tensor]:
+    """fade::carafe_backward: (grad_x, grad_kernels) of fade::carafe."""
+    k = _kernel_size(kernels)
+    if _native.supports(x):
+        return _native.backward(grad, x, kernels, k, scale)
+    return _carafe_reference_backward(grad, x, kernels, k, scale)
+
+
+@_carafe_backward_op.register_fake
+def _carafe_backward_fake(grad: Tensor, x: Tensor, kernels: Tensor, scale: int) -> tuple[Tensor, Tensor]:
+    return x.new_empty(x.shape), kernels.new_empty(kernels.shape)
+
+
+def _setup_context(ctx, inputs: tuple[Tensor, Tensor, int], output: Tensor) -> None:
+    x, kernels, scale = inputs
+    ctx.save_for_backward(x, kernels)
+    ctx.scale = scale
+
+
+def _backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+    x, kernels = ctx.saved_tensors
+    grad_x, grad_kernels = torch.ops.fade.carafe_backward(grad, x, kernels, ctx.scale)
+    return grad_x, grad_kernels, None
+
+
+_carafe_op.register_autograd(_backward, setup_context=_setup_context)

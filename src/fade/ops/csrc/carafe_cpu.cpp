@@ -1,0 +1,544 @@
+// Fused CPU kernels for CARAFE reassembly (forward, grad w.r.t. x and kernels), NCHW contiguous.
+//
+// out[b,c,y,x] = sum_{i,j<K} x[b,c, sy+i-r, sx+j-r] * k[b, i*K+j, y, x],  r = K/2,
+// sy = min(y/s, H-1), sx = min(x/s, W-1), zero outside x.
+//
+// Vectorisable form: let u_i be source row (sy+i-r) of x upsampled s times along the width by
+// nearest neighbour and zero-padded by r*s on each side, u_i[q] = x[.., q/s - r]. For columns
+// x < min(W_out, s*W) (where sx = x/s) the tap (i, j) reads u_i[x + j*s], so every output row is
+// a sum of K*K contiguous products k_ij[y, :] * u_i[j*s : j*s + W_out]. The few floor-mode columns
+// x >= s*W (sx = W-1 there) are computed directly.
+//
+// Gradients use the same rows: grad_k[ij,y,x] = sum_c grad[c,y,x] * u_i[c][x + j*s]; grad_x of
+// source row h gathers, from every output row whose tap row i lands on h, the products
+// grad*k_ij into a buffer g_u[x + j*s] and folds it back: grad_x[w] = sum_{t<s} g_u[(w+r)*s + t].
+// Every task writes its own output rows, so threads never write the same memory.
+//
+// Plain C++17 without torch headers; called through ctypes. Entry points return 0 on success,
+// 1 when scratch memory cannot be allocated.
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using i64 = int64_t;
+
+constexpr int kChannelBlock = 4;  // channels sharing one pass over the kernels
+
+// 64-byte vectors (GCC/Clang vector extensions): AVX-512 registers, or pairs of narrower ones.
+template <typename T>
+struct Simd {
+    typedef T vec __attribute__((vector_size(64)));
+    static constexpr i64 lanes = 64 / sizeof(T);
+};
+template <typename T>
+using Vec = typename Simd<T>::vec;
+
+template <typename T>
+inline Vec<T> loadu(const T* p) {
+    Vec<T> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+template <typename T>
+inline void storeu(T* p, const Vec<T>& v) {
+    std::memcpy(p, &v, sizeof v);
+}
+
+struct Shape {
+    i64 B, C, H, W, Ho, Wo, K, s;
+
+    i64 r() const { return K / 2; }
+    i64 kk() const { return K * K; }
+    i64 plane() const { return Ho * Wo; }
+    // Columns [0, vec_cols()) follow the shifted-row form; the rest (at most s-1) read column W-1.
+    i64 vec_cols() const { return std::min(Wo, s * W); }
+    // Length of one upsampled, zero-padded row u_i.
+    i64 row_len() const { return (W + 2 * r()) * s; }
+    i64 rows_begin(i64 sy) const { return sy * s; }
+    i64 rows_end(i64 sy) const { return sy == H - 1 ? Ho : std::min(Ho, sy * s + s); }
+    // Most output rows that share one source row (the last one takes the floor-mode rows).
+    i64 max_group_rows() const { return std::max(std::min(s, Ho), Ho - s * (H - 1)); }
+};
+
+// Run fn(task, scratch) for task in [0, ntasks) on up to nthreads threads (the caller is one of
+// them). Scratch of scratch_len elements per thread is allocated up front.
+template <typename T, typename Fn>
+int parallel_tasks(i64 ntasks, int nthreads, i64 scratch_len, const Fn& fn) {
+    if (ntasks <= 0) return 0;
+    const i64 workers = std::max<i64>(1, std::min<i64>(nthreads, ntasks));
+    std::vector<T> scratch;
+    try {
+        scratch.resize(static_cast<size_t>(workers * std::max<i64>(scratch_len, 1)));
+    } catch (const std::bad_alloc&) {
+        return 1;
+    }
+    std::atomic<i64> next{0};
+    auto body = [&](i64 worker) {
+        T* buf = scratch.data() + worker * std::max<i64>(scratch_len, 1);
+        for (i64 t = next.fetch_add(1); t < ntasks; t = next.fetch_add(1)) fn(t, buf);
+    };
+    std::vector<std::thread> pool;
+    for (i64 w = 1; w < workers; ++w) {
+        try {
+            pool.emplace_back(body, w);
+        } catch (const std::system_error&) {
+            break;  // fewer threads: the shared task counter still covers every task
+        }
+    }
+    body(0);
+    for (auto& th : pool) th.join();
+    return 0;
+}
+
+// Repeat each of the n values of row S times into dst (S fixed, so the loop vectorises).
+template <typename T, int S>
+void repeat_fixed(const T* row, i64 n, T* dst) {
+    for (i64 w = 0; w < n; ++w)
+        for (int t = 0; t < S; ++t) dst[w * S + t] = row[w];
+}
+
+template <typename T>
+void repeat(const T* row, i64 n, i64 s, T* dst) {
+    switch (s) {
+        case 1: std::copy(row, row + n, dst); return;
+        case 2: repeat_fixed<T, 2>(row, n, dst); return;
+        case 3: repeat_fixed<T, 3>(row, n, dst); return;
+        case 4: repeat_fixed<T, 4>(row, n, dst); return;
+        default:
+            for (i64 w = 0; w < n; ++w) std::fill(dst + w * s, dst + w * s + s, row[w]);
+    }
+}
+
+// u[q] = row[q/s - r] for q in [0, (W+2r)*s), zero where q/s - r is outside [0, W) or row is null.
+template <typename T>
+void upsample_row(const T* row, const Shape& sh, T* u) {
+    const i64 pad = sh.r() * sh.s, len = sh.row_len();
+    if (row == nullptr) {
+        std::fill(u, u + len, T(0));
+        return;
+    }
+    std::fill(u, u + pad, T(0));
+    repeat(row, sh.W, sh.s, u + pad);
+    std::fill(u + pad + sh.s * sh.W, u + len, T(0));
+}
+
+// Source row sy+i-r of channel plane xc, or null when it lies in the zero padding.
+template <typename T>
+const T* source_row(const T* xc, const Shape& sh, i64 sy, i64 i) {
+    const i64 row = sy + i - sh.r();
+    return (row < 0 || row >= sh.H) ? nullptr : xc + row * sh.W;
+}
+
+// One output value by the definition (used for floor-mode columns x >= s*W).
+// xc: channel plane (H, W); kp: kernels at (b, 0, y, x), tap stride = Ho*Wo.
+template <typename T>
+T direct_value(const T* xc, const T* kp, const Shape& sh, i64 sy, i64 sx) {
+    const i64 r = sh.r(), K = sh.K, plane = sh.plane();
+    T acc = 0;
+    for (i64 i = 0; i < K; ++i) {
+        const i64 yy = sy + i - r;
+        if (yy < 0 || yy >= sh.H) continue;
+        for (i64 j = 0; j < K; ++j) {
+            const i64 xx = sx + j - r;
+            if (xx < 0 || xx >= sh.W) continue;
+            acc += xc[yy * sh.W + xx] * kp[(i * K + j) * plane];
+        }
+    }
+    return acc;
+}
+
+// Channels [c0, c1) in blocks of kChannelBlock, then one at a time.
+template <typename BlockFn, typename SingleFn>
+void channel_blocks(i64 c0, i64 c1, const BlockFn& block, const SingleFn& single) {
+    i64 c = c0;
+    for (; c + kChannelBlock <= c1; c += kChannelBlock) block(c);
+    for (; c < c1; ++c) single(c);
+}
+
+// Split channels into chunks only when (batch x rows) gives too few tasks to fill the threads.
+i64 channel_chunks(const Shape& sh, int nthreads) {
+    const i64 rows = std::max<i64>(1, sh.B * sh.H);
+    const i64 wanted = (4 * static_cast<i64>(nthreads) + rows - 1) / rows;
+    const i64 blocks = (sh.C + kChannelBlock - 1) / kChannelBlock;
+    return std::max<i64>(1, std::min(wanted, blocks));
+}
+
+// Channels per chunk, a multiple of kChannelBlock.
+i64 chunk_channels(const Shape& sh, i64 chunks) {
+    const i64 per = (sh.C + chunks - 1) / chunks;
+    return (per + kChannelBlock - 1) / kChannelBlock * kChannelBlock;
+}
+
+// Ask for the K source rows around sy of channels [c, c1) to be fetched into cache (they lie in
+// different channel planes, which the hardware prefetcher does not follow).
+template <typename T>
+void prefetch_rows(const T* x, const Shape& sh, i64 b, i64 sy, i64 c, i64 c1) {
+    constexpr i64 line = 64 / sizeof(T);
+    for (; c < c1; ++c)
+        for (i64 i = 0; i < sh.K; ++i) {
+            const T* row = source_row(x + (b * sh.C + c) * sh.H * sh.W, sh, sy, i);
+            if (row == nullptr) continue;
+            for (i64 w = 0; w < sh.W; w += line) __builtin_prefetch(row + w);
+        }
+}
+
+// Build u[cc][i] (CB x K rows of row_len) for CB channels from c, around source row sy.
+template <typename T, int CB>
+void upsample_rows(const T* x, const Shape& sh, i64 b, i64 sy, i64 c, T* u) {
+    for (int cc = 0; cc < CB; ++cc) {
+        const T* xc = x + (b * sh.C + c + cc) * sh.H * sh.W;
+        for (i64 i = 0; i < sh.K; ++i) upsample_row(source_row(xc, sh, sy, i), sh, u + (cc * sh.K + i) * sh.row_len());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward: tasks over (b, source row, channel chunk); out[cc][y][x] = sum_ij k_ij[y][x] u[cc][i][x+j*s].
+// The output rows of one source row share u, so tiles cover R rows at once (fewer loads of u).
+// kp: kernels at (b, 0, y, 0); op: out at (b, c, y, 0); tap, channel stride Ho*Wo; row stride W_out.
+// ---------------------------------------------------------------------------------------------
+
+template <typename T, int R, int CB, int NV>
+i64 forward_tiles(const T* u, const T* kp, T* op, const Shape& sh, i64 x0, i64 x1) {
+    constexpr i64 L = Simd<T>::lanes, XB = NV * L;
+    const i64 K = sh.K, s = sh.s, len = sh.row_len(), plane = sh.plane(), wo = sh.Wo;
+    for (; x0 + XB <= x1; x0 += XB) {
+        Vec<T> acc[R][CB][NV];
+        for (int rr = 0; rr < R; ++rr)
+            for (int cc = 0; cc < CB; ++cc)
+                for (int n = 0; n < NV; ++n) acc[rr][cc][n] = Vec<T>{};
+        for (i64 i = 0; i < K; ++i) {
+            for (i64 j = 0; j < K; ++j) {
+                const T* kv = kp + (i * K + j) * plane + x0;
+                Vec<T> kvec[R][NV];
+                for (int rr = 0; rr < R; ++rr)
+                    for (int n = 0; n < NV; ++n) kvec[rr][n] = loadu(kv + rr * wo + n * L);
+                for (int cc = 0; cc < CB; ++cc) {
+                    const T* uv = u + (cc * K + i) * len + x0 + j * s;
+                    for (int n = 0; n < NV; ++n) {
+                        const Vec<T> uvec = loadu(uv + n * L);
+                        for (int rr = 0; rr < R; ++rr) acc[rr][cc][n] += kvec[rr][n] * uvec;
+                    }
+                }
+            }
+        }
+        for (int rr = 0; rr < R; ++rr)
+            for (int cc = 0; cc < CB; ++cc)
+                for (int n = 0; n < NV; ++n) storeu(op + cc * plane + rr * wo + x0 + n * L, acc[rr][cc][n]);
+    }
+    return x0;
+}
+
+// Columns [x0, vec_cols()) left over by the tiles, then the floor-mode columns, of R rows.
+template <typename T, int R, int CB>
+void forward_columns(const T* x, const T* u, const T* kp, T* op, const Shape& sh, i64 b, i64 sy, i64 c, i64 x0) {
+    const i64 K = sh.K, s = sh.s, len = sh.row_len(), plane = sh.plane(), wo = sh.Wo;
+    for (int rr = 0; rr < R; ++rr)
+        for (int cc = 0; cc < CB; ++cc) {
+            const T* kr = kp + rr * wo;
+            T* orow = op + cc * plane + rr * wo;
+            for (i64 xo = x0; xo < sh.vec_cols(); ++xo) {
+                T acc = 0;
+                for (i64 i = 0; i < K; ++i)
+                    for (i64 j = 0; j < K; ++j) acc += kr[(i * K + j) * plane + xo] * u[(cc * K + i) * len + xo + j * s];
+                orow[xo] = acc;
+            }
+            const T* xc = x + (b * sh.C + c + cc) * sh.H * sh.W;
+            for (i64 xo = sh.vec_cols(); xo < wo; ++xo) orow[xo] = direct_value(xc, kr + xo, sh, sy, sh.W - 1);
+        }
+}
+
+template <typename T, int R, int CB>
+void forward_rows(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy, i64 c, i64 y, const T* u) {
+    const T* kp = k + (b * sh.kk() * sh.Ho + y) * sh.Wo;
+    T* op = out + ((b * sh.C + c) * sh.Ho + y) * sh.Wo;
+    i64 x0 = forward_tiles<T, R, CB, 2>(u, kp, op, sh, 0, sh.vec_cols());
+    x0 = forward_tiles<T, R, CB, 1>(u, kp, op, sh, x0, sh.vec_cols());
+    forward_columns<T, R, CB>(x, u, kp, op, sh, b, sy, c, x0);
+}
+
+template <typename T, int CB>
+void forward_block(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy, i64 c, T* u) {
+    upsample_rows<T, CB>(x, sh, b, sy, c, u);
+    prefetch_rows(x, sh, b, sy, c + CB, std::min(sh.C, c + 2 * CB));
+    i64 y = sh.rows_begin(sy);
+    for (; y + 2 <= sh.rows_end(sy); y += 2) forward_rows<T, 2, CB>(x, k, out, sh, b, sy, c, y, u);
+    if (y < sh.rows_end(sy)) forward_rows<T, 1, CB>(x, k, out, sh, b, sy, c, y, u);
+}
+
+template <typename T>
+int forward(const T* x, const T* k, T* out, const Shape& sh, int nthreads) {
+    const i64 chunks = channel_chunks(sh, nthreads), per_chunk = chunk_channels(sh, chunks);
+    const i64 scratch = kChannelBlock * sh.K * sh.row_len();
+    return parallel_tasks<T>(sh.B * sh.H * chunks, nthreads, scratch, [&](i64 task, T* u) {
+        const i64 chunk = task % chunks, sy = (task / chunks) % sh.H, b = task / (chunks * sh.H);
+        const i64 c0 = std::min(sh.C, chunk * per_chunk), c1 = std::min(sh.C, c0 + per_chunk);
+        channel_blocks(
+            c0, c1, [&](i64 c) { forward_block<T, kChannelBlock>(x, k, out, sh, b, sy, c, u); },
+            [&](i64 c) { forward_block<T, 1>(x, k, out, sh, b, sy, c, u); });
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradient w.r.t. the kernels: tasks over (b, source row), each owns its output rows of grad_k;
+// gk_ij[y][x] += sum_c g[c][y][x] * u[c][i][x + j*s], R rows per tile as in the forward.
+// gp: grad at (b, c, y, 0); gkp: grad_k at (b, 0, y, 0).
+// ---------------------------------------------------------------------------------------------
+
+template <typename T, int R, int CB, int NV>
+i64 grad_kernel_tiles(const T* u, const T* gp, T* gkp, const Shape& sh, i64 x0, i64 x1) {
+    constexpr i64 L = Simd<T>::lanes, XB = NV * L;
+    const i64 K = sh.K, s = sh.s, len = sh.row_len(), plane = sh.plane(), wo = sh.Wo;
+    for (; x0 + XB <= x1; x0 += XB) {
+        Vec<T> gv[R][CB][NV];
+        for (int rr = 0; rr < R; ++rr)
+            for (int cc = 0; cc < CB; ++cc)
+                for (int n = 0; n < NV; ++n) gv[rr][cc][n] = loadu(gp + cc * plane + rr * wo + x0 + n * L);
+        for (i64 i = 0; i < K; ++i) {
+            for (i64 j = 0; j < K; ++j) {
+                T* dst = gkp + (i * K + j) * plane + x0;
+                Vec<T> acc[R][NV];
+                for (int rr = 0; rr < R; ++rr)
+                    for (int n = 0; n < NV; ++n) acc[rr][n] = loadu(dst + rr * wo + n * L);
+                for (int cc = 0; cc < CB; ++cc) {
+                    const T* uv = u + (cc * K + i) * len + x0 + j * s;
+                    for (int n = 0; n < NV; ++n) {
+                        const Vec<T> uvec = loadu(uv + n * L);
+                        for (int rr = 0; rr < R; ++rr) acc[rr][n] += gv[rr][cc][n] * uvec;
+                    }
+                }
+                for (int rr = 0; rr < R; ++rr)
+                    for (int n = 0; n < NV; ++n) storeu(dst + rr * wo + n * L, acc[rr][n]);
+            }
+        }
+    }
+    return x0;
+}
+
+// Columns [x0, vec_cols()) left over by the tiles, then the floor-mode columns, of R rows.
+template <typename T, int R, int CB>
+void grad_kernel_columns(const T* x, const T* u, const T* gp, T* gkp, const Shape& sh, i64 b, i64 sy, i64 c,
+                         i64 x0) {
+    const i64 K = sh.K, s = sh.s, len = sh.row_len(), plane = sh.plane(), wo = sh.Wo, r = sh.r();
+    for (int rr = 0; rr < R; ++rr) {
+        T* gkr = gkp + rr * wo;
+        const T* gr = gp + rr * wo;
+        for (i64 xo = x0; xo < sh.vec_cols(); ++xo)
+            for (i64 i = 0; i < K; ++i)
+                for (i64 j = 0; j < K; ++j) {
+                    T acc = gkr[(i * K + j) * plane + xo];
+                    for (int cc = 0; cc < CB; ++cc) acc += gr[cc * plane + xo] * u[(cc * K + i) * len + xo + j * s];
+                    gkr[(i * K + j) * plane + xo] = acc;
+                }
+        for (i64 xo = sh.vec_cols(); xo < wo; ++xo)
+            for (i64 i = 0; i < K; ++i) {
+                const i64 yy = sy + i - r;
+                if (yy < 0 || yy >= sh.H) continue;
+                for (i64 j = 0; j < K; ++j) {
+                    const i64 xx = sh.W - 1 + j - r;
+                    if (xx < 0 || xx >= sh.W) continue;
+                    T acc = 0;
+                    for (int cc = 0; cc < CB; ++cc)
+                        acc += gr[cc * plane + xo] * x[((b * sh.C + c + cc) * sh.H + yy) * sh.W + xx];
+                    gkr[(i * K + j) * plane + xo] += acc;
+                }
+            }
+    }
+}
+
+template <typename T, int R, int CB>
+void grad_kernel_rows(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, i64 sy, i64 c, i64 y, const T* u) {
+    const T* gp = grad + ((b * sh.C + c) * sh.Ho + y) * sh.Wo;
+    T* gkp = gk + (b * sh.kk() * sh.Ho + y) * sh.Wo;
+    i64 x0 = grad_kernel_tiles<T, R, CB, 2>(u, gp, gkp, sh, 0, sh.vec_cols());
+    x0 = grad_kernel_tiles<T, R, CB, 1>(u, gp, gkp, sh, x0, sh.vec_cols());
+    grad_kernel_columns<T, R, CB>(x, u, gp, gkp, sh, b, sy, c, x0);
+}
+
+template <typename T, int CB>
+void grad_kernel_block(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, i64 sy, i64 c, T* u) {
+    upsample_rows<T, CB>(x, sh, b, sy, c, u);
+    prefetch_rows(x, sh, b, sy, c + CB, std::min(sh.C, c + 2 * CB));
+    i64 y = sh.rows_begin(sy);
+    for (; y + 2 <= sh.rows_end(sy); y += 2) grad_kernel_rows<T, 2, CB>(grad, x, gk, sh, b, sy, c, y, u);
+    if (y < sh.rows_end(sy)) grad_kernel_rows<T, 1, CB>(grad, x, gk, sh, b, sy, c, y, u);
+}
+
+template <typename T>
+int grad_kernels(const T* grad, const T* x, T* gk, const Shape& sh, int nthreads) {
+    const i64 scratch = kChannelBlock * sh.K * sh.row_len();
+    return parallel_tasks<T>(sh.B * sh.H, nthreads, scratch, [&](i64 task, T* u) {
+        const i64 sy = task % sh.H, b = task / sh.H;
+        const i64 y0 = sh.rows_begin(sy), y1 = sh.rows_end(sy);
+        for (i64 ij = 0; ij < sh.kk(); ++ij)
+            std::fill(gk + ((b * sh.kk() + ij) * sh.Ho + y0) * sh.Wo, gk + ((b * sh.kk() + ij) * sh.Ho + y1) * sh.Wo,
+                      T(0));
+        channel_blocks(
+            0, sh.C, [&](i64 c) { grad_kernel_block<T, kChannelBlock>(grad, x, gk, sh, b, sy, c, u); },
+            [&](i64 c) { grad_kernel_block<T, 1>(grad, x, gk, sh, b, sy, c, u); });
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradient w.r.t. x: tasks over (b, source row h, channel chunk), each owns rows h of grad_x.
+// Output row y (of source row sy = h + r - i) reaches row h through tap row i. With q in [0, s*W)
+// the upsampled position of row h, g_u[q] = sum_{(i, y), j} g[y][x] k_ij[y][x] at x = q + (r-j)*s,
+// read from zero-padded copies (columns -r*s .. s*W + r*s) so every tile is full.
+// ---------------------------------------------------------------------------------------------
+
+// Call fn(p, i, y) for the output rows y that read source row h through tap row i, numbered p.
+template <typename Fn>
+i64 for_each_pair(const Shape& sh, i64 h, const Fn& fn) {
+    i64 p = 0;
+    for (i64 i = 0; i < sh.K; ++i) {
+        const i64 sy = h + sh.r() - i;
+        if (sy < 0 || sy >= sh.H) continue;
+        for (i64 y = sh.rows_begin(sy); y < sh.rows_end(sy); ++y) fn(p++, i, y);
+    }
+    return p;
+}
+
+// Copy columns [0, vec_cols()) of a row into dst at offset r*s; zero the rest of dst[0, row_len()).
+template <typename T>
+void padded_copy(const T* src, const Shape& sh, T* dst) {
+    const i64 pad = sh.r() * sh.s, len = sh.row_len(), vec = sh.vec_cols();
+    std::fill(dst, dst + pad, T(0));
+    std::copy(src, src + vec, dst + pad);
+    std::fill(dst + pad + vec, dst + len, T(0));
+}
+
+// g_u[cc][q] = sum_{p, j} kbuf[p][j][at] * gbuf[p][cc][at], at = q + (2r - j)*s the padded
+// position of column x = q + (r - j)*s; tiles in [q0, q1), returns the first q not done.
+template <typename T, int CB, int NV>
+i64 grad_x_tiles(const T* kbuf, const T* gbuf, i64 npairs, T* gu, const Shape& sh, i64 q0, i64 q1) {
+    constexpr i64 L = Simd<T>::lanes, XB = NV * L;
+    const i64 K = sh.K, s = sh.s, len = sh.row_len(), r = sh.r(), stride = s * sh.W;
+    for (; q0 + XB <= q1; q0 += XB) {
+        Vec<T> acc[CB][NV];
+        for (int cc = 0; cc < CB; ++cc)
+            for (int n = 0; n < NV; ++n) acc[cc][n] = Vec<T>{};
+        for (i64 p = 0; p < npairs; ++p) {
+            for (i64 j = 0; j < K; ++j) {
+                const i64 at = q0 + (2 * r - j) * s;
+                const T* kv = kbuf + (p * K + j) * len + at;
+                Vec<T> kvec[NV];
+                for (int n = 0; n < NV; ++n) kvec[n] = loadu(kv + n * L);
+                for (int cc = 0; cc < CB; ++cc) {
+                    const T* gv = gbuf + (p * CB + cc) * len + at;
+                    for (int n = 0; n < NV; ++n) acc[cc][n] += kvec[n] * loadu(gv + n * L);
+                }
+            }
+        }
+        for (int cc = 0; cc < CB; ++cc)
+            for (int n = 0; n < NV; ++n) storeu(gu + cc * stride + q0 + n * L, acc[cc][n]);
+    }
+    return q0;
+}
+
+template <typename T, int CB>
+void grad_x_columns(const T* kbuf, const T* gbuf, i64 npairs, T* gu, const Shape& sh, i64 q0, i64 q1) {
+    const i64 K = sh.K, s = sh.s, len = sh.row_len(), r = sh.r(), stride = s * sh.W;
+    for (i64 q = q0; q < q1; ++q)
+        for (int cc = 0; cc < CB; ++cc) {
+            T acc = 0;
+            for (i64 p = 0; p < npairs; ++p)
+                for (i64 j = 0; j < K; ++j) {
+                    const i64 at = q + (2 * r - j) * s;
+                    acc += kbuf[(p * K + j) * len + at] * gbuf[(p * CB + cc) * len + at];
+                }
+            gu[cc * stride + q] = acc;
+        }
+}
+
+template <typename T, int CB>
+void grad_x_block(const T* grad, const T* k, T* gx, const Shape& sh, i64 b, i64 h, i64 c, const T* kbuf, T* gbuf,
+                  T* gu) {
+    const i64 K = sh.K, len = sh.row_len(), vec = sh.vec_cols(), r = sh.r(), s = sh.s, plane = sh.plane();
+    const i64 stride = s * sh.W;
+    const auto grad_row = [&](int cc, i64 y) { return grad + ((b * sh.C + c + cc) * sh.Ho + y) * sh.Wo; };
+    const i64 npairs = for_each_pair(sh, h, [&](i64 p, i64, i64 y) {
+        for (int cc = 0; cc < CB; ++cc) padded_copy(grad_row(cc, y), sh, gbuf + (p * CB + cc) * len);
+    });
+    i64 q0 = grad_x_tiles<T, CB, 2>(kbuf, gbuf, npairs, gu, sh, 0, stride);
+    q0 = grad_x_tiles<T, CB, 1>(kbuf, gbuf, npairs, gu, sh, q0, stride);
+    grad_x_columns<T, CB>(kbuf, gbuf, npairs, gu, sh, q0, stride);
+    // Floor-mode columns x >= s*W read source column W-1+j-r.
+    for_each_pair(sh, h, [&](i64, i64 i, i64 y) {
+        const T* kp = k + ((b * sh.kk() + i * K) * sh.Ho + y) * sh.Wo;
+        for (i64 xo = vec; xo < sh.Wo; ++xo)
+            for (i64 j = 0; j < K; ++j) {
+                const i64 w = sh.W - 1 + j - r;
+                if (w < 0 || w >= sh.W) continue;
+                for (int cc = 0; cc < CB; ++cc) gu[cc * stride + w * s] += grad_row(cc, y)[xo] * kp[j * plane + xo];
+            }
+    });
+    for (int cc = 0; cc < CB; ++cc) {
+        T* dst = gx + ((b * sh.C + c + cc) * sh.H + h) * sh.W;
+        for (i64 w = 0; w < sh.W; ++w) {
+            T acc = 0;
+            for (i64 t = 0; t < s; ++t) acc += gu[cc * stride + w * s + t];
+            dst[w] = acc;
+        }
+    }
+}
+
+template <typename T>
+int grad_x(const T* grad, const T* k, T* gx, const Shape& sh, int nthreads) {
+    const i64 chunks = channel_chunks(sh, nthreads), per_chunk = chunk_channels(sh, chunks);
+    const i64 len = sh.row_len(), max_pairs = sh.K * sh.max_group_rows();
+    const i64 kbuf_len = max_pairs * sh.K * len, gbuf_len = max_pairs * kChannelBlock * len;
+    const i64 scratch = kbuf_len + gbuf_len + kChannelBlock * sh.s * sh.W;
+    return parallel_tasks<T>(sh.B * sh.H * chunks, nthreads, scratch, [&](i64 task, T* buf) {
+        const i64 chunk = task % chunks, h = (task / chunks) % sh.H, b = task / (chunks * sh.H);
+        const i64 c0 = std::min(sh.C, chunk * per_chunk), c1 = std::min(sh.C, c0 + per_chunk);
+        T *kbuf = buf, *gbuf = buf + kbuf_len, *gu = gbuf + gbuf_len;
+        for_each_pair(sh, h, [&](i64 p, i64 i, i64 y) {
+            for (i64 j = 0; j < sh.K; ++j)
+                padded_copy(k + ((b * sh.kk() + i * sh.K + j) * sh.Ho + y) * sh.Wo, sh, kbuf + (p * sh.K + j) * len);
+        });
+        channel_blocks(
+            c0, c1, [&](i64 c) { grad_x_block<T, kChannelBlock>(grad, k, gx, sh, b, h, c, kbuf, gbuf, gu); },
+            [&](i64 c) { grad_x_block<T, 1>(grad, k, gx, sh, b, h, c, kbuf, gbuf, gu); });
+    });
+}
+
+template <typename T>
+int backward(const T* grad, const T* x, const T* k, T* gx, T* gk, const Shape& sh, int nthreads) {
+    const int status = grad_x(grad, k, gx, sh, nthreads);
+    return status != 0 ? status : grad_kernels(grad, x, gk, sh, nthreads);
+}
+
+}  // namespace
+
+#define FADE_SHAPE_ARGS i64 B, i64 C, i64 H, i64 W, i64 Ho, i64 Wo, i64 K, i64 s
+#define FADE_SHAPE Shape{B, C, H, W, Ho, Wo, K, s}
+
+extern "C" {
+
+int fade_carafe_forward_f32(const float* x, const float* k, float* out, FADE_SHAPE_ARGS, int nthreads) {
+    return forward(x, k, out, FADE_SHAPE, nthreads);
+}
+
+int fade_carafe_forward_f64(const double* x, const double* k, double* out, FADE_SHAPE_ARGS, int nthreads) {
+    return forward(x, k, out, FADE_SHAPE, nthreads);
+}
+
+int fade_carafe_backward_f32(const float* grad, const float* x, const float* k, float* gx, float* gk,
+                             FADE_SHAPE_ARGS, int nthreads) {
+    return backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads);
+}
+
+int fade_carafe_backward_f64(const double* grad, const double* x, const double* k, double* gx, double* gk,
+                             FADE_SHAPE_ARGS, int nthreads) {
+    return backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads);
+}
+
+}  // extern "C"

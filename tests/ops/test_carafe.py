@@ -1,0 +1,304 @@
+"""fade.ops.carafe against a naive float64 loop reference, on both the native and the pure-PyTorch path.
+
+The reference implements the facts-file formula literally, one output value at a time:
+``out[b,c,y,x] = sum_{i,j} x[b, c, sy+i-r, sx+j-r] * k[b, i*K+j, y, x]`` with ``sy = min(y//s, H-1)``,
+``sx = min(x//s, W-1)``, ``r = K//2`` and zero outside x; its gradients are accumulated in the same loops.
+"""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from fade.ops import _native, carafe
+
+D = torch.float64
+
+# (B, C, H, W, H_out, W_out, K, scale): floor-mode, ceil-mode, exact, 1x1, scales 1-4, K 1-7.
+CASES = [
+    (2, 3, 7, 5, 15, 11, 5, 2),  # floor mode: 15x11 from 7x5
+    (1, 2, 8, 6, 15, 11, 3, 2),  # ceil mode: 15 from 8, 11 from 6
+    (1, 3, 1, 1, 2, 2, 3, 2),  # 1x1 map
+    (2, 2, 1, 1, 1, 1, 5, 1),  # 1x1 map, scale 1
+    (1, 2, 4, 5, 12, 15, 7, 3),  # scale 3, K 7
+    (1, 5, 4, 5, 14, 16, 3, 3),  # scale 3, floor mode in both dimensions, 5 channels (block + rest)
+    (1, 2, 3, 2, 12, 8, 1, 4),  # scale 4, K 1
+    (1, 1, 2, 3, 9, 11, 5, 4),  # scale 4, floor and ceil mode, K larger than the map
+    (1, 6, 3, 20, 6, 40, 5, 2),  # wide rows: full vector tiles plus remainder columns
+]
+
+
+def case_id(case):
+    b, c, h, w, ho, wo, k, s = case
+    return f"b{b}c{c}_{h}x{w}to{ho}x{wo}_k{k}_s{s}"
+
+
+def naive_carafe(x, kernels, scale, grad=None):
+    """Forward (and, given grad, the gradients w.r.t. x and kernels) by explicit loops in float64."""
+    bsz, chans, h, w = x.shape
+    _, kk, ho, wo = kernels.shape
+    k = math.isqrt(kk)
+    r = k // 2
+    xs, ks = x.double().tolist(), kernels.double().tolist()
+    gs = grad.double().tolist() if grad is not None else None
+    out = torch.zeros(bsz, chans, ho, wo, dtype=D).tolist()
+    gx = torch.zeros(bsz, chans, h, w, dtype=D).tolist()
+    gk = torch.zeros(bsz, kk, ho, wo, dtype=D).tolist()
+    for b in range(bsz):
+        for c in range(chans):
+            for y in range(ho):
+                sy = min(y // scale, h - 1)
+                for xo in range(wo):
+                    sx = min(xo // scale, w - 1)
+                    acc = 0.0
+                    for i in range(k):
+                        for j in range(k):
+                            yy, xx = sy + i - r, sx + j - r
+                            if 0 <= yy < h and 0 <= xx < w:
+                                acc += xs[b][c][yy][xx] * ks[b][i * k + j][y][xo]
+                                if gs is not None:
+                                    gx[b][c][yy][xx] += gs[b][c][y][xo] * ks[b][i * k + j][y][xo]
+                                    gk[b][i * k + j][y][xo] += gs[b][c][y][xo] * xs[b][c][yy][xx]
+                    out[b][c][y][xo] = acc
+    if grad is None:
+        return torch.tensor(out, dtype=D)
+    return torch.tensor(out, dtype=D), torch.tensor(gx, dtype=D), torch.tensor(gk, dtype=D)
+
+
+_NAIVE = {}
+
+
+def inputs(case, dtype=D):
+    """Deterministic (x, kernels, grad) for a case, and the naive results (computed once per case)."""
+    bsz, chans, h, w, ho, wo, k, scale = case
+    gen = torch.Generator().manual_seed(hash(case) % (2**31))
+    x = torch.randn(bsz, chans, h, w, generator=gen, dtype=D)
+    kernels = torch.randn(bsz, k * k, ho, wo, generator=gen, dtype=D).softmax(dim=1)
+    grad = torch.randn(bsz, chans, ho, wo, generator=gen, dtype=D)
+    if case not in _NAIVE:
+        _NAIVE[case] = naive_carafe(x, kernels, scale, grad)
+    return x.to(dtype), kernels.to(dtype), grad.to(dtype), _NAIVE[case]
+
+
+@pytest.fixture(params=["native", "fallback"])
+def path(request, monkeypatch):
+    """Run the test on the native kernel (which must build here) or on the pure-PyTorch path."""
+    if request.param == "native":
+        monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+        assert _native.available(), "the native carafe kernel failed to build on this machine"
+    else:
+        monkeypatch.setenv(_native.DISABLE_ENV, "1")
+        assert not _native.available()
+    return request.param
+
+
+def forward_and_grads(x, kernels, scale, grad):
+    x = x.detach().requires_grad_()
+    kernels = kernels.detach().requires_grad_()
+    out = carafe(x, kernels, scale)
+    gx, gk = torch.autograd.grad(out, (x, kernels), grad)
+    return out.detach(), gx, gk
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_forward_and_gradients_match_naive_float64(path, case):
+    x, kernels, grad, (ref, ref_gx, ref_gk) = inputs(case)
+    out, gx, gk = forward_and_grads(x, kernels, case[-1], grad)
+    assert out.dtype == D and out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, ref_gx, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gk, ref_gk, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_float32_matches_naive(path, case):
+    x, kernels, grad, (ref, ref_gx, ref_gk) = inputs(case, torch.float32)
+    out, gx, gk = forward_and_grads(x, kernels, case[-1], grad)
+    assert out.dtype == gx.dtype == gk.dtype == torch.float32
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx.double(), ref_gx, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gk.double(), ref_gk, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[4]], ids=case_id)
+def test_native_and_fallback_agree_in_float32(monkeypatch, case):
+    x, kernels, grad, _ = inputs(case, torch.float32)
+    monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+    native = forward_and_grads(x, kernels, case[-1], grad)
+    monkeypatch.setenv(_native.DISABLE_ENV, "1")
+    fallback = forward_and_grads(x, kernels, case[-1], grad)
+    for a, b in zip(native, fallback):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_dispatch_follows_the_environment_switch(monkeypatch):
+    calls = []
+    native_forward = _native.forward
+
+    def spy(*args):
+        calls.append(args[-1])
+        return native_forward(*args)
+
+    monkeypatch.setattr(_native, "forward", spy)
+    x, kernels, _, _ = inputs(CASES[0], torch.float32)
+    monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+    carafe(x, kernels, 2)
+    assert calls == [2]
+    monkeypatch.setenv(_native.DISABLE_ENV, "1")
+    carafe(x, kernels, 2)
+    assert calls == [2]
+
+
+@pytest.mark.parametrize("case", [(1, 2, 3, 4, 7, 9, 3, 2), (2, 1, 2, 2, 5, 4, 5, 2)], ids=case_id)
+def test_gradcheck(path, case):
+    x, kernels, _, _ = inputs(case)
+    x.requires_grad_()
+    kernels.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: carafe(a, b, case[-1]), (x, kernels))
+
+
+def test_scale_is_inferred_for_exact_multiples(path):
+    x, kernels, _, (ref, _, _) = inputs((1, 2, 4, 3, 12, 9, 3, 3))
+    torch.testing.assert_close(carafe(x, kernels), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_non_contiguous_and_channels_last_inputs(path):
+    case = CASES[0]
+    x, kernels, grad, (ref, ref_gx, ref_gk) = inputs(case)
+    # channels_last x; kernels as a transposed view of a (B, K*K, W_out, H_out) tensor.
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    k_view = kernels.transpose(2, 3).contiguous().transpose(2, 3)
+    assert not x_cl.is_contiguous() and not k_view.is_contiguous()
+    out, gx, gk = forward_and_grads(x_cl, k_view, 2, grad)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, ref_gx, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gk, ref_gk, rtol=1e-12, atol=1e-12)
+    # A strided slice of a larger tensor and a non-contiguous upstream gradient.
+    wide = torch.zeros(x.shape[0], 2 * x.shape[1], *x.shape[2:], dtype=D)
+    wide[:, ::2] = x
+    out, gx, gk = forward_and_grads(wide[:, ::2], kernels, 2, grad.transpose(2, 3).contiguous().transpose(2, 3))
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, ref_gx, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gk, ref_gk, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [(2, 9, 6, 5, 13, 11, 5, 2), (1, 13, 1, 2, 2, 4, 3, 2)], ids=case_id)
+def test_two_threads_give_the_single_thread_result(path, case):
+    x, kernels, grad, (ref, ref_gx, ref_gk) = inputs(case, torch.float32)
+    single = forward_and_grads(x, kernels, case[-1], grad)
+    torch.set_num_threads(2)
+    double = forward_and_grads(x, kernels, case[-1], grad)
+    for a, b, r in zip(double, single, (ref, ref_gx, ref_gk)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a.double(), r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_close_to_float32(path, dtype):
+    case = CASES[0]
+    x, kernels, grad, _ = inputs(case, torch.float32)
+    ref = forward_and_grads(x, kernels, 2, grad)
+    low = forward_and_grads(x.to(dtype), kernels.to(dtype), 2, grad.to(dtype))
+    tol = {torch.bfloat16: 3e-2, torch.float16: 5e-3}[dtype]
+    for a, b in zip(low, ref):
+        assert a.dtype == dtype
+        torch.testing.assert_close(a.float(), b, rtol=tol, atol=tol)
+
+
+def test_torch_compile_fullgraph_same_values_and_grads(path):
+    case = CASES[0]
+    x, kernels, grad, _ = inputs(case, torch.float32)
+    compiled = torch.compile(lambda a, b: carafe(a, b, 2), fullgraph=True)
+    xc, kc = x.clone().requires_grad_(), kernels.clone().requires_grad_()
+    out = compiled(xc, kc)
+    gx, gk = torch.autograd.grad(out, (xc, kc), grad)
+    eager = forward_and_grads(x, kernels, 2, grad)
+    for a, b in zip((out.detach(), gx, gk), eager):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+class _Reassemble(torch.nn.Module):
+    def forward(self, x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+        return carafe(x, kernels, 2)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_onnx_export_runs_in_onnxruntime(tmp_path, dynamo):
+    import onnxruntime as ort
+
+    case = CASES[0]
+    x, kernels, _, (ref, _, _) = inputs(case, torch.float32)
+    path = tmp_path / "carafe.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            torch.onnx.export(_Reassemble(), (x, kernels), dynamo=True, opset_version=18).save(str(path))
+        else:
+            torch.onnx.export(_Reassemble(), (x, kernels), str(path), dynamo=False, opset_version=17)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    (out,) = session.run(None, dict(zip(names, (x.numpy(), kernels.numpy()))))
+    torch.testing.assert_close(torch.from_numpy(out).double(), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape", "scale", "message"),
+    [
+        ((2, 3, 4), (2, 9, 8, 8), None, r"x: expected a 4-D tensor \(B, C, H, W\), got 3-D shape \(2, 3, 4\)"),
+        ((2, 3, 4, 4), (2, 9, 8), None, r"kernels: expected a 4-D tensor \(B, K\*K, H_out, W_out\), got 3-D"),
+        ((2, 3, 4, 4), (3, 9, 8, 8), None, r"batch mismatch: x has batch 2, kernels has batch 3"),
+        ((1, 3, 4, 4), (1, 8, 8, 8), None, r"expected K\*K channels with K odd .*got 8 channels"),
+        ((1, 3, 4, 4), (1, 4, 8, 8), None, r"expected K\*K channels with K odd .*got 4 channels"),
+        ((1, 3, 4, 4), (1, 9, 8, 7), None, r"cannot infer an integer scale .*\(4, 4\) .*\(8, 7\)"),
+        ((1, 3, 4, 4), (1, 9, 10, 8), 2, r"kernels spatial size vs x: .*\(8, 8\) at scale 2, got \(10, 8\)"),
+        ((1, 3, 4, 4), (1, 9, 8, 8), 0, r"scale must be a positive integer, got 0"),
+        ((1, 3, 4, 4), (1, 9, 8, 8), 2.0, r"scale must be a positive integer, got 2.0"),
+    ],
+)
+def test_invalid_inputs_raise(x_shape, k_shape, scale, message):
+    with pytest.raises(ValueError, match=message):
+        carafe(torch.zeros(x_shape), torch.zeros(k_shape), scale)
+
+
+def test_dtype_and_device_mismatch_raise():
+    x = torch.zeros(1, 2, 3, 3)
+    with pytest.raises(ValueError, match=r"dtype mismatch: x is torch.float32, kernels is torch.float64"):
+        carafe(x, torch.zeros(1, 9, 6, 6, dtype=D))
+    with pytest.raises(ValueError, match=r"device mismatch: x is on cpu, kernels on meta"):
+        carafe(x, torch.zeros(1, 9, 6, 6, device="meta"))
+
+
+def test_meta_tensors_give_shapes_without_computing():
+    out = carafe(torch.empty(2, 4, 7, 5, device="meta"), torch.empty(2, 25, 15, 11, device="meta"), 2)
+    assert out.device.type == "meta" and out.shape == (2, 4, 15, 11)
+
+
+def test_broken_compiler_warns_once_and_falls_back(monkeypatch, tmp_path):
+    monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+    monkeypatch.setenv(_native.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv("CXX", "false")
+    _native._library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"building the native carafe kernel with .*false failed"):
+            assert not _native.available()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            x, kernels, _, (ref, _, _) = inputs(CASES[0])
+            torch.testing.assert_close(carafe(x, kernels, 2), ref, rtol=1e-12, atol=1e-12)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        _native._library.cache_clear()
+
+
+def test_concurrent_builds_share_one_cached_library(monkeypatch, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv(_native.CACHE_ENV, str(tmp_path))
+    compiler = _native._compiler()
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: _native._build(compiler), range(2)))
+    assert paths[0] == paths[1]
+    assert [p.name for p in tmp_path.iterdir()] == [paths[0].name]
+    assert _native._build(compiler) == paths[0]
