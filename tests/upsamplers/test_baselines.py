@@ -359,15 +359,24 @@ def test_a2u_kernels_match_definition(s, low, high, rank):
     torch.testing.assert_close(gen.down_kernels(x, a), down_ref)
 
 
-def test_a2u_defaults_and_parameter_count():
+def test_a2u_defaults_and_parameter_counts():
     """Authors' matting config at s = 2: K = 3, k_e = k_d = 6, rank 1, GroupNorm(32)."""
-    gen = fade.create_upsampler("a2u", 256).down.kernels
+    down, up = fade.create_pair("a2u", 256)
+    gen = down.kernels
     assert (gen.kernel_size, gen.encoder_kernel_size, gen.down_kernel_size, gen.rank) == (3, 6, 6, 1)
     assert gen.norm_u.num_groups == 32
-    # per block: 2 GN (4C) + 2 dynamic 1x1 (C->36, +bias) + U, V (C->1, +bias) = 78C + 74
+    # pair: 2 GN (4C) + 2 dynamic 1x1 (C->36, +bias) + U, V (C->1, +bias) = 78C + 74;
+    # alone: no downsampling weights, 42C + 38
     for c in (64, 128, 256):
-        assert n_params(fade.create_upsampler("a2u", c)) == 78 * c + 74
-    assert sum(n_params(fade.create_upsampler("a2u", c)) for c in (64, 64, 128, 256)) == 40_232
+        down, up = fade.create_pair("a2u", c)
+        assert n_params(down) + n_params(up) == 78 * c + 74
+        assert n_params(fade.create_upsampler("a2u", c)) == 42 * c + 38
+    r34 = (64, 64, 128, 256)
+    down_ups = [fade.create_pair("a2u", c) for c in r34]
+    assert sum(n_params(d) + n_params(u) for d, u in down_ups) == 40_232
+    # published upsampling-only counts (SAPA tables): A2U-R34 +0.02M, SegFormer-B1 (6 x 256) +0.06M
+    assert round(sum(n_params(fade.create_upsampler("a2u", c)) for c in r34) / 1e6, 2) == 0.02
+    assert round(6 * n_params(fade.create_upsampler("a2u", 256)) / 1e6, 2) == 0.06
 
 
 # ------------------------------------------------------------------------------------------------
@@ -449,7 +458,8 @@ def sample_loop(img, px, py):
 def dysample_loop(up, de, size):
     b, c, h, w = de.shape
     s, g = up.scale, up.groups
-    off = 0.25 * (torch.einsum("oc,bchw->bohw", up.offset.weight[:, :, 0, 0], de) + up.offset.bias.view(1, -1, 1, 1))
+    weight, bias = up.offset.weight.detach()[:, :, 0, 0], up.offset.bias.detach()
+    off = 0.25 * (torch.einsum("oc,bchw->bohw", weight, de) + bias.view(1, -1, 1, 1))
     out = torch.zeros(b, c, *size, dtype=D)
     per = c // g
     for n in range(b):

@@ -10,7 +10,7 @@ from .dysample import DySample
 from .fade import FADE, FADELite, KernelUpsampler
 from .indexnet import IndexBlock, IndexedPool, IndexedUpsample
 from .interpolation import BilinearUpsample, DeconvUpsample, NearestUpsample, PixelShuffleUpsample
-from .pairs import MaxPoolDown, PairedUpsampler, PlainUp, create_pair
+from .pairs import MaxPoolDown, PairedUpsampler, PlainUp, create_pair, list_pairs, register_pair
 from .registry import create_upsampler, list_upsamplers, register_upsampler
 from .sapa import SAPA
 from .unpool import MaxPoolIndices, MaxUnpool
@@ -38,6 +38,8 @@ __all__ = [
     "SAPA",
     "create_pair",
     "create_upsampler",
+    "list_pairs",
     "list_upsamplers",
+    "register_pair",
     "register_upsampler",
 ]

@@ -16,6 +16,9 @@ The downsampling (A2D) reassembles x with the k_d x k_d kernels around each s x 
 Defaults follow the authors' matting configuration at s = 2: K = 3, k_e = k_d = 6, d = 1, shared
 filters, GroupNorm with 32 groups (gcd(32, C) groups when C is not a multiple of 32). Other scales
 keep two pixels of margin around each window (k_e = s + 4, k_d = s + 2(K - 1)).
+
+As a pair (``create_pair("a2u", ...)``) it has 78C + 74 parameters at those defaults (20,042 at
+C = 256); alone (``create_upsampler("a2u", ...)``, no A2D kernels) 42C + 38 (10,790).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from torch import Tensor, nn
 from ..ops.carafe import carafe
 from ..ops.resize import check_scale, check_sizes, nearest_upsample
 from .base import Upsampler
-from .pairs import PairedUpsampler, check_pool_input, pooled_size
+from .pairs import PairedUpsampler, check_pool_input, pooled_size, register_pair
 from .registry import register_upsampler
 
 __all__ = ["A2UDown", "A2UKernels", "A2UUp", "a2d"]
@@ -93,6 +96,8 @@ class A2UKernels(nn.Module):
         encoder_kernel_size: k_e, the U/V filter window (default s + 4; 6 at s = 2).
         down_kernel_size: k_d, the A2D window (default s + 2(K - 1); 6 at s = 2, K = 3).
         rank: d, the rank of the bilinear form (authors: 1).
+        downsample: also predict the A2D kernels (the pair); False for the upsampler alone, which
+            then has no parameters it does not use.
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class A2UKernels(nn.Module):
         encoder_kernel_size: int | None = None,
         down_kernel_size: int | None = None,
         rank: int = 1,
+        downsample: bool = True,
         device=None,
         dtype=None,
     ) -> None:
@@ -124,10 +130,11 @@ class A2UKernels(nn.Module):
         self.filter_u = nn.Conv2d(channels, rank, 1, **f)
         self.filter_v = nn.Conv2d(channels, rank, 1, **f)
         self.up_weights = nn.Conv2d(channels, rank * kernel_size**2 * s**2, 1, **f)
-        self.down_weights = nn.Conv2d(channels, rank * self.down_kernel_size**2, 1, **f)
+        self.down_weights = nn.Conv2d(channels, rank * self.down_kernel_size**2, 1, **f) if downsample else None
         for m in (self.filter_u, self.filter_v, self.up_weights, self.down_weights):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
+            if m is not None:
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def _filtered(self, x: Tensor, filters: Tensor, norm: nn.GroupNorm, low_hw: tuple[int, int]) -> Tensor:
         """LReLU(GN(filters * x)): every channel convolved with each per-sample filter, (B, d, C, h, w)."""
@@ -163,6 +170,11 @@ class A2UKernels(nn.Module):
 
     def down_kernels(self, x: Tensor, affinity: Tensor) -> Tensor:
         """Normalised downsampling kernels, Tensor[B, k_d*k_d, h, w]."""
+        if self.down_weights is None:
+            raise ValueError(
+                "A2UKernels(downsample=False) predicts no downsampling kernels: the stand-alone upsampler "
+                "cannot pool; build the pair with create_pair('a2u', ...)"
+            )
         return self._mix(self.down_weights, x, affinity).softmax(dim=1)
 
 
@@ -205,7 +217,12 @@ class A2UUp(Upsampler):
         return carafe(de, nearest_upsample(context, tuple(en.shape[-2:]), 1), self.scale)
 
 
+@register_pair("a2u")
+def _a2u_pair(en_channels: int, de_channels: int, scale: int, **options) -> tuple[A2UDown, A2UUp]:
+    return A2UDown(A2UKernels(en_channels, scale, **options)), A2UUp(en_channels, de_channels, scale)
+
+
 @register_upsampler("a2u")
 def _a2u(en_channels: int, de_channels: int, scale: int, **options) -> PairedUpsampler:
-    """A2U; alone, the kernels come from en (the pre-pool feature)."""
-    return PairedUpsampler(A2UDown(A2UKernels(en_channels, scale, **options)), A2UUp(en_channels, de_channels, scale))
+    """A2U alone: the upsampling kernels come from en (the pre-pool feature); no A2D kernels."""
+    return PairedUpsampler(*_a2u_pair(en_channels, de_channels, scale, downsample=False, **options))

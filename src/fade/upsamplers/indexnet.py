@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..ops.resize import check_scale, check_sizes, nearest_upsample
 from .base import Upsampler
-from .pairs import PairedUpsampler, check_pool_input, pooled_size
+from .pairs import PairedUpsampler, check_pool_input, pooled_size, register_pair
 from .registry import register_upsampler
 
 __all__ = ["IndexBlock", "IndexedPool", "IndexedUpsample", "index_maps", "indexed_pool", "indexed_upsample"]
@@ -186,23 +186,37 @@ class IndexedUpsample(Upsampler):
         return indexed_upsample(de, context, tuple(en.shape[-2:]), self.scale)
 
 
-def _indexnet(en_channels: int, de_channels: int, scale: int, kind: BlockKind, **options) -> PairedUpsampler:
+def _indexnet_pair(
+    en_channels: int, de_channels: int, scale: int, kind: BlockKind, **options
+) -> tuple[IndexedPool, IndexedUpsample]:
     if kind == "depthwise" and en_channels != de_channels:
         raise ValueError(
             "depthwise IndexNet predicts one index map per encoder channel: expected de_channels == "
             f"en_channels, got en_channels={en_channels}, de_channels={de_channels}"
         )
     up = IndexedUpsample(en_channels, de_channels, scale)
-    return PairedUpsampler(IndexedPool(IndexBlock(en_channels, scale, kind, **options)), up)
+    return IndexedPool(IndexBlock(en_channels, scale, kind, **options)), up
+
+
+@register_pair("indexnet")
+def _indexnet_m2o_pair(en_channels: int, de_channels: int, scale: int, **options) -> tuple[IndexedPool, IndexedUpsample]:
+    """The paper's best: M2O depthwise index block, nonlinear, with context (C_de == C_en)."""
+    return _indexnet_pair(en_channels, de_channels, scale, "depthwise", **options)
+
+
+@register_pair("indexnet_holistic")
+def _indexnet_holistic_pair(
+    en_channels: int, de_channels: int, scale: int, **options
+) -> tuple[IndexedPool, IndexedUpsample]:
+    """Holistic index block, nonlinear (hidden 2C, as the authors' HIN), with context."""
+    return _indexnet_pair(en_channels, de_channels, scale, "holistic", **{"expansion": 2, **options})
 
 
 @register_upsampler("indexnet")
 def _indexnet_m2o(en_channels: int, de_channels: int, scale: int, **options) -> PairedUpsampler:
-    """The paper's best: M2O depthwise index block, nonlinear, with context (C_de == C_en)."""
-    return _indexnet(en_channels, de_channels, scale, "depthwise", **options)
+    return PairedUpsampler(*_indexnet_m2o_pair(en_channels, de_channels, scale, **options))
 
 
 @register_upsampler("indexnet_holistic")
 def _indexnet_holistic(en_channels: int, de_channels: int, scale: int, **options) -> PairedUpsampler:
-    """Holistic index block, nonlinear (hidden 2C, as the authors' HIN), with context."""
-    return _indexnet(en_channels, de_channels, scale, "holistic", **{"expansion": 2, **options})
+    return PairedUpsampler(*_indexnet_holistic_pair(en_channels, de_channels, scale, **options))

@@ -16,10 +16,13 @@ max-pooling, ``context`` is None and ``up`` wraps the upsampler. For a paired op
 ``create_upsampler(name, ...)`` returns a :class:`PairedUpsampler`, whose ``forward(en, de)`` is
 ``up(en, de, down.context(en, de's size))``: en IS the pre-pool feature, so computing the context
 from it gives exactly what the pair passes. Parameters live in ``down`` only, so a model holding
-both halves counts each parameter once.
+both halves counts each parameter once. Paired operators register their pair factory with
+:func:`register_pair` and their stand-alone form with ``register_upsampler``.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,7 +30,36 @@ from torch import Tensor, nn
 from ..ops.resize import check_scale
 from .registry import create_upsampler
 
-__all__ = ["MaxPoolDown", "PairedUpsampler", "PlainUp", "check_pool_input", "create_pair", "pooled_size"]
+__all__ = [
+    "MaxPoolDown",
+    "PairedUpsampler",
+    "PlainUp",
+    "check_pool_input",
+    "create_pair",
+    "list_pairs",
+    "pooled_size",
+    "register_pair",
+]
+
+PairFactory = Callable[..., tuple[nn.Module, nn.Module]]
+_PAIRS: dict[str, PairFactory] = {}
+
+
+def register_pair(name: str) -> Callable[[PairFactory], PairFactory]:
+    """Decorator: register ``factory(en_channels, de_channels, scale, **options) -> (down, up)``."""
+
+    def register(factory: PairFactory) -> PairFactory:
+        if name in _PAIRS:
+            raise ValueError(f"pair {name!r} is already registered")
+        _PAIRS[name] = factory
+        return factory
+
+    return register
+
+
+def list_pairs() -> list[str]:
+    """The names whose operator comes with its own downsampling, sorted."""
+    return sorted(_PAIRS)
 
 
 def check_pool_input(x: Tensor, scale: int, channels: int | None = None) -> None:
@@ -107,12 +139,12 @@ def create_pair(
     """The (down, up) pair for upsampler ``name``; valid for every name in ``list_upsamplers()``.
 
     Args and Raises: as :func:`fade.create_upsampler` (``en_channels`` are the channels of the
-    feature that ``down`` pools).
+    feature that ``down`` pools). Names in :func:`list_pairs` get their own pair; every other name
+    gets max-pooling and the upsampler.
 
     Returns:
         ``down`` with ``forward(x) -> (y, context)``, ``up`` with ``forward(en, de, context)``.
     """
-    upsampler = create_upsampler(name, en_channels, de_channels, scale, **options)
-    if isinstance(upsampler, PairedUpsampler):
-        return upsampler.down, upsampler.up
-    return MaxPoolDown(scale), PlainUp(upsampler)
+    if name in _PAIRS:
+        return _PAIRS[name](en_channels, en_channels if de_channels is None else de_channels, scale, **options)
+    return MaxPoolDown(scale), PlainUp(create_upsampler(name, en_channels, de_channels, scale, **options))

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import create_upsampler, list_upsamplers
-from .pairs import PairedUpsampler
+from . import create_pair, create_upsampler, list_pairs, list_upsamplers
 
 __all__ = ["DESCRIPTIONS", "describe", "markdown_table"]
 
@@ -76,14 +75,15 @@ def _parameters(module: nn.Module) -> int:
 
 def describe(name: str, channels: int = 256) -> dict[str, object]:
     """One row of the table for upsampler ``name``."""
-    module = create_upsampler(name, channels, scale=2)
+    down, up = create_pair(name, channels, scale=2)
     c = _PROBE_CHANNELS
     return {
         "name": name,
         "operator": DESCRIPTIONS.get(name, "-"),
-        "parameters": _parameters(module),
+        "parameters": _parameters(create_upsampler(name, channels, scale=2)),
+        "pair_parameters": _parameters(down) + _parameters(up),
         "uses_en": "content" if _uses_en_content(name) else "size only",
-        "pair": "own down/up" if isinstance(module, PairedUpsampler) else "max-pool + up",
+        "pair": "own down/up" if name in list_pairs() else "max-pool + up",
         "scales": [s for s in _PROBE_SCALES if _runs(name, c, c, s)],
         "channels_differ": _runs(name, c, c + 4, 2),
     }
@@ -92,14 +92,16 @@ def describe(name: str, channels: int = 256) -> dict[str, object]:
 def markdown_table(channels: int = 256) -> str:
     """The markdown table of every registered upsampler."""
     lines = [
-        f"| name | operator | params (C={channels}, s=2) | uses en | pair (`create_pair`) | scales tried | C_en != C_de |",
-        "|---|---|---:|---|---|---|---|",
+        f"| name | operator | params alone (C={channels}, s=2) | params as pair | uses en | pair (`create_pair`) "
+        "| scales tried | C_en != C_de |",
+        "|---|---|---:|---:|---|---|---|---|",
     ]
     for name in list_upsamplers():
         row = describe(name, channels)
         scales = ", ".join(str(s) for s in row["scales"]) or "none"
         lines.append(
-            f"| `{name}` | {row['operator']} | {row['parameters']:,} | {row['uses_en']} | {row['pair']} | "
+            f"| `{name}` | {row['operator']} | {row['parameters']:,} | {row['pair_parameters']:,} | "
+            f"{row['uses_en']} | {row['pair']} | "
             f"{scales} | {'yes' if row['channels_differ'] else 'no'} |"
         )
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ..ops.resize import check_scale, check_sizes
 from .base import Upsampler
-from .pairs import PairedUpsampler, check_pool_input, pooled_size
+from .pairs import PairedUpsampler, check_pool_input, pooled_size, register_pair
 from .registry import register_upsampler
 
 __all__ = ["MaxPoolIndices", "MaxUnpool", "max_pool_indices", "max_unpool"]
@@ -102,7 +102,12 @@ class MaxUnpool(Upsampler):
         return max_unpool(de, context, tuple(en.shape[-2:]))
 
 
+@register_pair("unpool")
+def _unpool_pair(en_channels: int, de_channels: int, scale: int) -> tuple[MaxPoolIndices, MaxUnpool]:
+    return MaxPoolIndices(scale), MaxUnpool(en_channels, de_channels, scale)
+
+
 @register_upsampler("unpool")
 def _unpool(en_channels: int, de_channels: int, scale: int) -> PairedUpsampler:
-    """Max-unpooling; alone, the indices are the argmax over en's s x s windows."""
-    return PairedUpsampler(MaxPoolIndices(scale), MaxUnpool(en_channels, de_channels, scale))
+    """Max-unpooling alone: the indices are the argmax over en's s x s windows."""
+    return PairedUpsampler(*_unpool_pair(en_channels, de_channels, scale))
