@@ -19,6 +19,7 @@ the nonlinear block is ``expansion * C`` (1 for DIN, 2 for HIN in the authors' c
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -46,7 +47,7 @@ def index_maps(logits: Tensor) -> tuple[Tensor, Tensor]:
         placed at pixel (s*y + i, s*x + j).
     """
     b, g, s2, h, w = logits.shape
-    s = round(s2**0.5)
+    s = math.isqrt(s2)
     if s * s != s2:
         raise ValueError(f"logits: expected s*s window positions in dim 2, got {s2}")
     y = torch.sigmoid(logits)
