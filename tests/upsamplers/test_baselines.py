@@ -405,7 +405,7 @@ def sapa_loop(q, k, v, kernel_size, s):
     return out
 
 
-@pytest.mark.parametrize("s, low, high", [SIZES[0], SIZES[1], SIZES[3]])
+@pytest.mark.parametrize("s, low, high", [SIZES[0], SIZES[1], SIZES[3], (2, (7, 5), (15, 9)), (3, (4, 5), (11, 17))])
 def test_sapa_attention_matches_loop(s, low, high):
     q, k = torch.randn(2, 5, *high, dtype=D), torch.randn(2, 5, *low, dtype=D)
     v = torch.randn(2, 3, *low, dtype=D)

@@ -6,7 +6,7 @@ encoder feature as query, ``q = Linear(LayerNorm(en))``, and the decoder feature
 ``k = Linear(LayerNorm(de))`` (the "bilinear" similarity, SAPA-B, of the authors' release). Keys
 outside the map are zero (similarity 0), values outside are zero, as in the authors' CUDA kernels.
 The weighted sum is a CARAFE reassembly of ``de`` with the attention as kernels, so it reuses
-:func:`fade.ops.carafe`; the similarity is accumulated one tap at a time (no K*K x d intermediate).
+:func:`fade.ops.carafe`; the similarity is built one key-row tap at a time (no K*K x d intermediate).
 
 Defaults K = 5 and embedding dimension d = 32: the released module defaults to d = 64, but the
 published parameter counts (+0.1M in SegFormer-B1 with six upsamplers at C = 256, +0.04M in A2U
@@ -33,6 +33,10 @@ def local_similarity(query: Tensor, key: Tensor, kernel_size: int, scale: int) -
     ``sim[b, i*K + j, Y, X] = sum_d query[b, d, Y, X] * key[b, d, sy + i - K//2, sx + j - K//2]``,
     ``sy = min(Y // scale, h - 1)`` (likewise sx), zero outside the key map.
 
+    One key-row tap at a time: the key rows are gathered to the query rows, the K column taps are a
+    sliding-window view, and the s queries that share a key column meet their K keys in one batched
+    product. Memory O(d * K * H * W / s) beyond the output.
+
     Args:
         query: Tensor[B, d, H, W], high resolution.
         key: Tensor[B, d, h, w], low resolution, |H - s*h| < s and |W - s*w| < s.
@@ -51,16 +55,22 @@ def local_similarity(query: Tensor, key: Tensor, kernel_size: int, scale: int) -
         raise ValueError(f"kernel_size: expected a positive odd integer, got {kernel_size!r}")
     (ho, wo), (h, w) = query.shape[-2:], key.shape[-2:]
     check_sizes((h, w), (ho, wo), scale, "query spatial size vs key")
-    r = kernel_size // 2
-    rows = source_index(ho, h, scale, query.device)
-    cols = source_index(wo, w, scale, query.device)
-    padded = F.pad(key, (r, r, r, r))
-    taps = []
-    for i in range(kernel_size):
-        key_rows = padded.index_select(2, rows + i)
-        for j in range(kernel_size):
-            taps.append((query * key_rows.index_select(3, cols + j)).sum(dim=1))
-    return torch.stack(taps, dim=1)
+    b, d = query.shape[:2]
+    k, r, s = kernel_size, kernel_size // 2, scale
+    rows = source_index(ho, h, s, query.device)
+    q = query.permute(0, 2, 3, 1)
+    core = min(wo, s * w)
+    q_core = F.pad(q[:, :, :core], (0, 0, 0, s * w - core)).reshape(b, ho, w, s, d)
+    keys = F.pad(key, (r, r, r, r)).permute(0, 2, 3, 1)
+    row_taps = []
+    for i in range(k):
+        windows = keys.index_select(1, rows + i).unfold(2, k, 1)
+        sim = torch.einsum("bywsd,bywdk->bywsk", q_core, windows).reshape(b, ho, s * w, k)[:, :, :core]
+        if wo > core:
+            extra = torch.einsum("byxd,bydk->byxk", q[:, :, core:], windows[:, :, w - 1])
+            sim = torch.cat([sim, extra], dim=2)
+        row_taps.append(sim)
+    return torch.stack(row_taps, dim=3).reshape(b, ho, wo, k * k).permute(0, 3, 1, 2).contiguous()
 
 
 def sapa_attention(query: Tensor, key: Tensor, value: Tensor, kernel_size: int, scale: int) -> Tensor:
