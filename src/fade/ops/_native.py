@@ -31,8 +31,11 @@ __all__ = ["DISABLE_ENV", "CACHE_ENV", "available", "backward", "forward", "supp
 DISABLE_ENV = "FADE_DISABLE_NATIVE"
 CACHE_ENV = "FADE_CACHE_DIR"
 _SOURCE = Path(__file__).with_name("csrc") / "carafe_cpu.cpp"
-_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread")
+_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-Wno-psabi")
+# Tuned for this CPU if the compiler can, else portable code.
+_ARCH_FLAGS = (("-march=native",), ())
 _COMPILE_TIMEOUT_S = 300
+_MAX_DETAIL_CHARS = 2000
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 _CONVERTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -61,31 +64,35 @@ def _cache_dir() -> Path:
 
 
 def _build(compiler: str) -> Path:
-    """Compile the kernel into the cache (if not there yet) and return the library's path."""
-    key = hashlib.sha256()
-    for part in (_SOURCE.read_bytes(), compiler.encode(), " ".join(_FLAGS).encode(), _cpu_signature().encode()):
-        key.update(part)
-        key.update(b"\0")
+    """Compile the kernel into the cache (if not there yet) and return the library's path.
+
+    Tries ``-march=native`` first, then portable flags; raises the last compiler error if both fail.
+    """
     cache = _cache_dir()
-    target = cache / f"carafe_cpu-{key.hexdigest()[:20]}.so"
-    if target.exists():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".carafe_cpu-", suffix=".so")
-    os.close(fd)
-    try:
-        subprocess.run(
-            [compiler, *_FLAGS, str(_SOURCE), "-o", tmp],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=_COMPILE_TIMEOUT_S,
-        )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    error: subprocess.SubprocessError | None = None
+    for arch in _ARCH_FLAGS:
+        flags = (*_FLAGS, *arch)
+        key = hashlib.sha256()
+        for part in (_SOURCE.read_bytes(), compiler.encode(), " ".join(flags).encode(), _cpu_signature().encode()):
+            key.update(part)
+            key.update(b"\0")
+        target = cache / f"carafe_cpu-{key.hexdigest()[:20]}.so"
+        if target.exists():
+            return target
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".carafe_cpu-", suffix=".so")
+        os.close(fd)
+        try:
+            cmd = [compiler, *flags, str(_SOURCE), "-o", tmp]
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
+            os.replace(tmp, target)
+            return target
+        except subprocess.SubprocessError as err:
+            error = err
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise error
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -110,7 +117,7 @@ def _library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(_build(compiler)))
         _declare(lib)
     except (OSError, subprocess.SubprocessError, AttributeError) as err:
-        detail = getattr(err, "stderr", None) or err
+        detail = str(getattr(err, "stderr", None) or err)[-_MAX_DETAIL_CHARS:]
         warnings.warn(
             f"fade: building the native carafe kernel with {compiler} failed, using the pure-PyTorch path: {detail}",
             RuntimeWarning,

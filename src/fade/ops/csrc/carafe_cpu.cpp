@@ -3,16 +3,21 @@
 // out[b,c,y,x] = sum_{i,j<K} x[b,c, sy+i-r, sx+j-r] * k[b, i*K+j, y, x],  r = K/2,
 // sy = min(y/s, H-1), sx = min(x/s, W-1), zero outside x.
 //
-// Vectorisable form: let u_i be source row (sy+i-r) of x upsampled s times along the width by
-// nearest neighbour and zero-padded by r*s on each side, u_i[q] = x[.., q/s - r]. For columns
-// x < min(W_out, s*W) (where sx = x/s) the tap (i, j) reads u_i[x + j*s], so every output row is
-// a sum of K*K contiguous products k_ij[y, :] * u_i[j*s : j*s + W_out]. The few floor-mode columns
-// x >= s*W (sx = W-1 there) are computed directly.
+// Vectorisable form: let u_t be source row t of x upsampled s times along the width by nearest
+// neighbour and zero-padded by r*s on each side, u_t[q] = x[.., t, q/s - r] (zero rows for t
+// outside [0, H)). For columns x < min(W_out, s*W), where sx = x/s, tap (i, j) of output row y
+// reads u_{sy+i-r}[x + j*s], so an output row is a sum of K*K contiguous products
+// k_ij[y, :] * u_{sy+i-r}[j*s : j*s + W_out]. The few floor-mode columns x >= s*W (sx = W-1
+// there) are computed by the definition.
 //
-// Gradients use the same rows: grad_k[ij,y,x] = sum_c grad[c,y,x] * u_i[c][x + j*s]; grad_x of
-// source row h gathers, from every output row whose tap row i lands on h, the products
-// grad*k_ij into a buffer g_u[x + j*s] and folds it back: grad_x[w] = sum_{t<s} g_u[(w+r)*s + t].
-// Every task writes its own output rows, so threads never write the same memory.
+// grad_k[ij,y,x] = sum_c grad[c,y,x] * u_{sy+i-r}[c][x + j*s] uses the same rows. grad_x of
+// source row h gathers g_u[q] = sum over the output rows y that reach h through tap row i
+// (sy = h+r-i) and over j of grad[y][x] * k_ij[y][x] at x = q + (r-j)*s, then folds it:
+// grad_x[h][w] = sum_{t<s} g_u[w*s + t].
+//
+// Source rows are walked in order, so each upsampled row (and each padded gradient row) is built
+// once into a small ring buffer and read K times. Every task writes its own rows of the result,
+// so threads never write the same memory.
 //
 // Plain C++17 without torch headers; called through ctypes. Entry points return 0 on success,
 // 1 when scratch memory cannot be allocated.
@@ -30,7 +35,8 @@ namespace {
 
 using i64 = int64_t;
 
-constexpr int kChannelBlock = 4;  // channels sharing one pass over the kernels
+constexpr int kChannelBlock = 4;   // channels sharing one pass over the kernels
+constexpr i64 kGroupChannels = 16;  // channels per forward / grad_x task (they share kernel rows in cache)
 
 // 64-byte vectors (GCC/Clang vector extensions): AVX-512 registers, or pairs of narrower ones.
 template <typename T>
@@ -61,7 +67,7 @@ struct Shape {
     i64 plane() const { return Ho * Wo; }
     // Columns [0, vec_cols()) follow the shifted-row form; the rest (at most s-1) read column W-1.
     i64 vec_cols() const { return std::min(Wo, s * W); }
-    // Length of one upsampled, zero-padded row u_i.
+    // Length of one upsampled, zero-padded row.
     i64 row_len() const { return (W + 2 * r()) * s; }
     i64 rows_begin(i64 sy) const { return sy * s; }
     i64 rows_end(i64 sy) const { return sy == H - 1 ? Ho : std::min(Ho, sy * s + s); }
@@ -69,22 +75,26 @@ struct Shape {
     i64 max_group_rows() const { return std::max(std::min(s, Ho), Ho - s * (H - 1)); }
 };
 
-// Run fn(task, scratch) for task in [0, ntasks) on up to nthreads threads (the caller is one of
-// them). Scratch of scratch_len elements per thread is allocated up front.
+// Run fn(task, buf, idx) for task in [0, ntasks) on up to nthreads threads (the caller is one of
+// them); each thread gets buf_len elements of T and idx_len indices of scratch, allocated up front.
 template <typename T, typename Fn>
-int parallel_tasks(i64 ntasks, int nthreads, i64 scratch_len, const Fn& fn) {
+int parallel_tasks(i64 ntasks, int nthreads, i64 buf_len, i64 idx_len, const Fn& fn) {
     if (ntasks <= 0) return 0;
     const i64 workers = std::max<i64>(1, std::min<i64>(nthreads, ntasks));
-    std::vector<T> scratch;
+    buf_len = std::max<i64>(buf_len, 1);
+    idx_len = std::max<i64>(idx_len, 1);
+    std::vector<T> buf;
+    std::vector<i64> idx;
     try {
-        scratch.resize(static_cast<size_t>(workers * std::max<i64>(scratch_len, 1)));
+        buf.resize(static_cast<size_t>(workers * buf_len));
+        idx.resize(static_cast<size_t>(workers * idx_len));
     } catch (const std::bad_alloc&) {
         return 1;
     }
     std::atomic<i64> next{0};
     auto body = [&](i64 worker) {
-        T* buf = scratch.data() + worker * std::max<i64>(scratch_len, 1);
-        for (i64 t = next.fetch_add(1); t < ntasks; t = next.fetch_add(1)) fn(t, buf);
+        for (i64 t = next.fetch_add(1); t < ntasks; t = next.fetch_add(1))
+            fn(t, buf.data() + worker * buf_len, idx.data() + worker * idx_len);
     };
     std::vector<std::thread> pool;
     for (i64 w = 1; w < workers; ++w) {
@@ -97,6 +107,13 @@ int parallel_tasks(i64 ntasks, int nthreads, i64 scratch_len, const Fn& fn) {
     body(0);
     for (auto& th : pool) th.join();
     return 0;
+}
+
+// Number of parts to split n rows into so that outer * parts tasks keep the threads busy.
+i64 row_parts(i64 outer, i64 n, int nthreads) {
+    if (nthreads <= 1) return 1;
+    const i64 wanted = (4 * static_cast<i64>(nthreads) + outer - 1) / std::max<i64>(outer, 1);
+    return std::max<i64>(1, std::min(n, wanted));
 }
 
 // Repeat each of the n values of row S times into dst (S fixed, so the loop vectorises).
@@ -118,7 +135,7 @@ void repeat(const T* row, i64 n, i64 s, T* dst) {
     }
 }
 
-// u[q] = row[q/s - r] for q in [0, (W+2r)*s), zero where q/s - r is outside [0, W) or row is null.
+// u[q] = row[q/s - r] for q in [0, row_len()), zero where q/s - r is outside [0, W) or row is null.
 template <typename T>
 void upsample_row(const T* row, const Shape& sh, T* u) {
     const i64 pad = sh.r() * sh.s, len = sh.row_len();
@@ -131,11 +148,39 @@ void upsample_row(const T* row, const Shape& sh, T* u) {
     std::fill(u + pad + sh.s * sh.W, u + len, T(0));
 }
 
-// Source row sy+i-r of channel plane xc, or null when it lies in the zero padding.
+// Ring of upsampled source rows for `channels` channels: row t lives in slot t mod K, laid out
+// [slot][channel][row_len]. rows(sy) gives the K rows sy-r .. sy+r.
 template <typename T>
-const T* source_row(const T* xc, const Shape& sh, i64 sy, i64 i) {
-    const i64 row = sy + i - sh.r();
-    return (row < 0 || row >= sh.H) ? nullptr : xc + row * sh.W;
+struct RowRing {
+    T* buf;
+    i64 channels;
+    const Shape& sh;
+
+    i64 slot(i64 t) const { return ((t % sh.K) + sh.K) % sh.K; }
+    T* row(i64 ch, i64 t) const { return buf + (slot(t) * channels + ch) * sh.row_len(); }
+    // Upsample source row t of channel plane xc (zero row outside [0, H)) into its slot.
+    void load(const T* xc, i64 ch, i64 t) const {
+        upsample_row((t < 0 || t >= sh.H) ? nullptr : xc + t * sh.W, sh, row(ch, t));
+    }
+};
+
+// The K upsampled rows around one source row for a block of channels: at(i, cc) = u_{sy+i-r}[cc].
+template <typename T>
+struct TapRows {
+    const T* base;  // ring buffer at channel ch0
+    i64 slot_stride, first_slot, K, len;
+
+    const T* at(i64 i, int cc) const {
+        i64 slot = first_slot + i;
+        if (slot >= K) slot -= K;
+        return base + slot * slot_stride + cc * len;
+    }
+};
+
+template <typename T>
+TapRows<T> tap_rows(const RowRing<T>& ring, i64 ch0, i64 sy) {
+    const i64 len = ring.sh.row_len();
+    return TapRows<T>{ring.buf + ch0 * len, ring.channels * len, ring.slot(sy - ring.sh.r()), ring.sh.K, len};
 }
 
 // One output value by the definition (used for floor-mode columns x >= s*W).
@@ -164,52 +209,28 @@ void channel_blocks(i64 c0, i64 c1, const BlockFn& block, const SingleFn& single
     for (; c < c1; ++c) single(c);
 }
 
-// Split channels into chunks only when (batch x rows) gives too few tasks to fill the threads.
-i64 channel_chunks(const Shape& sh, int nthreads) {
-    const i64 rows = std::max<i64>(1, sh.B * sh.H);
-    const i64 wanted = (4 * static_cast<i64>(nthreads) + rows - 1) / rows;
-    const i64 blocks = (sh.C + kChannelBlock - 1) / kChannelBlock;
-    return std::max<i64>(1, std::min(wanted, blocks));
-}
+// Task t of B * groups * parts: (b, channel range, source row range).
+struct TaskRange {
+    i64 b, c0, c1, h0, h1;
+};
 
-// Channels per chunk, a multiple of kChannelBlock.
-i64 chunk_channels(const Shape& sh, i64 chunks) {
-    const i64 per = (sh.C + chunks - 1) / chunks;
-    return (per + kChannelBlock - 1) / kChannelBlock * kChannelBlock;
-}
-
-// Ask for the K source rows around sy of channels [c, c1) to be fetched into cache (they lie in
-// different channel planes, which the hardware prefetcher does not follow).
-template <typename T>
-void prefetch_rows(const T* x, const Shape& sh, i64 b, i64 sy, i64 c, i64 c1) {
-    constexpr i64 line = 64 / sizeof(T);
-    for (; c < c1; ++c)
-        for (i64 i = 0; i < sh.K; ++i) {
-            const T* row = source_row(x + (b * sh.C + c) * sh.H * sh.W, sh, sy, i);
-            if (row == nullptr) continue;
-            for (i64 w = 0; w < sh.W; w += line) __builtin_prefetch(row + w);
-        }
-}
-
-// Build u[cc][i] (CB x K rows of row_len) for CB channels from c, around source row sy.
-template <typename T, int CB>
-void upsample_rows(const T* x, const Shape& sh, i64 b, i64 sy, i64 c, T* u) {
-    for (int cc = 0; cc < CB; ++cc) {
-        const T* xc = x + (b * sh.C + c + cc) * sh.H * sh.W;
-        for (i64 i = 0; i < sh.K; ++i) upsample_row(source_row(xc, sh, sy, i), sh, u + (cc * sh.K + i) * sh.row_len());
-    }
+TaskRange task_range(const Shape& sh, i64 task, i64 groups, i64 parts) {
+    const i64 part = task % parts, group = (task / parts) % groups, b = task / (parts * groups);
+    const i64 c0 = group * kGroupChannels;
+    return TaskRange{b, c0, std::min(sh.C, c0 + kGroupChannels), part * sh.H / parts, (part + 1) * sh.H / parts};
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward: tasks over (b, source row, channel chunk); out[cc][y][x] = sum_ij k_ij[y][x] u[cc][i][x+j*s].
-// The output rows of one source row share u, so tiles cover R rows at once (fewer loads of u).
-// kp: kernels at (b, 0, y, 0); op: out at (b, c, y, 0); tap, channel stride Ho*Wo; row stride W_out.
+// Forward: tasks over (b, channel group, source row range); out[cc][y][x] = sum_ij k_ij[y][x] *
+// u_{sy+i-r}[cc][x + j*s]. The output rows of one source row share their taps, so tiles cover R
+// rows at once. kp: kernels at (b, 0, y, 0); op: out at (b, c, y, 0); tap and channel stride
+// Ho*Wo, row stride W_out.
 // ---------------------------------------------------------------------------------------------
 
 template <typename T, int R, int CB, int NV>
-i64 forward_tiles(const T* u, const T* kp, T* op, const Shape& sh, i64 x0, i64 x1) {
+i64 forward_tiles(const TapRows<T>& u, const T* kp, T* op, const Shape& sh, i64 x0, i64 x1) {
     constexpr i64 L = Simd<T>::lanes, XB = NV * L;
-    const i64 K = sh.K, s = sh.s, len = sh.row_len(), plane = sh.plane(), wo = sh.Wo;
+    const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
     for (; x0 + XB <= x1; x0 += XB) {
         Vec<T> acc[R][CB][NV];
         for (int rr = 0; rr < R; ++rr)
@@ -222,7 +243,7 @@ i64 forward_tiles(const T* u, const T* kp, T* op, const Shape& sh, i64 x0, i64 x
                 for (int rr = 0; rr < R; ++rr)
                     for (int n = 0; n < NV; ++n) kvec[rr][n] = loadu(kv + rr * wo + n * L);
                 for (int cc = 0; cc < CB; ++cc) {
-                    const T* uv = u + (cc * K + i) * len + x0 + j * s;
+                    const T* uv = u.at(i, cc) + x0 + j * s;
                     for (int n = 0; n < NV; ++n) {
                         const Vec<T> uvec = loadu(uv + n * L);
                         for (int rr = 0; rr < R; ++rr) acc[rr][cc][n] += kvec[rr][n] * uvec;
@@ -239,8 +260,9 @@ i64 forward_tiles(const T* u, const T* kp, T* op, const Shape& sh, i64 x0, i64 x
 
 // Columns [x0, vec_cols()) left over by the tiles, then the floor-mode columns, of R rows.
 template <typename T, int R, int CB>
-void forward_columns(const T* x, const T* u, const T* kp, T* op, const Shape& sh, i64 b, i64 sy, i64 c, i64 x0) {
-    const i64 K = sh.K, s = sh.s, len = sh.row_len(), plane = sh.plane(), wo = sh.Wo;
+void forward_columns(const T* x, const TapRows<T>& u, const T* kp, T* op, const Shape& sh, i64 b, i64 sy, i64 c,
+                     i64 x0) {
+    const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
     for (int rr = 0; rr < R; ++rr)
         for (int cc = 0; cc < CB; ++cc) {
             const T* kr = kp + rr * wo;
@@ -248,7 +270,7 @@ void forward_columns(const T* x, const T* u, const T* kp, T* op, const Shape& sh
             for (i64 xo = x0; xo < sh.vec_cols(); ++xo) {
                 T acc = 0;
                 for (i64 i = 0; i < K; ++i)
-                    for (i64 j = 0; j < K; ++j) acc += kr[(i * K + j) * plane + xo] * u[(cc * K + i) * len + xo + j * s];
+                    for (i64 j = 0; j < K; ++j) acc += kr[(i * K + j) * plane + xo] * u.at(i, cc)[xo + j * s];
                 orow[xo] = acc;
             }
             const T* xc = x + (b * sh.C + c + cc) * sh.H * sh.W;
@@ -257,7 +279,7 @@ void forward_columns(const T* x, const T* u, const T* kp, T* op, const Shape& sh
 }
 
 template <typename T, int R, int CB>
-void forward_rows(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy, i64 c, i64 y, const T* u) {
+void forward_rows(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy, i64 c, i64 y, const TapRows<T>& u) {
     const T* kp = k + (b * sh.kk() * sh.Ho + y) * sh.Wo;
     T* op = out + ((b * sh.C + c) * sh.Ho + y) * sh.Wo;
     i64 x0 = forward_tiles<T, R, CB, 2>(u, kp, op, sh, 0, sh.vec_cols());
@@ -266,9 +288,7 @@ void forward_rows(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy
 }
 
 template <typename T, int CB>
-void forward_block(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy, i64 c, T* u) {
-    upsample_rows<T, CB>(x, sh, b, sy, c, u);
-    prefetch_rows(x, sh, b, sy, c + CB, std::min(sh.C, c + 2 * CB));
+void forward_block(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy, i64 c, const TapRows<T>& u) {
     i64 y = sh.rows_begin(sy);
     for (; y + 2 <= sh.rows_end(sy); y += 2) forward_rows<T, 2, CB>(x, k, out, sh, b, sy, c, y, u);
     if (y < sh.rows_end(sy)) forward_rows<T, 1, CB>(x, k, out, sh, b, sy, c, y, u);
@@ -276,27 +296,36 @@ void forward_block(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 s
 
 template <typename T>
 int forward(const T* x, const T* k, T* out, const Shape& sh, int nthreads) {
-    const i64 chunks = channel_chunks(sh, nthreads), per_chunk = chunk_channels(sh, chunks);
-    const i64 scratch = kChannelBlock * sh.K * sh.row_len();
-    return parallel_tasks<T>(sh.B * sh.H * chunks, nthreads, scratch, [&](i64 task, T* u) {
-        const i64 chunk = task % chunks, sy = (task / chunks) % sh.H, b = task / (chunks * sh.H);
-        const i64 c0 = std::min(sh.C, chunk * per_chunk), c1 = std::min(sh.C, c0 + per_chunk);
-        channel_blocks(
-            c0, c1, [&](i64 c) { forward_block<T, kChannelBlock>(x, k, out, sh, b, sy, c, u); },
-            [&](i64 c) { forward_block<T, 1>(x, k, out, sh, b, sy, c, u); });
-    });
+    const i64 groups = (sh.C + kGroupChannels - 1) / kGroupChannels;
+    const i64 parts = row_parts(sh.B * groups, sh.H, nthreads);
+    const i64 r = sh.r();
+    return parallel_tasks<T>(
+        sh.B * groups * parts, nthreads, kGroupChannels * sh.K * sh.row_len(), 0, [&](i64 task, T* buf, i64*) {
+            const TaskRange t = task_range(sh, task, groups, parts);
+            const RowRing<T> ring{buf, kGroupChannels, sh};
+            const auto plane = [&](i64 c) { return x + (t.b * sh.C + c) * sh.H * sh.W; };
+            for (i64 c = t.c0; c < t.c1; ++c)
+                for (i64 row = t.h0 - r; row < t.h0 + r; ++row) ring.load(plane(c), c - t.c0, row);
+            for (i64 sy = t.h0; sy < t.h1; ++sy) {
+                for (i64 c = t.c0; c < t.c1; ++c) ring.load(plane(c), c - t.c0, sy + r);
+                channel_blocks(
+                    t.c0, t.c1,
+                    [&](i64 c) { forward_block<T, kChannelBlock>(x, k, out, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy)); },
+                    [&](i64 c) { forward_block<T, 1>(x, k, out, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy)); });
+            }
+        });
 }
 
 // ---------------------------------------------------------------------------------------------
-// Gradient w.r.t. the kernels: tasks over (b, source row), each owns its output rows of grad_k;
-// gk_ij[y][x] += sum_c g[c][y][x] * u[c][i][x + j*s], R rows per tile as in the forward.
-// gp: grad at (b, c, y, 0); gkp: grad_k at (b, 0, y, 0).
+// Gradient w.r.t. the kernels: tasks over (b, source row range) with all channels (each owns its
+// output rows of grad_k); gk_ij[y][x] += sum_c g[c][y][x] * u_{sy+i-r}[c][x + j*s], R rows per
+// tile as in the forward. gp: grad at (b, c, y, 0); gkp: grad_k at (b, 0, y, 0).
 // ---------------------------------------------------------------------------------------------
 
 template <typename T, int R, int CB, int NV>
-i64 grad_kernel_tiles(const T* u, const T* gp, T* gkp, const Shape& sh, i64 x0, i64 x1) {
+i64 grad_kernel_tiles(const TapRows<T>& u, const T* gp, T* gkp, const Shape& sh, i64 x0, i64 x1) {
     constexpr i64 L = Simd<T>::lanes, XB = NV * L;
-    const i64 K = sh.K, s = sh.s, len = sh.row_len(), plane = sh.plane(), wo = sh.Wo;
+    const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
     for (; x0 + XB <= x1; x0 += XB) {
         Vec<T> gv[R][CB][NV];
         for (int rr = 0; rr < R; ++rr)
@@ -309,7 +338,7 @@ i64 grad_kernel_tiles(const T* u, const T* gp, T* gkp, const Shape& sh, i64 x0, 
                 for (int rr = 0; rr < R; ++rr)
                     for (int n = 0; n < NV; ++n) acc[rr][n] = loadu(dst + rr * wo + n * L);
                 for (int cc = 0; cc < CB; ++cc) {
-                    const T* uv = u + (cc * K + i) * len + x0 + j * s;
+                    const T* uv = u.at(i, cc) + x0 + j * s;
                     for (int n = 0; n < NV; ++n) {
                         const Vec<T> uvec = loadu(uv + n * L);
                         for (int rr = 0; rr < R; ++rr) acc[rr][n] += gv[rr][cc][n] * uvec;
@@ -325,9 +354,9 @@ i64 grad_kernel_tiles(const T* u, const T* gp, T* gkp, const Shape& sh, i64 x0, 
 
 // Columns [x0, vec_cols()) left over by the tiles, then the floor-mode columns, of R rows.
 template <typename T, int R, int CB>
-void grad_kernel_columns(const T* x, const T* u, const T* gp, T* gkp, const Shape& sh, i64 b, i64 sy, i64 c,
-                         i64 x0) {
-    const i64 K = sh.K, s = sh.s, len = sh.row_len(), plane = sh.plane(), wo = sh.Wo, r = sh.r();
+void grad_kernel_columns(const T* x, const TapRows<T>& u, const T* gp, T* gkp, const Shape& sh, i64 b, i64 sy,
+                         i64 c, i64 x0) {
+    const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo, r = sh.r();
     for (int rr = 0; rr < R; ++rr) {
         T* gkr = gkp + rr * wo;
         const T* gr = gp + rr * wo;
@@ -335,7 +364,7 @@ void grad_kernel_columns(const T* x, const T* u, const T* gp, T* gkp, const Shap
             for (i64 i = 0; i < K; ++i)
                 for (i64 j = 0; j < K; ++j) {
                     T acc = gkr[(i * K + j) * plane + xo];
-                    for (int cc = 0; cc < CB; ++cc) acc += gr[cc * plane + xo] * u[(cc * K + i) * len + xo + j * s];
+                    for (int cc = 0; cc < CB; ++cc) acc += gr[cc * plane + xo] * u.at(i, cc)[xo + j * s];
                     gkr[(i * K + j) * plane + xo] = acc;
                 }
         for (i64 xo = sh.vec_cols(); xo < wo; ++xo)
@@ -355,7 +384,8 @@ void grad_kernel_columns(const T* x, const T* u, const T* gp, T* gkp, const Shap
 }
 
 template <typename T, int R, int CB>
-void grad_kernel_rows(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, i64 sy, i64 c, i64 y, const T* u) {
+void grad_kernel_rows(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, i64 sy, i64 c, i64 y,
+                      const TapRows<T>& u) {
     const T* gp = grad + ((b * sh.C + c) * sh.Ho + y) * sh.Wo;
     T* gkp = gk + (b * sh.kk() * sh.Ho + y) * sh.Wo;
     i64 x0 = grad_kernel_tiles<T, R, CB, 2>(u, gp, gkp, sh, 0, sh.vec_cols());
@@ -364,9 +394,8 @@ void grad_kernel_rows(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, 
 }
 
 template <typename T, int CB>
-void grad_kernel_block(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, i64 sy, i64 c, T* u) {
-    upsample_rows<T, CB>(x, sh, b, sy, c, u);
-    prefetch_rows(x, sh, b, sy, c + CB, std::min(sh.C, c + 2 * CB));
+void grad_kernel_block(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, i64 sy, i64 c,
+                       const TapRows<T>& u) {
     i64 y = sh.rows_begin(sy);
     for (; y + 2 <= sh.rows_end(sy); y += 2) grad_kernel_rows<T, 2, CB>(grad, x, gk, sh, b, sy, c, y, u);
     if (y < sh.rows_end(sy)) grad_kernel_rows<T, 1, CB>(grad, x, gk, sh, b, sy, c, y, u);
@@ -374,27 +403,45 @@ void grad_kernel_block(const T* grad, const T* x, T* gk, const Shape& sh, i64 b,
 
 template <typename T>
 int grad_kernels(const T* grad, const T* x, T* gk, const Shape& sh, int nthreads) {
-    const i64 scratch = kChannelBlock * sh.K * sh.row_len();
-    return parallel_tasks<T>(sh.B * sh.H, nthreads, scratch, [&](i64 task, T* u) {
-        const i64 sy = task % sh.H, b = task / sh.H;
-        const i64 y0 = sh.rows_begin(sy), y1 = sh.rows_end(sy);
+    const i64 parts = row_parts(sh.B, sh.H, nthreads);
+    const i64 r = sh.r();
+    return parallel_tasks<T>(sh.B * parts, nthreads, sh.C * sh.K * sh.row_len(), 0, [&](i64 task, T* buf, i64*) {
+        const i64 part = task % parts, b = task / parts;
+        const i64 h0 = part * sh.H / parts, h1 = (part + 1) * sh.H / parts;
+        const RowRing<T> ring{buf, sh.C, sh};
+        const auto plane = [&](i64 c) { return x + (b * sh.C + c) * sh.H * sh.W; };
         for (i64 ij = 0; ij < sh.kk(); ++ij)
-            std::fill(gk + ((b * sh.kk() + ij) * sh.Ho + y0) * sh.Wo, gk + ((b * sh.kk() + ij) * sh.Ho + y1) * sh.Wo,
-                      T(0));
-        channel_blocks(
-            0, sh.C, [&](i64 c) { grad_kernel_block<T, kChannelBlock>(grad, x, gk, sh, b, sy, c, u); },
-            [&](i64 c) { grad_kernel_block<T, 1>(grad, x, gk, sh, b, sy, c, u); });
+            std::fill(gk + ((b * sh.kk() + ij) * sh.Ho + sh.rows_begin(h0)) * sh.Wo,
+                      gk + ((b * sh.kk() + ij) * sh.Ho + sh.rows_end(h1 - 1)) * sh.Wo, T(0));
+        for (i64 c = 0; c < sh.C; ++c)
+            for (i64 row = h0 - r; row < h0 + r; ++row) ring.load(plane(c), c, row);
+        for (i64 sy = h0; sy < h1; ++sy) {
+            for (i64 c = 0; c < sh.C; ++c) ring.load(plane(c), c, sy + r);
+            channel_blocks(
+                0, sh.C,
+                [&](i64 c) { grad_kernel_block<T, kChannelBlock>(grad, x, gk, sh, b, sy, c, tap_rows(ring, c, sy)); },
+                [&](i64 c) { grad_kernel_block<T, 1>(grad, x, gk, sh, b, sy, c, tap_rows(ring, c, sy)); });
+        }
     });
 }
 
 // ---------------------------------------------------------------------------------------------
-// Gradient w.r.t. x: tasks over (b, source row h, channel chunk), each owns rows h of grad_x.
-// Output row y (of source row sy = h + r - i) reaches row h through tap row i. With q in [0, s*W)
-// the upsampled position of row h, g_u[q] = sum_{(i, y), j} g[y][x] k_ij[y][x] at x = q + (r-j)*s,
-// read from zero-padded copies (columns -r*s .. s*W + r*s) so every tile is full.
+// Gradient w.r.t. x: tasks over (b, channel group, source row range), each owns its rows of
+// grad_x. Output row y of source row sy = h + r - i reaches row h through tap row i ("pair" (i, y)).
+// The gradient rows are kept zero-padded (columns -r*s .. s*W + r*s) in a ring indexed by y, and
+// the kernel rows of the current pairs are copied the same way, so every tile reads full vectors.
 // ---------------------------------------------------------------------------------------------
 
-// Call fn(p, i, y) for the output rows y that read source row h through tap row i, numbered p.
+// Copy columns [0, vec_cols()) of a row into dst at offset r*s; zero the rest of dst[0, row_len()).
+template <typename T>
+void padded_copy(const T* src, const Shape& sh, T* dst) {
+    const i64 pad = sh.r() * sh.s, len = sh.row_len(), vec = sh.vec_cols();
+    std::fill(dst, dst + pad, T(0));
+    std::copy(src, src + vec, dst + pad);
+    std::fill(dst + pad + vec, dst + len, T(0));
+}
+
+// The pairs of source row h: fn(p, i, y) for p = 0, 1, ...; returns their number.
 template <typename Fn>
 i64 for_each_pair(const Shape& sh, i64 h, const Fn& fn) {
     i64 p = 0;
@@ -406,33 +453,34 @@ i64 for_each_pair(const Shape& sh, i64 h, const Fn& fn) {
     return p;
 }
 
-// Copy columns [0, vec_cols()) of a row into dst at offset r*s; zero the rest of dst[0, row_len()).
+// Padded gradient rows of pair p, channel cc: base + pair_slot[p] * slot_stride + cc * len.
 template <typename T>
-void padded_copy(const T* src, const Shape& sh, T* dst) {
-    const i64 pad = sh.r() * sh.s, len = sh.row_len(), vec = sh.vec_cols();
-    std::fill(dst, dst + pad, T(0));
-    std::copy(src, src + vec, dst + pad);
-    std::fill(dst + pad + vec, dst + len, T(0));
-}
+struct PairRows {
+    const T* base;
+    const i64* pair_slot;
+    i64 npairs, slot_stride, len;
 
-// g_u[cc][q] = sum_{p, j} kbuf[p][j][at] * gbuf[p][cc][at], at = q + (2r - j)*s the padded
+    const T* at(i64 p, int cc) const { return base + pair_slot[p] * slot_stride + cc * len; }
+};
+
+// g_u[cc][q] = sum_{p, j} kbuf[p][j][at] * g[p][cc][at] with at = q + (2r - j)*s, the padded
 // position of column x = q + (r - j)*s; tiles in [q0, q1), returns the first q not done.
 template <typename T, int CB, int NV>
-i64 grad_x_tiles(const T* kbuf, const T* gbuf, i64 npairs, T* gu, const Shape& sh, i64 q0, i64 q1) {
+i64 grad_x_tiles(const T* kbuf, const PairRows<T>& g, T* gu, const Shape& sh, i64 q0, i64 q1) {
     constexpr i64 L = Simd<T>::lanes, XB = NV * L;
     const i64 K = sh.K, s = sh.s, len = sh.row_len(), r = sh.r(), stride = s * sh.W;
     for (; q0 + XB <= q1; q0 += XB) {
         Vec<T> acc[CB][NV];
         for (int cc = 0; cc < CB; ++cc)
             for (int n = 0; n < NV; ++n) acc[cc][n] = Vec<T>{};
-        for (i64 p = 0; p < npairs; ++p) {
+        for (i64 p = 0; p < g.npairs; ++p) {
             for (i64 j = 0; j < K; ++j) {
                 const i64 at = q0 + (2 * r - j) * s;
                 const T* kv = kbuf + (p * K + j) * len + at;
                 Vec<T> kvec[NV];
                 for (int n = 0; n < NV; ++n) kvec[n] = loadu(kv + n * L);
                 for (int cc = 0; cc < CB; ++cc) {
-                    const T* gv = gbuf + (p * CB + cc) * len + at;
+                    const T* gv = g.at(p, cc) + at;
                     for (int n = 0; n < NV; ++n) acc[cc][n] += kvec[n] * loadu(gv + n * L);
                 }
             }
@@ -444,32 +492,29 @@ i64 grad_x_tiles(const T* kbuf, const T* gbuf, i64 npairs, T* gu, const Shape& s
 }
 
 template <typename T, int CB>
-void grad_x_columns(const T* kbuf, const T* gbuf, i64 npairs, T* gu, const Shape& sh, i64 q0, i64 q1) {
+void grad_x_columns(const T* kbuf, const PairRows<T>& g, T* gu, const Shape& sh, i64 q0, i64 q1) {
     const i64 K = sh.K, s = sh.s, len = sh.row_len(), r = sh.r(), stride = s * sh.W;
     for (i64 q = q0; q < q1; ++q)
         for (int cc = 0; cc < CB; ++cc) {
             T acc = 0;
-            for (i64 p = 0; p < npairs; ++p)
+            for (i64 p = 0; p < g.npairs; ++p)
                 for (i64 j = 0; j < K; ++j) {
                     const i64 at = q + (2 * r - j) * s;
-                    acc += kbuf[(p * K + j) * len + at] * gbuf[(p * CB + cc) * len + at];
+                    acc += kbuf[(p * K + j) * len + at] * g.at(p, cc)[at];
                 }
             gu[cc * stride + q] = acc;
         }
 }
 
+// Rows h of grad_x for CB channels from c. gu: CB x s*W scratch.
 template <typename T, int CB>
-void grad_x_block(const T* grad, const T* k, T* gx, const Shape& sh, i64 b, i64 h, i64 c, const T* kbuf, T* gbuf,
-                  T* gu) {
-    const i64 K = sh.K, len = sh.row_len(), vec = sh.vec_cols(), r = sh.r(), s = sh.s, plane = sh.plane();
+void grad_x_block(const T* grad, const T* k, T* gx, const Shape& sh, i64 b, i64 h, i64 c, const T* kbuf,
+                  const PairRows<T>& g, T* gu) {
+    const i64 K = sh.K, vec = sh.vec_cols(), r = sh.r(), s = sh.s, plane = sh.plane();
     const i64 stride = s * sh.W;
-    const auto grad_row = [&](int cc, i64 y) { return grad + ((b * sh.C + c + cc) * sh.Ho + y) * sh.Wo; };
-    const i64 npairs = for_each_pair(sh, h, [&](i64 p, i64, i64 y) {
-        for (int cc = 0; cc < CB; ++cc) padded_copy(grad_row(cc, y), sh, gbuf + (p * CB + cc) * len);
-    });
-    i64 q0 = grad_x_tiles<T, CB, 2>(kbuf, gbuf, npairs, gu, sh, 0, stride);
-    q0 = grad_x_tiles<T, CB, 1>(kbuf, gbuf, npairs, gu, sh, q0, stride);
-    grad_x_columns<T, CB>(kbuf, gbuf, npairs, gu, sh, q0, stride);
+    i64 q0 = grad_x_tiles<T, CB, 2>(kbuf, g, gu, sh, 0, stride);
+    q0 = grad_x_tiles<T, CB, 1>(kbuf, g, gu, sh, q0, stride);
+    grad_x_columns<T, CB>(kbuf, g, gu, sh, q0, stride);
     // Floor-mode columns x >= s*W read source column W-1+j-r.
     for_each_pair(sh, h, [&](i64, i64 i, i64 y) {
         const T* kp = k + ((b * sh.kk() + i * K) * sh.Ho + y) * sh.Wo;
@@ -477,7 +522,8 @@ void grad_x_block(const T* grad, const T* k, T* gx, const Shape& sh, i64 b, i64 
             for (i64 j = 0; j < K; ++j) {
                 const i64 w = sh.W - 1 + j - r;
                 if (w < 0 || w >= sh.W) continue;
-                for (int cc = 0; cc < CB; ++cc) gu[cc * stride + w * s] += grad_row(cc, y)[xo] * kp[j * plane + xo];
+                for (int cc = 0; cc < CB; ++cc)
+                    gu[cc * stride + w * s] += grad[((b * sh.C + c + cc) * sh.Ho + y) * sh.Wo + xo] * kp[j * plane + xo];
             }
     });
     for (int cc = 0; cc < CB; ++cc) {
@@ -492,21 +538,35 @@ void grad_x_block(const T* grad, const T* k, T* gx, const Shape& sh, i64 b, i64 
 
 template <typename T>
 int grad_x(const T* grad, const T* k, T* gx, const Shape& sh, int nthreads) {
-    const i64 chunks = channel_chunks(sh, nthreads), per_chunk = chunk_channels(sh, chunks);
-    const i64 len = sh.row_len(), max_pairs = sh.K * sh.max_group_rows();
-    const i64 kbuf_len = max_pairs * sh.K * len, gbuf_len = max_pairs * kChannelBlock * len;
-    const i64 scratch = kbuf_len + gbuf_len + kChannelBlock * sh.s * sh.W;
-    return parallel_tasks<T>(sh.B * sh.H * chunks, nthreads, scratch, [&](i64 task, T* buf) {
-        const i64 chunk = task % chunks, h = (task / chunks) % sh.H, b = task / (chunks * sh.H);
-        const i64 c0 = std::min(sh.C, chunk * per_chunk), c1 = std::min(sh.C, c0 + per_chunk);
-        T *kbuf = buf, *gbuf = buf + kbuf_len, *gu = gbuf + gbuf_len;
-        for_each_pair(sh, h, [&](i64 p, i64 i, i64 y) {
-            for (i64 j = 0; j < sh.K; ++j)
-                padded_copy(k + ((b * sh.kk() + i * sh.K + j) * sh.Ho + y) * sh.Wo, sh, kbuf + (p * sh.K + j) * len);
-        });
-        channel_blocks(
-            c0, c1, [&](i64 c) { grad_x_block<T, kChannelBlock>(grad, k, gx, sh, b, h, c, kbuf, gbuf, gu); },
-            [&](i64 c) { grad_x_block<T, 1>(grad, k, gx, sh, b, h, c, kbuf, gbuf, gu); });
+    const i64 groups = (sh.C + kGroupChannels - 1) / kGroupChannels;
+    const i64 parts = row_parts(sh.B * groups, sh.H, nthreads);
+    const i64 len = sh.row_len(), r = sh.r(), ring_rows = sh.K * sh.max_group_rows();
+    const i64 ring_len = ring_rows * kGroupChannels * len, kbuf_len = ring_rows * sh.K * len;
+    const i64 scratch = ring_len + kbuf_len + kChannelBlock * sh.s * sh.W;
+    return parallel_tasks<T>(sh.B * groups * parts, nthreads, scratch, ring_rows, [&](i64 task, T* buf, i64* slots) {
+        const TaskRange t = task_range(sh, task, groups, parts);
+        T *ring = buf, *kbuf = buf + ring_len, *gu = kbuf + kbuf_len;
+        // Padded gradient rows of every output row of source row sy, in slot y mod ring_rows.
+        const auto load_rows = [&](i64 sy) {
+            if (sy < 0 || sy >= sh.H) return;
+            for (i64 y = sh.rows_begin(sy); y < sh.rows_end(sy); ++y)
+                for (i64 c = t.c0; c < t.c1; ++c)
+                    padded_copy(grad + ((t.b * sh.C + c) * sh.Ho + y) * sh.Wo, sh,
+                                ring + ((y % ring_rows) * kGroupChannels + c - t.c0) * len);
+        };
+        for (i64 sy = t.h0 - r; sy < t.h0 + r; ++sy) load_rows(sy);
+        for (i64 h = t.h0; h < t.h1; ++h) {
+            load_rows(h + r);
+            const i64 npairs = for_each_pair(sh, h, [&](i64 p, i64 i, i64 y) {
+                slots[p] = y % ring_rows;
+                for (i64 j = 0; j < sh.K; ++j)
+                    padded_copy(k + ((t.b * sh.kk() + i * sh.K + j) * sh.Ho + y) * sh.Wo, sh, kbuf + (p * sh.K + j) * len);
+            });
+            const auto rows = [&](i64 c) { return PairRows<T>{ring + (c - t.c0) * len, slots, npairs, kGroupChannels * len, len}; };
+            channel_blocks(
+                t.c0, t.c1, [&](i64 c) { grad_x_block<T, kChannelBlock>(grad, k, gx, sh, t.b, h, c, kbuf, rows(c), gu); },
+                [&](i64 c) { grad_x_block<T, 1>(grad, k, gx, sh, t.b, h, c, kbuf, rows(c), gu); });
+        }
     });
 }
 
