@@ -13,7 +13,12 @@ import torch.nn.functional as F
 import fade
 from fade.upsamplers.a2u import A2UKernels, a2d
 from fade.upsamplers.dysample import DySample
-from fade.upsamplers.indexnet import IndexBlock, index_maps, indexed_pool, indexed_upsample
+from fade.upsamplers.indexnet import (
+    IndexBlock,
+    index_maps,
+    indexed_pool,
+    indexed_upsample,
+)
 from fade.upsamplers.interpolation import bilinear_upsample
 from fade.upsamplers.sapa import SAPA, sapa_attention
 
@@ -311,7 +316,7 @@ def test_a2d_matches_loop(s, k, low, high):
 def a2u_kernels_loop(gen, x, low):
     """A2U's kernels from the paper's definition, with loops over windows (float64)."""
     b, c, hh, ww = x.shape
-    s, d, ke, kd, kk = gen.scale, gen.rank, gen.encoder_kernel_size, gen.down_kernel_size, gen.kernel_size
+    s, d, ke, kk = gen.scale, gen.rank, gen.encoder_kernel_size, gen.kernel_size
     m = (ke - s) // 2
     h, w = low
 

@@ -9,20 +9,33 @@ from .a2u import A2UDown, A2UKernels, A2UUp
 from .dysample import DySample
 from .fade import FADE, FADELite, KernelUpsampler
 from .indexnet import IndexBlock, IndexedPool, IndexedUpsample
-from .interpolation import BilinearUpsample, DeconvUpsample, NearestUpsample, PixelShuffleUpsample
-from .pairs import MaxPoolDown, PairedUpsampler, PlainUp, create_pair, list_pairs, register_pair
+from .interpolation import (
+    BilinearUpsample,
+    DeconvUpsample,
+    NearestUpsample,
+    PixelShuffleUpsample,
+)
+from .pairs import (
+    MaxPoolDown,
+    PairedUpsampler,
+    PlainUp,
+    create_pair,
+    list_pairs,
+    register_pair,
+)
 from .registry import create_upsampler, list_upsamplers, register_upsampler
 from .sapa import SAPA
 from .unpool import MaxPoolIndices, MaxUnpool
 
 __all__ = [
+    "FADE",
+    "SAPA",
     "A2UDown",
     "A2UKernels",
     "A2UUp",
     "BilinearUpsample",
     "DeconvUpsample",
     "DySample",
-    "FADE",
     "FADELite",
     "IndexBlock",
     "IndexedPool",
@@ -35,7 +48,6 @@ __all__ = [
     "PairedUpsampler",
     "PixelShuffleUpsample",
     "PlainUp",
-    "SAPA",
     "create_pair",
     "create_upsampler",
     "list_pairs",

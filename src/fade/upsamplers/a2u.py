@@ -69,7 +69,7 @@ def a2d(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
         Tensor[B, C, h, w].
     """
     check_scale(scale)
-    b, k2, h, w = kernels.shape
+    _, k2, h, w = kernels.shape
     k = math.isqrt(k2)
     if k * k != k2 or kernels.shape[0] != x.shape[0]:
         raise ValueError(f"kernels: expected (B, k*k, h, w) with B = {x.shape[0]}, got {tuple(kernels.shape)}")

@@ -22,7 +22,7 @@ both halves counts each parameter once. Paired operators register their pair fac
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -87,7 +87,7 @@ class MaxPoolDown(nn.Module):
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> None:
         """Plain upsamplers need no context."""
-        return None
+        return
 
     def forward(self, x: Tensor) -> tuple[Tensor, None]:
         check_pool_input(x, self.scale)

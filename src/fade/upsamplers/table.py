@@ -92,8 +92,10 @@ def describe(name: str, channels: int = 256) -> dict[str, object]:
 def markdown_table(channels: int = 256) -> str:
     """The markdown table of every registered upsampler."""
     lines = [
-        f"| name | operator | params alone (C={channels}, s=2) | params as pair | uses en | pair (`create_pair`) "
-        "| scales tried | C_en != C_de |",
+        (
+            f"| name | operator | params alone (C={channels}, s=2) | params as pair | uses en | "
+            "pair (`create_pair`) | scales tried | C_en != C_de |"
+        ),
         "|---|---|---:|---:|---|---|---|---|",
     ]
     for name in list_upsamplers():

@@ -31,7 +31,7 @@ def max_pool_indices(x: Tensor, low_hw: tuple[int, int], scale: int) -> tuple[Te
     """
     check_scale(scale)
     check_sizes(low_hw, tuple(x.shape[-2:]), scale, "x spatial size vs the pooled size")
-    (height, width), (h, w) = x.shape[-2:], low_hw
+    width, (h, w) = x.shape[-1], low_hw
     cropped = x[..., : scale * h, : scale * w]
     pad_h, pad_w = scale * h - cropped.shape[-2], scale * w - cropped.shape[-1]
     fitted = F.pad(cropped, (0, pad_w, 0, pad_h), value=float("-inf")) if pad_h or pad_w else cropped
