@@ -87,7 +87,6 @@ class MaxPoolDown(nn.Module):
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> None:
         """Plain upsamplers need no context."""
-        return
 
     def forward(self, x: Tensor) -> tuple[Tensor, None]:
         check_pool_input(x, self.scale)
