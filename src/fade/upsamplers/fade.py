@@ -232,6 +232,6 @@ def _carafe_gate(en_channels: int, de_channels: int, scale: int, **options) -> K
 
 
 @register_upsampler("nn_gate")
-def _nn_gate(en_channels: int, de_channels: int, scale: int) -> KernelUpsampler:
+def _nn_gate(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
     """Table 2's "NN + Gate": nearest-neighbour upsampling, then the gate."""
-    return KernelUpsampler(None, en_channels, de_channels, scale, fusion="gate")
+    return KernelUpsampler(None, en_channels, de_channels, scale, fusion="gate", **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 __all__ = ["create_upsampler", "list_upsamplers", "register_upsampler"]
@@ -30,7 +31,13 @@ def list_upsamplers() -> list[str]:
 
 
 def create_upsampler(
-    name: str, en_channels: int, de_channels: int | None = None, scale: int = 2, **options
+    name: str,
+    en_channels: int,
+    de_channels: int | None = None,
+    scale: int = 2,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    **options,
 ) -> nn.Module:
     """Build the upsampler ``name``: a module with ``forward(en, de)`` -> de at en's spatial size.
 
@@ -39,6 +46,7 @@ def create_upsampler(
         en_channels: C_en, channels of the high-resolution guide (operators that ignore it accept it).
         de_channels: C_de, channels of the feature to upsample (default C_en).
         scale: integer upsampling factor.
+        device, dtype: where and in which floating type the parameters and buffers live.
         **options: operator-specific keyword arguments (e.g. ``kernel_size``).
 
     Raises:
@@ -47,4 +55,4 @@ def create_upsampler(
     if name not in _REGISTRY:
         raise KeyError(f"unknown upsampler {name!r}; valid names: {', '.join(list_upsamplers())}")
     de_channels = en_channels if de_channels is None else de_channels
-    return _REGISTRY[name](en_channels, de_channels, scale, **options)
+    return _REGISTRY[name](en_channels, de_channels, scale, **options).to(device=device, dtype=dtype)
