@@ -1,0 +1,32 @@
+"""Flop formulas for fade's own operators, for ``torch.utils.flop_counter.FlopCounterMode``.
+
+torch counts 2 FLOPs per multiply-add (as for convolutions). The reassembly ``fade::carafe`` does
+one multiply-add per output element and kernel tap; its backward ``fade::carafe_backward`` does
+one for the input gradient and one for the kernel gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from ..ops import carafe as _carafe  # noqa: F401  (defines the fade:: operators)
+
+__all__ = ["carafe_backward_flop", "carafe_flop", "custom_flop_formulas"]
+
+
+def carafe_flop(x_shape, kernels_shape, scale, *, out_shape, **kwargs) -> int:
+    """FLOPs of ``fade::carafe``: 2 * numel(output) * K*K."""
+    return 2 * math.prod(out_shape) * kernels_shape[1]
+
+
+def carafe_backward_flop(grad_shape, x_shape, kernels_shape, scale, *, out_shape, **kwargs) -> int:
+    """FLOPs of ``fade::carafe_backward``: 2 * 2 * numel(grad) * K*K (input and kernel gradients)."""
+    return 4 * math.prod(grad_shape) * kernels_shape[1]
+
+
+def custom_flop_formulas() -> dict[object, Callable[..., int]]:
+    """Formulas keyed by operator, to pass as ``FlopCounterMode(custom_mapping=...)``."""
+    return {torch.ops.fade.carafe: carafe_flop, torch.ops.fade.carafe_backward: carafe_backward_flop}

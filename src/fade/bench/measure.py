@@ -1,0 +1,176 @@
+"""Measurement primitives: calls to time, latency, FLOPs by torch's own counter.
+
+Every call is device-agnostic: the device of the case's inputs decides where it runs, and
+accelerators are synchronised before a clock is read.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode
+
+from .cases import Case
+from .flops import custom_flop_formulas
+
+__all__ = [
+    "BudgetExceeded",
+    "NotDifferentiable",
+    "Timing",
+    "count_flops",
+    "forward_backward_call",
+    "forward_call",
+    "synchronize",
+    "time_call",
+    "time_interleaved",
+]
+
+
+class BudgetExceeded(RuntimeError):
+    """A single call took longer than the time budget."""
+
+
+class NotDifferentiable(RuntimeError):
+    """The output does not depend differentiably on the inputs or parameters."""
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for all work queued on ``device`` (no-op on CPU)."""
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
+
+
+def forward_call(case: Case) -> Callable[[], Tensor]:
+    """Inference call: ``module(*inputs)`` under ``torch.no_grad``."""
+
+    def call() -> Tensor:
+        with torch.no_grad():
+            return case.module(*case.inputs)
+
+    return call
+
+
+def forward_backward_call(case: Case) -> Callable[[], tuple]:
+    """Training call: forward, then gradients w.r.t. the floating inputs and all parameters.
+
+    The gradient of the output is a fixed random tensor made here (it comes from downstream in a
+    network), and gradients are returned rather than accumulated, so repeated calls do the same work.
+
+    Raises:
+        NotDifferentiable: when the output does not require grad.
+    """
+    inputs = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in case.inputs)
+    wrt = [t for t in inputs if t.requires_grad] + [p for p in case.module.parameters() if p.requires_grad]
+    with torch.no_grad():
+        out = case.module(*case.inputs)
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
+    del out
+
+    def call() -> tuple:
+        out = case.module(*inputs)
+        if not out.requires_grad:
+            raise NotDifferentiable(f"{case.name}: the output does not require grad")
+        return torch.autograd.grad(out, wrt, grad_out, allow_unused=True)
+
+    return call
+
+
+@dataclass
+class Timing:
+    """Median wall time of one call, and how many timed calls it is the median of."""
+
+    median_ms: float
+    repeats: int
+
+
+def _timed(call: Callable[[], object], device: torch.device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    call()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def time_call(
+    call: Callable[[], object],
+    device: torch.device,
+    warmup: int = 2,
+    min_repeats: int = 3,
+    max_repeats: int = 50,
+    target_s: float = 1.0,
+    max_call_s: float = 30.0,
+) -> Timing:
+    """Median latency of ``call`` after warm-up.
+
+    The number of timed calls is ``target_s`` divided by the warm-up time per call, clamped to
+    [min_repeats, max_repeats].
+
+    Raises:
+        BudgetExceeded: when the first call takes more than ``max_call_s`` seconds.
+    """
+    first = _timed(call, device)
+    if first > max_call_s:
+        raise BudgetExceeded(f"one call took {first:.1f} s > the {max_call_s:g} s budget")
+    per_call = min([first] + [_timed(call, device) for _ in range(warmup - 1)])
+    repeats = max(min_repeats, min(max_repeats, int(target_s / max(per_call, 1e-9))))
+    times = [_timed(call, device) for _ in range(repeats)]
+    return Timing(1e3 * statistics.median(times), repeats)
+
+
+def time_interleaved(
+    calls: dict[str, Callable[[], object]], device: torch.device, warmup: int = 2, repeats: int = 10
+) -> dict[str, Timing]:
+    """Median latency of several calls timed in alternation, so that load changes hit all alike."""
+    for call in calls.values():
+        for _ in range(warmup):
+            _timed(call, device)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            times[name].append(_timed(call, device))
+    return {name: Timing(1e3 * statistics.median(t), repeats) for name, t in times.items()}
+
+
+class _OpRecorder(TorchDispatchMode):
+    """Records every operator overload that runs inside it on tensor arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: set[torch._ops.OpOverload] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if any(isinstance(leaf, Tensor) for leaf in tree_leaves((args, kwargs))):
+            self.ops.add(func)
+        return func(*args, **(kwargs or {}))
+
+
+def count_flops(case: Case) -> tuple[int, list[str]]:
+    """Multiply-adds of one inference call, counted by ``torch.utils.flop_counter``.
+
+    torch counts 2 FLOPs per multiply-add; the FADE paper's GFLOPs (mmcv's counter) count one, so
+    this returns torch's total / 2. Only operators with a flop formula are counted (convolutions,
+    matrix products, and the formulas of :mod:`fade.bench.flops`).
+
+    Returns:
+        (multiply-adds, the operators that ran on tensors and were counted as 0; views excluded).
+    """
+    formulas = custom_flop_formulas()
+    counter = FlopCounterMode(display=False, custom_mapping=formulas)
+    recorder = _OpRecorder()
+    with torch.no_grad(), counter, recorder:
+        case.module(*case.inputs)
+    uncounted = sorted(
+        {
+            str(op.overloadpacket).removeprefix("aten.")
+            for op in recorder.ops
+            if op.overloadpacket not in counter.flop_registry and not op.is_view
+        }
+    )
+    return counter.get_total_flops() // 2, uncounted

@@ -1,0 +1,88 @@
+"""`fade bench` on a tiny sweep: the files, their columns, and the rows they hold."""
+
+import csv
+import json
+from dataclasses import replace
+
+from fade.bench.operator import TARGETS, run_operator_suite
+from fade.bench.plots import FIGURES
+from fade.bench.sweeps import COLUMNS, QUICK, run_sweep
+from fade.cli import main
+
+NUMERIC = ["params", "gflops", "fwd_ms", "fwdbwd_ms", "peak_fwd_mib", "peak_fwdbwd_mib"]
+
+
+def test_bench_tiny_sweep_writes_csv_json_table_and_figures(tmp_path):
+    argv = ["bench", "--names", "fade", "fade_authors", "--channels", "4", "8", "--sizes", "2", "4"]
+    argv += ["--batches", "1", "--base-channels", "8", "--base-size", "4", "--repeats", "1", "--warmup", "1"]
+    assert main(argv + ["--out", str(tmp_path)]) == 0
+    out = tmp_path / "full"
+    with open(out / "bench.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == COLUMNS
+        rows = list(reader)
+    # 2 names x (2 channel points + 2 resolution points)
+    assert [(r["name"], r["sweep"], r["channels"], r["height"]) for r in rows] == [
+        (n, sweep, c, s)
+        for n in ("fade", "fade_authors")
+        for sweep, c, s in (
+            ("channels", "4", "4"),
+            ("channels", "8", "4"),
+            ("resolution", "8", "2"),
+            ("resolution", "8", "4"),
+        )
+    ]
+    for r in rows:
+        assert r["status"] == "ok", r["notes"]
+        assert r["out_height"] == str(2 * int(r["height"])) and r["device"] == "cpu" and r["threads"] == "1"
+        assert float(r["params"]) > 0 and float(r["gflops"]) > 0 and float(r["fwd_ms"]) > 0
+        assert float(r["fwdbwd_ms"]) > 0 and float(r["peak_fwd_mib"]) >= 0 and float(r["peak_fwdbwd_mib"]) >= 0
+        assert r["fwd_repeats"] == "1"
+    # one measurement per distinct shape: the shared point is the same in both sweeps
+    shared = [r for r in rows if r["name"] == "fade" and r["channels"] == "8" and r["height"] == "4"]
+    assert len(shared) == 2 and all(shared[0][k] == shared[1][k] for k in NUMERIC)
+    # the authors' formulation has FADE's parameters and multiply-adds
+    for ours, theirs in zip(rows[:4], rows[4:]):
+        assert ours["params"] == theirs["params"] and ours["gflops"] == theirs["gflops"]
+
+    data = json.loads((out / "bench.json").read_text())
+    assert data["columns"] == COLUMNS and len(data["rows"]) == len(rows)
+    assert data["meta"]["command"].startswith("fade bench --names fade fade_authors")
+    assert data["meta"]["machine"]["cores"] >= 1 and data["meta"]["config"]["base_size"] == 4
+    assert all(str(data["rows"][i][k]) == rows[i][k] for i in range(len(rows)) for k in ("name", "params", "status"))
+    table = (out / "table.md").read_text()
+    assert "| fade |" in table and "| fade_authors |" in table and "C=8, 4x4 -> 8x8" in table
+    for stem in FIGURES:
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_settings_over_the_time_budget_are_recorded_as_skipped():
+    config = replace(QUICK, channels=(4, 8), sizes=(), base_size=4, max_call_s=1e-9, warmup=1)
+    rows = run_sweep(["nn_gate"], config, memory=False)
+    assert [r["status"] for r in rows] == ["skipped", "skipped"]
+    assert "fwd not timed: one call took" in rows[0]["notes"]
+    assert "fwd not timed: a smaller setting exceeded the time budget" in rows[1]["notes"]
+    assert rows[1]["params"] == 9 and rows[1]["peak_fwd_mib"] is None
+    assert rows[1]["notes"].startswith("memory not measured")
+
+
+def test_operator_suite_reports_each_check_against_its_target():
+    result = run_operator_suite(batch=1, channels=16, size=32, warmup=1, repeats=1)
+    assert set(result["checks"]) == set(TARGETS)
+    for name, check in result["checks"].items():
+        op, target = TARGETS[name]
+        assert check["target"] == f"{op} {target:g}"
+        assert check["value"] > 0 and check["pass"] == (
+            check["value"] <= target if op == "<=" else check["value"] >= target
+        )
+    assert result["fade_vs_authors_max_abs_diff"] < 1e-5
+    assert result["output_mib"] == 16 * 64 * 64 * 4 / 2**20
+    assert set(result["latency_ms"]) == {
+        "carafe_fwd",
+        "bilinear_fwd",
+        "fade_fwdbwd",
+        "fade_authors_fwdbwd",
+        "carafe_fwdbwd",
+    }
+    assert all(v is not None for v in result["peak_extra_mib"].values())

@@ -1,0 +1,94 @@
+"""Measurement primitives: flop counting (torch's counter + fade's formulas), timing, gradients."""
+
+import time
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from fade.bench.cases import Case, build_case
+from fade.bench.flops import custom_flop_formulas
+from fade.bench.measure import (
+    BudgetExceeded,
+    NotDifferentiable,
+    count_flops,
+    forward_backward_call,
+    time_call,
+    time_interleaved,
+)
+
+CPU = torch.device("cpu")
+
+
+def test_fade_multiply_adds_match_a_count_by_hand():
+    c, h, w, s, k2, d = 8, 4, 5, 2, 25, 64
+    macs, uncounted = count_flops(build_case("fade", 1, c, h, w, s))
+    hi, lo = s * h * s * w, h * w
+    by_hand = c * d * hi + c * d * lo + d * k2 * 9 * (hi + lo) + c * lo + k2 * c * hi
+    assert macs == by_hand
+    assert "_softmax" in uncounted and "sigmoid" in uncounted
+    assert not any("conv" in op or op == "carafe" for op in uncounted)
+
+
+def test_authors_formulation_counts_the_same_multiply_adds_as_fade():
+    ours, _ = count_flops(build_case("fade", 2, 16, 6, 6))
+    theirs, uncounted = count_flops(build_case("fade_authors", 2, 16, 6, 6))
+    assert ours == theirs
+    assert "im2col" in uncounted
+
+
+def test_carafe_formulas_count_forward_and_backward():
+    case = build_case("op:carafe", 2, 3, 4, 5)
+    numel_out = 2 * 3 * 8 * 10
+    x, kernels = (t.requires_grad_() for t in case.inputs)
+    with FlopCounterMode(display=False, custom_mapping=custom_flop_formulas()) as counter:
+        out = case.module(x, kernels)
+        out.backward(torch.ones_like(out))
+    assert counter.get_total_flops() == 2 * numel_out * 25 + 4 * numel_out * 25
+
+
+def test_time_call_enforces_the_budget_and_the_repeat_bounds():
+    with pytest.raises(BudgetExceeded, match="budget"):
+        time_call(lambda: time.sleep(0.02), CPU, max_call_s=0.001)
+    calls = []
+    timing = time_call(lambda: calls.append(1), CPU, warmup=2, min_repeats=4, max_repeats=6, target_s=0.0)
+    assert timing.repeats == 4 and len(calls) == 2 + 4 and timing.median_ms >= 0
+    timing = time_call(lambda: None, CPU, warmup=1, min_repeats=1, max_repeats=6, target_s=10.0)
+    assert timing.repeats == 6
+
+
+def test_time_interleaved_times_each_call_the_same_number_of_times():
+    counts = {"a": 0, "b": 0}
+
+    def make(key):
+        def call():
+            counts[key] += 1
+
+        return call
+
+    timings = time_interleaved({"a": make("a"), "b": make("b")}, CPU, warmup=1, repeats=3)
+    assert set(timings) == {"a", "b"} and counts == {"a": 4, "b": 4}
+    assert all(t.repeats == 3 for t in timings.values())
+
+
+def test_forward_backward_returns_fresh_gradients_every_call():
+    case = build_case("fade", 1, 4, 3, 3)
+    call = forward_backward_call(case)
+    first, second = call(), call()
+    n_params = len(list(case.module.parameters()))
+    assert len(first) == 2 + n_params
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+    assert all(p.grad is None for p in case.module.parameters())
+
+
+class _Detached(nn.Module):
+    def forward(self, x):
+        return x.detach() * 2
+
+
+def test_forward_backward_reports_a_non_differentiable_output():
+    call = forward_backward_call(Case("detached", _Detached(), (torch.randn(1, 2, 3, 3),)))
+    with pytest.raises(NotDifferentiable):
+        call()
