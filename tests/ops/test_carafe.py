@@ -188,14 +188,25 @@ def test_non_contiguous_and_channels_last_inputs(path):
 @pytest.mark.parametrize(
     "case", [(2, 9, 6, 5, 13, 11, 5, 2), (1, 13, 1, 2, 2, 4, 3, 2), (2, 21, 3, 4, 7, 9, 3, 2)], ids=case_id
 )
-def test_two_threads_give_the_single_thread_result(path, case):
+def test_two_threads_give_the_single_thread_result(path, case, monkeypatch):
+    monkeypatch.setattr(_native, "_MIN_WORK_PER_THREAD", 1)  # thread even these tiny problems
     x, kernels, grad, (ref, ref_gx, ref_gk) = inputs(case, torch.float32)
     single = forward_and_grads(x, kernels, case[-1], grad)
     torch.set_num_threads(2)
+    assert _native._threads(x, kernels) == 2
     double = forward_and_grads(x, kernels, case[-1], grad)
     for a, b, r in zip(double, single, (ref, ref_gx, ref_gk)):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
         torch.testing.assert_close(a.double(), r, rtol=1e-5, atol=1e-5)
+
+
+def test_small_problems_run_on_one_thread():
+    torch.set_num_threads(2)
+    x = torch.empty(2, 16, 32, 32)
+    small, large = torch.empty(2, 9, 64, 64), torch.empty(2, 25, 64, 64)
+    assert 2 * 16 * 9 * 64 * 64 < _native._MIN_WORK_PER_THREAD * 2 <= 2 * 16 * 25 * 64 * 64
+    assert _native._threads(x, small) == 1
+    assert _native._threads(x, large) == 2
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

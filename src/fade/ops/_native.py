@@ -39,6 +39,8 @@ _MAX_DETAIL_CHARS = 2000
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 _CONVERTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+# Multiply-adds that make starting one more thread worthwhile (a thread start costs ~20-50 us).
+_MIN_WORK_PER_THREAD = 1 << 20
 
 
 def _compiler() -> str | None:
@@ -147,6 +149,12 @@ def _shape_args(x: Tensor, kernels: Tensor, k: int, scale: int) -> tuple[int, ..
     return b, c, h, w, kernels.shape[-2], kernels.shape[-1], k, scale
 
 
+def _threads(x: Tensor, kernels: Tensor) -> int:
+    """Threads for one call: torch.get_num_threads(), fewer for small problems."""
+    work = x.shape[0] * x.shape[1] * kernels[0].numel()
+    return max(1, min(torch.get_num_threads(), work // _MIN_WORK_PER_THREAD))
+
+
 def _check_status(status: int, what: str) -> None:
     if status != 0:
         raise MemoryError(f"fade native carafe {what}: could not allocate scratch memory")
@@ -166,7 +174,7 @@ def forward(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor:
     xc, kc = x.to(dtype).contiguous(), kernels.to(dtype).contiguous()
     out = xc.new_empty((x.shape[0], x.shape[1], kernels.shape[-2], kernels.shape[-1]))
     fn = getattr(_library(), f"fade_carafe_forward_{_SUFFIX[dtype]}")
-    status = fn(xc.data_ptr(), kc.data_ptr(), out.data_ptr(), *_shape_args(x, kernels, k, scale), torch.get_num_threads())
+    status = fn(xc.data_ptr(), kc.data_ptr(), out.data_ptr(), *_shape_args(x, kernels, k, scale), _threads(x, kernels))
     _check_status(status, "forward")
     return out.to(x.dtype)
 
@@ -192,7 +200,7 @@ def backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tu
         gx.data_ptr(),
         gk.data_ptr(),
         *_shape_args(x, kernels, k, scale),
-        torch.get_num_threads(),
+        _threads(x, kernels),
     )
     _check_status(status, "backward")
     return gx.to(x.dtype), gk.to(kernels.dtype)
