@@ -200,6 +200,15 @@ def test_two_threads_give_the_single_thread_result(path, case, monkeypatch):
         torch.testing.assert_close(a.double(), r, rtol=1e-5, atol=1e-5)
 
 
+def test_empty_batch(path):
+    x = torch.randn(0, 3, 4, 5, requires_grad=True)
+    kernels = torch.randn(0, 9, 8, 10, requires_grad=True)
+    out = carafe(x, kernels)
+    assert out.shape == (0, 3, 8, 10)
+    gx, gk = torch.autograd.grad(out, (x, kernels), torch.ones_like(out))
+    assert gx.shape == x.shape and gk.shape == kernels.shape
+
+
 def test_small_problems_run_on_one_thread():
     torch.set_num_threads(2)
     x = torch.empty(2, 16, 32, 32)

@@ -151,7 +151,8 @@ def _shape_args(x: Tensor, kernels: Tensor, k: int, scale: int) -> tuple[int, ..
 
 def _threads(x: Tensor, kernels: Tensor) -> int:
     """Threads for one call: torch.get_num_threads(), fewer for small problems."""
-    work = x.shape[0] * x.shape[1] * kernels[0].numel()
+    b, k2, ho, wo = kernels.shape
+    work = b * x.shape[1] * k2 * ho * wo
     return max(1, min(torch.get_num_threads(), work // _MIN_WORK_PER_THREAD))
 
 
