@@ -62,6 +62,7 @@ def _cpu_signature() -> str:
 
 
 def _cache_dir() -> Path:
+    """``$FADE_CACHE_DIR``, else ``~/.cache/fade``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "fade")
 
 
@@ -145,6 +146,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _shape_args(x: Tensor, kernels: Tensor, k: int, scale: int) -> tuple[int, ...]:
+    """(B, C, H, W, H_out, W_out, K, s), the shape arguments of the entry points."""
     b, c, h, w = x.shape
     return b, c, h, w, kernels.shape[-2], kernels.shape[-1], k, scale
 
@@ -157,6 +159,7 @@ def _threads(x: Tensor, kernels: Tensor) -> int:
 
 
 def _check_status(status: int, what: str) -> None:
+    """Raise MemoryError when an entry point reports that it could not allocate its scratch."""
     if status != 0:
         raise MemoryError(f"fade native carafe {what}: could not allocate scratch memory")
 

@@ -10,8 +10,10 @@ node. Each operator runs
 - the pure-PyTorch path everywhere else (CUDA, other dtypes, no C++ compiler, or
   ``FADE_DISABLE_NATIVE=1``): one tap at a time, with a backward that recomputes the taps.
 
-Neither path builds a K*K-fold intermediate, forward or backward. During ONNX export (TorchScript
-or dynamo exporter) :func:`carafe` traces the pure-PyTorch forward into standard ONNX operators.
+Neither path builds a K*K-fold intermediate, forward or backward: the native forward allocates
+only its output and the native backward only the two gradients (plus O(C*K*W) scratch per thread);
+the pure-PyTorch path peaks at a few output-sized temporaries. During ONNX export (TorchScript or
+dynamo exporter) :func:`carafe` traces the pure-PyTorch forward into standard ONNX operators.
 Second-order gradients are not supported.
 """
 
