@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["DISABLE_ENV", "CACHE_ENV", "available", "backward", "forward", "supports"]
+__all__ = ["CACHE_ENV", "DISABLE_ENV", "available", "backward", "forward", "supports"]
 
 DISABLE_ENV = "FADE_DISABLE_NATIVE"
 CACHE_ENV = "FADE_CACHE_DIR"
