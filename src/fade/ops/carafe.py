@@ -117,10 +117,10 @@ def _carafe_reference(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor:
     padded = F.pad(x, (r, r, r, r)).to(acc_dtype)
     weights = kernels.to(acc_dtype)
     out = padded.new_zeros((x.shape[0], x.shape[1], ho, wo))
-    for i in range(k):
-        row_taps = padded.index_select(2, rows + i)
-        for j in range(k):
-            out.addcmul_(row_taps.index_select(3, cols + j), weights[:, i * k + j : i * k + j + 1])
+    for j in range(k):
+        col_taps = padded.index_select(3, cols + j)  # whole-row gathers below are cheaper than column ones
+        for i in range(k):
+            out.addcmul_(col_taps.index_select(2, rows + i), weights[:, i * k + j : i * k + j + 1])
     return out.to(x.dtype)
 
 
@@ -144,14 +144,14 @@ def _carafe_reference_backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int,
     weights = kernels.to(acc_dtype)
     grad_padded = torch.zeros_like(padded)
     grad_kernels = weights.new_empty(weights.shape)
-    for i in range(k):
-        row_taps = padded.index_select(2, rows + i)
-        grad_rows = torch.zeros_like(row_taps)
-        for j in range(k):
-            tap = row_taps.index_select(3, cols + j)
+    for j in range(k):
+        col_taps = padded.index_select(3, cols + j)
+        grad_cols = torch.zeros_like(col_taps)
+        for i in range(k):
+            tap = col_taps.index_select(2, rows + i)
             grad_kernels[:, i * k + j] = (g * tap).sum(dim=1)
-            grad_rows.index_add_(3, cols + j, g * weights[:, i * k + j : i * k + j + 1])
-        grad_padded.index_add_(2, rows + i, grad_rows)
+            grad_cols.index_add_(2, rows + i, g * weights[:, i * k + j : i * k + j + 1])
+        grad_padded.index_add_(3, cols + j, grad_cols)
     grad_x = grad_padded[:, :, r : r + h, r : r + w]
     return grad_x.to(x.dtype).contiguous(), grad_kernels.to(kernels.dtype)
 
