@@ -98,7 +98,10 @@ class SemiShiftLiteKernels(SemiShiftKernels):
 
 
 class EncoderKernels(nn.Module):
-    """Kernels from the encoder feature only (paper Table 4, B1): 1x1 compressor + content encoder."""
+    """Kernels from the encoder feature only (paper Table 4, B1): 1x1 compressor + content encoder.
+
+    :meth:`features` picks what the compressor sees; :class:`NaiveKernels` overrides it.
+    """
 
     def __init__(
         self,
@@ -112,36 +115,30 @@ class EncoderKernels(nn.Module):
     ) -> None:
         super().__init__()
         f = {"device": device, "dtype": dtype}
-        self.compress = _conv(en_channels, compressed_channels, 1, **f)
+        self.compress = _conv(self.feature_channels(en_channels, de_channels), compressed_channels, 1, **f)
         self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
         xavier_init_(self)
 
+    @staticmethod
+    def feature_channels(en_channels: int, de_channels: int) -> int:
+        return en_channels
+
+    def features(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        return en
+
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
-        return self.content_encoder(self.compress(en))
+        return self.content_encoder(self.compress(self.features(en, de, scale)))
 
 
-class NaiveKernels(nn.Module):
+class NaiveKernels(EncoderKernels):
     """Kernels from ``cat(en, nearest_up(de))`` (paper Table 4, B3): the naive way to use both."""
 
-    def __init__(
-        self,
-        en_channels: int,
-        de_channels: int,
-        kernel_size: int = 5,
-        compressed_channels: int = 64,
-        encoder_kernel_size: int = 3,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__()
-        f = {"device": device, "dtype": dtype}
-        self.compress = _conv(en_channels + de_channels, compressed_channels, 1, **f)
-        self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
-        xavier_init_(self)
+    @staticmethod
+    def feature_channels(en_channels: int, de_channels: int) -> int:
+        return en_channels + de_channels
 
-    def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
-        both = torch.cat([en, nearest_upsample(de, en.shape[-2:], scale)], dim=1)
-        return self.content_encoder(self.compress(both))
+    def features(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        return torch.cat([en, nearest_upsample(de, en.shape[-2:], scale)], dim=1)
 
 
 class DecoderKernels(nn.Module):
