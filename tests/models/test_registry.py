@@ -1,0 +1,56 @@
+"""The model registry: names, errors, options, device and dtype."""
+
+import pytest
+import torch
+
+import fade
+from fade.models import A2UMatting, ReconstructionAutoencoder, SegFormer, SegNet, create_model, list_models
+from fade.models.registry import register_model
+
+
+def test_names():
+    assert list_models() == ["a2u_matting", "a2u_matting_tiny", "autoencoder", "segformer_b1", "segformer_tiny", "segnet"]
+
+
+def test_unknown_model_lists_the_valid_names():
+    with pytest.raises(KeyError, match="unknown model 'unet'; valid names: a2u_matting, a2u_matting_tiny, autoencoder"):
+        create_model("unet")
+
+
+def test_unknown_upsampler_lists_the_valid_upsamplers():
+    with pytest.raises(KeyError, match="unknown upsampler 'lanczos'; valid names: a2u, bilinear"):
+        create_model("segnet", "lanczos")
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="model 'segnet' is already registered"):
+        register_model("segnet")(lambda *a, **k: None)
+
+
+@pytest.mark.parametrize(
+    "name, cls", [("segformer_tiny", SegFormer), ("a2u_matting_tiny", A2UMatting), ("segnet", SegNet),
+                  ("autoencoder", ReconstructionAutoencoder)]
+)
+def test_factories_build_their_class_and_pass_options(name, cls):
+    model = create_model(name, "fade", upsampler_options={"kernel_size": 3}, device="meta")
+    assert isinstance(model, cls)
+    fades = [m for m in model.modules() if isinstance(m, fade.KernelUpsampler)]
+    assert fades and all(m.kernel_generator.content_encoder.out_channels == 3 * 3 for m in fades)
+
+
+def test_num_classes_reaches_the_classifier():
+    assert create_model("segformer_b1", "bilinear", num_classes=19, device="meta").head.classifier.out_channels == 19
+    assert create_model("segnet", "bilinear", num_classes=7, device="meta").head.out_channels == 7
+
+
+@pytest.mark.parametrize("upsampler", ["fade", "unpool", "indexnet", "a2u", "carafe"])
+@pytest.mark.parametrize("name", ["segformer_tiny", "a2u_matting_tiny", "segnet", "autoencoder"])
+def test_device_and_dtype_reach_every_tensor(name, upsampler):
+    model = create_model(name, upsampler, device="meta", dtype=torch.float64)
+    tensors = list(model.parameters()) + [b for b in model.buffers() if b.is_floating_point()]
+    assert all(t.is_meta and t.dtype == torch.float64 for t in tensors)
+
+
+def test_tiny_variants_run_in_float64():
+    model = create_model("segformer_tiny", "fade", num_classes=3, dtype=torch.float64).eval()
+    assert model(torch.randn(1, 3, 40, 33, dtype=torch.float64)).dtype == torch.float64
