@@ -53,9 +53,15 @@ def test_autoencoder_reconstructs_in_unit_range_at_the_input_size():
 
 
 def test_bad_input_is_refused():
-    with pytest.raises(ValueError, match=r"x: expected a \(B, 3, H, W\) batch with H, W >= 16, got shape \(1, 3, 15, 40\)"):
+    with pytest.raises(
+        ValueError, match=r"x: expected a \(B, 3, H, W\) batch with H, W >= 16, got shape \(1, 3, 15, 40\)"
+    ):
         SegNet("fade")(torch.randn(1, 3, 15, 40))
-    with pytest.raises(ValueError, match=r"x: expected a \(B, 1, H, W\) batch with H, W >= 4, got shape \(1, 3, 28, 28\)"):
+    with pytest.raises(
+        ValueError, match=r"x: expected a \(B, 1, H, W\) batch with H, W >= 4, got shape \(1, 3, 28, 28\)"
+    ):
         ReconstructionAutoencoder("fade")(torch.randn(1, 3, 28, 28))
-    with pytest.raises(ValueError, match=r"expected at least one stage and one conv per stage, got channels=\(\), convs_per_stage=2"):
+    with pytest.raises(
+        ValueError, match=r"expected at least one stage and one conv per stage, got channels=\(\), convs_per_stage=2"
+    ):
         SegNet("fade", channels=())

@@ -8,13 +8,20 @@ from fade.models import A2UMatting
 from fade.upsamplers import A2UDown, IndexedPool, MaxPoolDown, MaxPoolIndices
 
 # pooling that made each resolution, and the decoder stage that upsamples back to it
-PAIRS = [("down0", "decoder1"), ("down1", "decoder2"), ("stage2_first.down", "decoder3"), ("stage3_first.down", "decoder4")]
+PAIRS = [
+    ("down0", "decoder1"),
+    ("down1", "decoder2"),
+    ("stage2_first.down", "decoder3"),
+    ("stage3_first.down", "decoder4"),
+]
 
 
 def record(model, names, keep):
     seen = {}
     for name in names:
-        model.get_submodule(name).register_forward_hook(lambda m, args, out, name=name: seen.__setitem__(name, keep(args, out)))
+        model.get_submodule(name).register_forward_hook(
+            lambda m, args, out, name=name: seen.__setitem__(name, keep(args, out))
+        )
     return seen
 
 
@@ -39,7 +46,9 @@ def test_upsamplers_get_the_pre_pool_feature_of_their_resolution():
     ]
 
 
-@pytest.mark.parametrize("upsampler, down_type", [("unpool", MaxPoolIndices), ("indexnet", IndexedPool), ("a2u", A2UDown)])
+@pytest.mark.parametrize(
+    "upsampler, down_type", [("unpool", MaxPoolIndices), ("indexnet", IndexedPool), ("a2u", A2UDown)]
+)
 def test_each_pooling_hands_its_context_and_input_to_the_matching_upsampling(upsampler, down_type):
     model = A2UMatting.tiny(upsampler).eval()
     downs = [name for name, _ in PAIRS]
@@ -70,9 +79,14 @@ def test_predict_clamps_the_raw_prediction_to_unit_range():
 
 def test_bad_input_is_refused():
     model = A2UMatting.tiny("fade")
-    with pytest.raises(ValueError, match=r"x: expected a \(B, 4, H, W\) batch with H, W >= 16, got shape \(1, 3, 32, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"x: expected a \(B, 4, H, W\) batch with H, W >= 16, got shape \(1, 3, 32, 32\)"
+    ):
         model(torch.randn(1, 3, 32, 32))
     with pytest.raises(ValueError, match=r"H, W >= 16, got shape \(1, 4, 32, 15\)"):
         model(torch.randn(1, 4, 32, 15))
-    with pytest.raises(ValueError, match=r"expected three stages with at least one block each, got widths=\(8, 16, 32\), depths=\(1, 0, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected three stages with at least one block each, got widths=\(8, 16, 32\), depths=\(1, 0, 1\)",
+    ):
         A2UMatting.tiny("fade", depths=(1, 0, 1))

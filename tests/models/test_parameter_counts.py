@@ -30,7 +30,9 @@ def mit_b1():
     total, previous = 0, 3
     for i, (c, r) in enumerate(zip((64, 128, 320, 512), (8, 4, 2, 1))):
         total += conv(7 if i == 0 else 3, previous, c, bias=True) + 2 * c  # patch embed + LN
-        attention = (c * c + c) + (2 * c * c + 2 * c) + (c * c + c) + ((conv(r, c, c, bias=True) + 2 * c) if r > 1 else 0)
+        attention = (
+            (c * c + c) + (2 * c * c + 2 * c) + (c * c + c) + ((conv(r, c, c, bias=True) + 2 * c) if r > 1 else 0)
+        )
         ffn = (c * 4 * c + 4 * c) + conv(3, 4 * c, 4 * c, bias=True, groups=4 * c) + (4 * c * c + c)
         total += 2 * (2 * c + attention + 2 * c + ffn) + 2 * c  # two blocks + stage norm
         previous = c

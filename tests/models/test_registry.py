@@ -9,7 +9,14 @@ from fade.models.registry import register_model
 
 
 def test_names():
-    assert list_models() == ["a2u_matting", "a2u_matting_tiny", "autoencoder", "segformer_b1", "segformer_tiny", "segnet"]
+    assert list_models() == [
+        "a2u_matting",
+        "a2u_matting_tiny",
+        "autoencoder",
+        "segformer_b1",
+        "segformer_tiny",
+        "segnet",
+    ]
 
 
 def test_unknown_model_lists_the_valid_names():
@@ -28,8 +35,13 @@ def test_duplicate_registration_is_refused():
 
 
 @pytest.mark.parametrize(
-    "name, cls", [("segformer_tiny", SegFormer), ("a2u_matting_tiny", A2UMatting), ("segnet", SegNet),
-                  ("autoencoder", ReconstructionAutoencoder)]
+    "name, cls",
+    [
+        ("segformer_tiny", SegFormer),
+        ("a2u_matting_tiny", A2UMatting),
+        ("segnet", SegNet),
+        ("autoencoder", ReconstructionAutoencoder),
+    ],
 )
 def test_factories_build_their_class_and_pass_options(name, cls):
     model = create_model(name, "fade", upsampler_options={"kernel_size": 3}, device="meta")

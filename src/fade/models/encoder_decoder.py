@@ -16,6 +16,8 @@ exactly, so any input with sides >= 2^L works without padding (67x45 included).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 
@@ -24,6 +26,11 @@ from .layers import ModuleFactory, conv_norm_act, init_conv
 from .registry import register_model
 
 __all__ = ["PooledEncoderDecoder", "ReconstructionAutoencoder", "SegNet"]
+
+
+def _conv_stack(widths: list[int], layers: dict) -> nn.Sequential:
+    """3x3 conv + norm + act layers from ``widths[i]`` to ``widths[i + 1]`` channels."""
+    return nn.Sequential(*(conv_norm_act(a, b, 3, **layers) for a, b in itertools.pairwise(widths)))
 
 
 class PooledEncoderDecoder(nn.Module):
@@ -66,23 +73,20 @@ class PooledEncoderDecoder(nn.Module):
         self.encoder, self.downs, self.ups, self.decoder = (nn.ModuleList() for _ in range(4))
         previous = in_channels
         for c in channels:
-            widths = [previous] + [c] * convs_per_stage
-            self.encoder.append(nn.Sequential(*(conv_norm_act(a, b, 3, **layers) for a, b in zip(widths, widths[1:]))))
+            self.encoder.append(_conv_stack([previous] + [c] * convs_per_stage, layers))
             down, up = create_pair(upsampler, c, **dict(upsampler_options or {}))
             self.downs.append(down.to(**f))
             self.ups.append(up.to(**f))
             previous = c
         for i, c in enumerate(channels):
-            widths = [c] * convs_per_stage + [channels[max(i - 1, 0)]]
-            self.decoder.append(nn.Sequential(*(conv_norm_act(a, b, 3, **layers) for a, b in zip(widths, widths[1:]))))
+            self.decoder.append(_conv_stack([c] * convs_per_stage + [channels[max(i - 1, 0)]], layers))
         self.head = init_conv(nn.Conv2d(channels[0], out_channels, 3, padding=1, **f))
 
     def forward(self, x: Tensor) -> Tensor:
         smallest = 2 ** len(self.encoder)
         if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < smallest:
             raise ValueError(
-                f"x: expected a (B, {self.in_channels}, H, W) batch with H, W >= {smallest}, got shape "
-                f"{tuple(x.shape)}"
+                f"x: expected a (B, {self.in_channels}, H, W) batch with H, W >= {smallest}, got shape {tuple(x.shape)}"
             )
         saved = []
         for stage, down in zip(self.encoder, self.downs):
@@ -115,8 +119,16 @@ class SegNet(PooledEncoderDecoder):
         dtype=None,
     ) -> None:
         super().__init__(
-            upsampler, in_channels, num_classes, channels, convs_per_stage, upsampler_options, norm_layer, act_layer,
-            device, dtype,
+            upsampler,
+            in_channels,
+            num_classes,
+            channels,
+            convs_per_stage,
+            upsampler_options,
+            norm_layer,
+            act_layer,
+            device,
+            dtype,
         )
 
 
@@ -139,8 +151,16 @@ class ReconstructionAutoencoder(PooledEncoderDecoder):
         dtype=None,
     ) -> None:
         super().__init__(
-            upsampler, in_channels, in_channels, channels, convs_per_stage, upsampler_options, norm_layer, act_layer,
-            device, dtype,
+            upsampler,
+            in_channels,
+            in_channels,
+            channels,
+            convs_per_stage,
+            upsampler_options,
+            norm_layer,
+            act_layer,
+            device,
+            dtype,
         )
 
     def forward(self, x: Tensor) -> Tensor:

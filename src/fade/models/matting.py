@@ -148,7 +148,9 @@ class MattingDecoderStage(nn.Module):
         f = {"device": device, "dtype": dtype, "norm_layer": norm_layer, "act_layer": act_layer}
         self.up = up
         self.skip = conv_norm_act(skip_channels, channels, 3, **f)
-        self.blocks = nn.Sequential(ResidualBlock(channels, out_channels, **f), ResidualBlock(out_channels, out_channels, **f))
+        self.blocks = nn.Sequential(
+            ResidualBlock(channels, out_channels, **f), ResidualBlock(out_channels, out_channels, **f)
+        )
 
     def forward(self, en: Tensor, de: Tensor, context: object, skip: Tensor) -> Tensor:
         return self.blocks(self.up(en, de, context) + self.skip(skip))
@@ -226,7 +228,13 @@ class A2UMatting(nn.Module):
     def tiny(cls, upsampler: str = "fade", **options) -> A2UMatting:
         """A narrow A2U matting network for CPU tests and experiments: stem 8, widths 8/16/32, one
         block per stage, ASPP branches 16 wide, last decoder stage 8 (each overridable)."""
-        defaults = {"stem_channels": 8, "widths": (8, 16, 32), "depths": (1, 1, 1), "aspp_channels": 16, "out_channels": 8}
+        defaults = {
+            "stem_channels": 8,
+            "widths": (8, 16, 32),
+            "depths": (1, 1, 1),
+            "aspp_channels": 16,
+            "out_channels": 8,
+        }
         return cls(upsampler, **{**defaults, **options})
 
     def forward(self, x: Tensor) -> Tensor:

@@ -235,9 +235,7 @@ class MixTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"x: expected a (B, {self.in_channels}, H, W) image batch, got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"x: expected a (B, {self.in_channels}, H, W) image batch, got shape {tuple(x.shape)}")
         size, features = tuple(x.shape[-2:]), []
         for i, (embed, blocks, norm) in enumerate(zip(self.patch_embeds, self.stages, self.norms)):
             tokens, hw = embed(x)
@@ -397,4 +395,3 @@ def _segformer_b1(upsampler: str = "fade", **options) -> SegFormer:
 def _segformer_tiny(upsampler: str = "fade", **options) -> SegFormer:
     """:meth:`SegFormer.tiny`."""
     return SegFormer.tiny(upsampler, **options)
-
