@@ -89,6 +89,6 @@ class _Detached(nn.Module):
 
 
 def test_forward_backward_reports_a_non_differentiable_output():
-    call = forward_backward_call(Case("detached", _Detached(), (torch.randn(1, 2, 3, 3),)))
+    call = forward_backward_call(Case("detached", _Detached(), (torch.randn(1, 2, 3, 3),), (1, 2, 3, 3)))
     with pytest.raises(NotDifferentiable):
         call()

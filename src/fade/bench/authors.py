@@ -1,8 +1,9 @@
 """The authors' pure-PyTorch FADE formulation, re-implemented as a benchmark baseline.
 
 The public FADE code, without mmcv, reassembles by unfolding the decoder feature into its K*K
-neighbourhoods, repeating that (B, C*K*K, H, W) tensor to the high resolution by nearest
-neighbour, and contracting it with the kernels: a B x K*K x C x sH x sW intermediate. This module
+neighbourhoods, rearranging them to (B, K*K, C, H, W), repeating that to the high resolution by
+nearest neighbour, and contracting it with the kernels by einsum: a B x K*K x C x sH x sW
+intermediate. This module
 does the same with the layers of a :class:`fade.FADE` (shared, not copied), so the two compute the
 same function and differ only in how. It is a bench baseline (``"fade_authors"``), not a
 registered upsampler: it only accepts what the authors' code accepts (exact multiples, C_en == C_de,
@@ -24,7 +25,7 @@ __all__ = ["FADEAuthors", "authors_reassembly"]
 
 
 def authors_reassembly(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
-    """CARAFE reassembly by unfold, nearest repeat and einsum (the authors' pure-PyTorch path).
+    """CARAFE reassembly by unfold, nearest repeat to (B, K*K, C, sH, sW) and einsum (the authors' way).
 
     Args:
         x: Tensor[B, C, H, W].
@@ -41,9 +42,9 @@ def authors_reassembly(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
         raise ValueError(
             f"kernels: expected spatial size {(scale * h, scale * w)} (exact multiple), got {tuple(kernels.shape[-2:])}"
         )
-    columns = F.unfold(x, k, padding=k // 2).view(b, c * k2, h, w)
-    columns = F.interpolate(columns, scale_factor=scale, mode="nearest").view(b, c, k2, scale * h, scale * w)
-    return torch.einsum("bckhw,bkhw->bchw", columns, kernels)
+    columns = F.unfold(x, k, padding=k // 2).view(b, c, k2, h, w).transpose(1, 2).reshape(b, k2 * c, h, w)
+    columns = F.interpolate(columns, scale_factor=scale, mode="nearest").view(b, k2, c, scale * h, scale * w)
+    return torch.einsum("bkchw,bkhw->bchw", columns, kernels)
 
 
 class FADEAuthors(nn.Module):

@@ -50,11 +50,12 @@ OPERATORS: dict[str, str] = {
 
 @dataclass
 class Case:
-    """A module and the inputs of one measured call ``module(*inputs)``."""
+    """A module, the inputs of one measured call ``module(*inputs)`` and the output's shape."""
 
     name: str
     module: nn.Module
     inputs: tuple[Tensor, ...]
+    output_shape: tuple[int, ...]
 
     def params(self) -> int:
         """Number of parameters."""
@@ -88,16 +89,17 @@ def build_case(
     gen = torch.Generator().manual_seed(seed)
     f = {"device": device, "dtype": dtype}
     hi = (scale * height, scale * width)
+    out = (batch, channels, *hi)
     de = torch.randn(batch, channels, height, width, generator=gen).to(**f)
     if name in OPERATORS:
         if name == "op:bilinear":
-            return Case(name, _Function(partial(F.interpolate, scale_factor=scale, mode="bilinear")), (de,))
+            return Case(name, _Function(partial(F.interpolate, scale_factor=scale, mode="bilinear")), (de,), out)
         kernels = torch.randn(batch, 25, *hi, generator=gen).softmax(dim=1).to(**f)
-        return Case(name, _Function(partial(carafe, scale=scale)), (de, kernels))
+        return Case(name, _Function(partial(carafe, scale=scale)), (de, kernels), out)
     torch.manual_seed(seed)
     if name in BASELINES:
         module = BASELINES[name](channels, channels, scale)
     else:
         module = create_upsampler(name, channels, channels, scale=scale)
     en = torch.randn(batch, channels, *hi, generator=gen).to(**f)
-    return Case(name, module.to(**f), (en, de))
+    return Case(name, module.to(**f), (en, de), out)

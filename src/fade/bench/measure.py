@@ -60,18 +60,17 @@ def forward_call(case: Case) -> Callable[[], Tensor]:
 def forward_backward_call(case: Case) -> Callable[[], tuple]:
     """Training call: forward, then gradients w.r.t. the floating inputs and all parameters.
 
-    The gradient of the output is a fixed random tensor made here (it comes from downstream in a
-    network), and gradients are returned rather than accumulated, so repeated calls do the same work.
+    The gradient of the output is a fixed random tensor of ``case.output_shape`` made here (it comes
+    from downstream in a network), and gradients are returned rather than accumulated, so repeated
+    calls do the same work.
 
     Raises:
         NotDifferentiable: when the output does not require grad.
     """
     inputs = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in case.inputs)
     wrt = [t for t in inputs if t.requires_grad] + [p for p in case.module.parameters() if p.requires_grad]
-    with torch.no_grad():
-        out = case.module(*case.inputs)
-    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
-    del out
+    ref = case.inputs[0]
+    grad_out = torch.randn(case.output_shape, generator=torch.Generator().manual_seed(1)).to(ref)
 
     def call() -> tuple:
         out = case.module(*inputs)

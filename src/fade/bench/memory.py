@@ -1,9 +1,8 @@
 """Peak memory of a call, measured in a fresh process: ``python -m fade.bench.memory``.
 
 The probe reads a JSON job on stdin and writes one JSON line per case on stdout. Each case is built
-from its name and size (:func:`fade.bench.cases.build_case`) and measured twice, each call after
-a warm-up call of its own kind at full size (and, once per name, at a tiny size): an inference call
-and a forward+backward call. The reported peak is the extra memory over what was resident just before
+from its name and size (:func:`fade.bench.cases.build_case`) and measured twice, after a warm-up
+of both calls at a tiny size once per name: an inference call and a forward+backward call. The reported peak is the extra memory over what was resident just before
 the call (module, inputs and the output gradient excluded; the output and everything the call
 allocates included).
 
@@ -158,12 +157,8 @@ def _run(job: MemoryJob) -> None:
         result = MemoryResult(name, tuple(size))
         try:
             case = build_case(name, *size, job.scale, device, dtype)
-            fwd = forward_call(case)
-            fwd()
-            result.fwd_bytes = meter.peak_extra(fwd)
-            fwdbwd = forward_backward_call(case)
-            fwdbwd()
-            result.fwdbwd_bytes = meter.peak_extra(fwdbwd)
+            result.fwd_bytes = meter.peak_extra(forward_call(case))
+            result.fwdbwd_bytes = meter.peak_extra(forward_backward_call(case))
         except NotDifferentiable as err:
             result.notes.append(f"no backward: {err}")
         except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
@@ -172,7 +167,7 @@ def _run(job: MemoryJob) -> None:
                 result.notes.append(f"{call} exceeds the {job.budget_bytes / 2**30:g} GiB memory budget")
             else:
                 result.notes.append(f"{call} failed: {type(err).__name__}: {str(err)[:200]}")
-        case = fwd = fwdbwd = None
+        case = None
         print(json.dumps(asdict(result)), flush=True)
 
 

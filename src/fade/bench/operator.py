@@ -58,7 +58,7 @@ def run_operator_suite(
     carafe_op = build_case("op:carafe", *shape, device=device, dtype=dtype)
     bilinear = build_case("op:bilinear", *shape, device=device, dtype=dtype)
     fade_case = build_case("fade", *shape, device=device, dtype=dtype)
-    authors = Case("fade_authors", FADEAuthors(fade_case.module), fade_case.inputs)
+    authors = Case("fade_authors", FADEAuthors(fade_case.module), fade_case.inputs, fade_case.output_shape)
     with torch.no_grad():
         diff = (fade_case.module(*fade_case.inputs) - authors.module(*authors.inputs)).abs().max().item()
 
