@@ -1,11 +1,14 @@
 """The model registry: names, errors, options, device and dtype."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import fade
 from fade.models import A2UMatting, ReconstructionAutoencoder, SegFormer, SegNet, create_model, list_models
 from fade.models.registry import register_model
+from fade.models.table import markdown_table
 
 
 def test_names():
@@ -66,3 +69,8 @@ def test_device_and_dtype_reach_every_tensor(name, upsampler):
 def test_tiny_variants_run_in_float64():
     model = create_model("segformer_tiny", "fade", num_classes=3, dtype=torch.float64).eval()
     assert model(torch.randn(1, 3, 40, 33, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_docs_hold_the_generated_parameter_table():
+    docs = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+    assert markdown_table() in docs.read_text()
