@@ -108,7 +108,7 @@ class EfficientSelfAttention(nn.Module):
         self.q = _linear(dim, dim, **f)
         self.kv = _linear(dim, 2 * dim, **f)
         self.proj = _linear(dim, dim, **f)
-        self.reduce = None
+        self.reduce = self.norm = None
         if sr_ratio > 1:
             self.reduce = init_conv(nn.Conv2d(dim, dim, sr_ratio, sr_ratio, **f))
             self.norm = nn.LayerNorm(dim, **f)
