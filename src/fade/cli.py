@@ -111,7 +111,9 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--base-channels", type=int, help="channels of the resolution sweep / operator suite (256)")
     p.add_argument("--base-size", type=int, help="decoder size of the channel sweep / operator suite (64)")
     p.add_argument("--warmup", type=int, help="warm-up calls")
-    p.add_argument("--repeats", type=int, help="timed calls (fixed; default adapts to the call's duration)")
+    p.add_argument(
+        "--repeats", type=int, help="sweep: timed calls (default adapts to the call duration); operator: rounds (7)"
+    )
     p.add_argument("--max-call-s", type=float, help="time budget of one call; slower settings are skipped")
     p.add_argument("--memory-budget-gib", type=float, help="memory budget of one call; larger ones are skipped")
     p.set_defaults(func=bench)

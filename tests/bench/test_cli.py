@@ -68,7 +68,7 @@ def test_settings_over_the_time_budget_are_recorded_as_skipped():
 
 
 def test_operator_suite_reports_each_check_against_its_target():
-    result = run_operator_suite(batch=1, channels=16, size=32, warmup=1, repeats=1)
+    result = run_operator_suite(batch=1, channels=16, size=32, warmup=1, repeats=1, fast_repeats=2)
     assert set(result["checks"]) == set(TARGETS)
     for name, check in result["checks"].items():
         op, target = TARGETS[name]

@@ -123,13 +123,22 @@ class SweepConfig:
     max_repeats: int = 30
     target_s: float = 1.0
     max_call_s: float = 30.0
-    memory_budget_gib: float = 4.0
+    memory_budget_gib: float = 6.0
 
 
 FULL = SweepConfig()
 """The README sweep: paper Fig. 7's ranges, batch 1 and a training batch of 8."""
 
-QUICK = replace(FULL, channels=(16, 64, 256), sizes=(16, 32, 64), batches=(1,), warmup=1, target_s=0.2, max_call_s=10.0)
+QUICK = replace(
+    FULL,
+    channels=(16, 64, 256),
+    sizes=(16, 32, 64),
+    batches=(1,),
+    warmup=1,
+    target_s=0.2,
+    max_call_s=10.0,
+    memory_budget_gib=4.0,
+)
 """``fade bench --quick``: three points per sweep at batch 1, fewer repeats."""
 
 
