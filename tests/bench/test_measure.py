@@ -92,3 +92,11 @@ def test_forward_backward_reports_a_non_differentiable_output():
     call = forward_backward_call(Case("detached", _Detached(), (torch.randn(1, 2, 3, 3),), (1, 2, 3, 3)))
     with pytest.raises(NotDifferentiable):
         call()
+
+
+def test_cpu_attention_is_counted_like_torchs_attention_formula():
+    b, h, lq, s, e, ev = 2, 3, 10, 7, 8, 5
+    q, k, v = torch.randn(b, h, lq, e), torch.randn(b, h, s, e), torch.randn(b, h, s, ev)
+    with FlopCounterMode(display=False, custom_mapping=custom_flop_formulas()) as counter:
+        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    assert counter.get_total_flops() == 2 * b * h * lq * s * e + 2 * b * h * lq * s * ev

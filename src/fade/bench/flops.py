@@ -3,6 +3,10 @@
 torch counts 2 FLOPs per multiply-add (as for convolutions). The reassembly ``fade::carafe`` does
 one multiply-add per output element and kernel tap; its backward ``fade::carafe_backward`` does
 one for the input gradient and one for the kernel gradient.
+
+torch's registry has formulas for the CUDA attention kernels but not for the CPU one that
+``F.scaled_dot_product_attention`` dispatches to on CPU (SegFormer's attention); it gets torch's
+own attention formula here, so the count does not depend on the device.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch.utils.flop_counter import sdpa_flop_count
 
 from ..ops import carafe as _carafe  # noqa: F401  (defines the fade:: operators)
 
-__all__ = ["carafe_backward_flop", "carafe_flop", "custom_flop_formulas"]
+__all__ = ["carafe_backward_flop", "carafe_flop", "cpu_attention_flop", "custom_flop_formulas"]
 
 
 def carafe_flop(x_shape, kernels_shape, scale, *, out_shape, **kwargs) -> int:
@@ -27,6 +32,15 @@ def carafe_backward_flop(grad_shape, x_shape, kernels_shape, scale, *, out_shape
     return 4 * math.prod(grad_shape) * kernels_shape[1]
 
 
+def cpu_attention_flop(query_shape, key_shape, value_shape, *args, out_shape, **kwargs) -> int:
+    """FLOPs of ``aten._scaled_dot_product_flash_attention_for_cpu``, by torch's attention formula."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
 def custom_flop_formulas() -> dict[object, Callable[..., int]]:
     """Formulas keyed by operator, to pass as ``FlopCounterMode(custom_mapping=...)``."""
-    return {torch.ops.fade.carafe: carafe_flop, torch.ops.fade.carafe_backward: carafe_backward_flop}
+    return {
+        torch.ops.fade.carafe: carafe_flop,
+        torch.ops.fade.carafe_backward: carafe_backward_flop,
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flop,
+    }

@@ -37,13 +37,17 @@ from .memory import MemoryJob, MemoryResult, probe_memory
 __all__ = [
     "COLUMNS",
     "FULL",
+    "NOTES",
     "QUICK",
     "Setting",
     "SweepConfig",
+    "csv_text",
     "machine_info",
+    "markdown_tables",
     "run_sweep",
     "settings",
     "write_atomic",
+    "write_results",
 ]
 
 COLUMNS = [
@@ -160,6 +164,7 @@ class _Point:
 
 
 def _covers(smaller: tuple[int, ...], larger: tuple[int, ...]) -> bool:
+    """True when every dimension of ``smaller`` is at most that of ``larger``."""
     return all(a <= b for a, b in zip(smaller, larger))
 
 
@@ -171,6 +176,11 @@ def _measure_name(
     device: torch.device,
     dtype: torch.dtype,
 ) -> dict[tuple[int, int, int, int], _Point]:
+    """Build, count and time ``name`` at each decoder shape (increasing), given its memory results.
+
+    A shape is not timed when its memory probe ran over budget, or when a shape no larger in any
+    dimension already ran over the time budget; failures become notes.
+    """
     over_budget: dict[str, list[tuple[int, ...]]] = {"fwd": [], "fwdbwd": []}
     points = {}
     for shape in shapes:
@@ -195,8 +205,8 @@ def _measure_name(
         except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
             point.notes.append(f"inference failed: {type(err).__name__}: {str(err)[:200]}")
             continue
+        no_backward = any(n.startswith("no backward") for n in mem.notes)
         for mode, make_call in (("fwd", forward_call), ("fwdbwd", forward_backward_call)):
-            no_backward = any(n.startswith("no backward") for n in mem.notes)
             if mode == "fwdbwd" and mem.fwdbwd_bytes is None and (over_memory or no_backward):
                 break
             if any(_covers(s, shape) for s in over_budget[mode]):
@@ -218,6 +228,9 @@ def _measure_name(
                 continue
             except NotDifferentiable as err:
                 point.notes.append(f"no backward: {err}")
+                continue
+            except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
+                point.notes.append(f"{mode} failed: {type(err).__name__}: {str(err)[:200]}")
                 continue
             point.values.update({f"{mode}_ms": t.median_ms, f"{mode}_repeats": t.repeats})
     return points
@@ -311,15 +324,20 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         raise
 
 
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """``rows`` as CSV with a header, missing values empty."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def write_results(rows: list[dict], meta: dict, out_dir: str | os.PathLike) -> list[Path]:
     """Write ``bench.csv``, ``bench.json`` and ``table.md`` into ``out_dir``; return their paths."""
     out_dir = Path(out_dir)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
     paths = [out_dir / "bench.csv", out_dir / "bench.json", out_dir / "table.md"]
-    write_atomic(paths[0], buf.getvalue())
+    write_atomic(paths[0], csv_text(rows, COLUMNS))
     write_atomic(paths[1], json.dumps({"meta": meta, "columns": COLUMNS, "rows": rows}, indent=1) + "\n")
     write_atomic(paths[2], markdown_tables(rows, meta))
     return paths

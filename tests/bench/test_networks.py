@@ -1,0 +1,46 @@
+"""What FADE adds to the paper's networks, against the published parameter counts."""
+
+import torch
+
+import fade
+from fade.bench.networks import matches_published, network_table, run_network_suite
+
+
+def test_fade_extra_parameters_in_both_networks_match_the_paper():
+    rows = {(r["network"], r["upsampler"]): r for r in run_network_suite(["fade", "fade_lite"], size=32)}
+    assert set(rows) == {(n, u) for n in ("segformer_b1", "a2u_matting") for u in ("bilinear", "fade", "fade_lite")}
+    seg, mat = rows["segformer_b1", "fade"], rows["a2u_matting", "fade"]
+    assert seg["extra_params"] == 6 * sum(p.numel() for p in fade.FADE(256).parameters()) == 285_084
+    assert mat["extra_params"] == 124_008 and rows["a2u_matting", "fade_lite"]["extra_params"] == 27_216
+    for r in rows.values():
+        assert r["notes"] == "" and r["gflops"] > 0
+    published = {k: r["paper_params"] for k, r in rows.items() if r["paper_params"]}
+    assert published == {
+        ("segformer_b1", "bilinear"): "13.7M",
+        ("segformer_b1", "fade"): "0.29M",
+        ("a2u_matting", "bilinear"): "8.05M",
+        ("a2u_matting", "fade"): "0.12M",
+        ("a2u_matting", "fade_lite"): "27K",
+    }
+    assert all(rows[k]["matches_paper"] is True for k in published)
+    for network in ("segformer_b1", "a2u_matting"):
+        base = rows[network, "bilinear"]
+        assert base["extra_params"] == 0 and base["extra_gflops"] == 0
+        assert rows[network, "fade"]["extra_gflops"] > rows[network, "fade_lite"]["extra_gflops"] > 0
+    assert rows["segformer_b1", "bilinear"]["input"] == "1x3x32x32" and mat["input"] == "1x4x32x32"
+    table = network_table(list(rows.values()))
+    assert "| segformer_b1 | fade | 1x3x32x32 | 14.001M | 0.285M | 0.29M |" in table
+    assert "| a2u_matting | bilinear | 1x4x32x32 | 8.049M | 0.000M | 8.05M total |" in table
+
+
+def test_matches_published_uses_the_printed_precision():
+    assert matches_published(13_715_798, "13.7M") and not matches_published(13_715_798, "13.71M")
+    assert matches_published(27_216, "27K") and not matches_published(27_616, "27K")
+    assert matches_published(285_084, "0.29M") and not matches_published(275_084, "0.29M")
+
+
+def test_an_upsampler_that_fails_in_a_network_is_recorded():
+    (base, bad) = [r for r in run_network_suite(["no_such_upsampler"], networks=("a2u_matting",), size=32)]
+    assert base["upsampler"] == "bilinear" and base["params"] > 0
+    assert bad["params"] is None and bad["extra_params"] is None and bad["notes"].startswith("failed: KeyError")
+    assert torch.get_num_threads() == 1
