@@ -21,7 +21,8 @@ FIGURES = {
 }
 """File stem -> (column, axis label)."""
 
-_HIGHLIGHT = {"fade": ("black", 2.5), "fade_authors": ("tab:red", 2.5)}
+_HIGHLIGHT = {"fade": ("black", 2.5, "-", 3), "fade_authors": ("tab:red", 2.5, "--", 2)}
+"""Drawn over the others: ours solid black on top, the authors' formulation dashed red under it."""
 
 
 def plot_sweep(rows: list[dict], meta: dict, out_dir: str | os.PathLike) -> list[Path]:
@@ -39,7 +40,9 @@ def plot_sweep(rows: list[dict], meta: dict, out_dir: str | os.PathLike) -> list
     batches = sorted({r["batch"] for r in rows})
     cmap = plt.get_cmap("tab20")
     markers = "os^vD<>phX*"
-    style = {n: _HIGHLIGHT.get(n, (cmap(i % 20), 1.2)) + (markers[i % len(markers)],) for i, n in enumerate(names)}
+    style = {
+        n: _HIGHLIGHT.get(n, (cmap(i % 20), 1.2, "-", 1)) + (markers[i % len(markers)],) for i, n in enumerate(names)
+    }
     machine = meta["machine"]
     where = f"{machine['cpu']}, {machine['device']}, {machine['threads']} threads, torch {machine['torch']}"
     config = meta["config"]
@@ -65,8 +68,17 @@ def plot_sweep(rows: list[dict], meta: dict, out_dir: str | os.PathLike) -> list
                         and r[column] > 0
                     )
                     if pts:
-                        color, width, marker = style[name]
-                        ax.plot(*zip(*pts), label=name, color=color, linewidth=width, marker=marker, markersize=4)
+                        color, width, line, z, marker = style[name]
+                        ax.plot(
+                            *zip(*pts),
+                            label=name,
+                            color=color,
+                            linewidth=width,
+                            linestyle=line,
+                            zorder=z,
+                            marker=marker,
+                            markersize=4,
+                        )
                 ax.set_xscale("log", base=2)
                 ax.set_yscale("log")
                 ax.set_xlabel(x_label)
