@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fade", description="FADE upsampling: benchmarks and experiments")
     subparsers = parser.add_subparsers(dest="command", required=True)
     configure_bench(subparsers)
+    from .train.cli import configure_training
+
+    configure_training(subparsers)
     args = parser.parse_args(argv)
     args.command_line = "fade " + " ".join(sys.argv[1:] if argv is None else argv)
     return args.func(args)

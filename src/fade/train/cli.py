@@ -1,0 +1,181 @@
+"""``fade train`` and ``fade compare``: the command-line side of :mod:`fade.train`.
+
+:func:`configure_training` adds both subparsers to the ``fade`` command (:mod:`fade.cli`); the
+work is imported when a command runs, so ``fade --help`` needs torch only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["QUICK_UPSAMPLERS", "UPSAMPLERS", "compare_command", "configure_training", "train_command"]
+
+TASK_NAMES = ("segmentation", "matting", "reconstruction")
+UPSAMPLERS = ("bilinear", "carafe", "indexnet", "a2u", "fade", "fade_lite")
+"""The paper's comparison (Tables 5 and 6): the default of ``fade compare``."""
+QUICK_UPSAMPLERS = ("bilinear", "carafe", "a2u", "fade")
+"""The default of ``fade compare --quick``."""
+
+
+def _names(text: str) -> list[str]:
+    """``a,b,c`` -> ["a", "b", "c"]."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2], each >= 0."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return seeds
+
+
+def _positive(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _preset(task: str, name: str, steps: int | None):
+    """The preset ``task/name``, with ``steps`` when given."""
+    from .presets import get_preset
+
+    preset = get_preset(task, name)
+    return preset.replace(steps=steps) if steps else preset
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """``fade train``: one run; prints the results.json path and the metrics."""
+    from .trainer import train
+
+    preset = _preset(args.task, args.preset, args.steps)
+    if args.data:
+        preset = preset.replace(data=args.data)
+    out = Path(args.out or Path("results/train") / args.task / args.preset / args.upsampler / f"seed{args.seed}")
+    result = train(
+        preset,
+        args.upsampler,
+        out,
+        seed=args.seed,
+        device=args.device,
+        stop_after=args.stop_after,
+        init=args.init,
+        threads=args.threads,
+        log=_log,
+    )
+    if result["status"] == "stopped":
+        print(f"{out}: stopped after step {result['step']} (run again to resume)")
+    else:
+        print(out / "results.json")
+        print(", ".join(f"{k} {v:.5g}" for k, v in result["metrics"].items()))
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """``fade compare``: every upsampler x seed per task; tables, figures and a cross-task summary."""
+    from .compare import compare, write_summary
+
+    tasks = TASK_NAMES if args.task == "all" else (args.task,)
+    preset_name = args.preset or ("quick" if args.quick else "cpu")
+    upsamplers = args.upsamplers or list(QUICK_UPSAMPLERS if args.quick else UPSAMPLERS)
+    root = Path(args.out) / ("quick" if args.quick else "")
+    results = []
+    for task in tasks:
+        preset = _preset(task, preset_name, args.steps)
+        _log(f"== {task}/{preset_name}: {', '.join(upsamplers)}; seeds {args.seeds}")
+        result = compare(
+            preset,
+            upsamplers,
+            args.seeds,
+            root / task,
+            device=args.device,
+            threads=args.threads,
+            command=args.command_line,
+            plots=not args.no_plots,
+            log=_log,
+        )
+        results.append(result)
+        print(root / task / "table.md")
+    if len(results) > 1:
+        for path in write_summary(results, root, args.command_line, plots=not args.no_plots):
+            print(path)
+    return 0
+
+
+def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command so that a ValueError becomes a message and exit status 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ValueError as error:
+            print(f"fade {args.command}: error: {error}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument(
+        "--threads", type=_positive, default=1, help="torch intra-op threads (default 1: fastest for the CPU presets "
+        "on a shared 2-core machine)"
+    )
+
+
+def configure_training(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``fade train`` and ``fade compare`` to the ``fade`` command's subparsers."""
+    p = subparsers.add_parser(
+        "train",
+        help="train one network with one upsampler (checkpointed, resumable), evaluate it",
+        description="Train the preset's network with UPSAMPLER, evaluate it on the held-out split, write "
+        "OUT/results.json. OUT/checkpoint.pt is written every checkpoint_every steps; rerunning the same command "
+        "resumes from it.",
+    )
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    p.add_argument("--upsampler", required=True, help="any name of fade.list_upsamplers()")
+    p.add_argument("--preset", default="cpu", help="quick, cpu, paper (segmentation also: segnet); default cpu")
+    p.add_argument("--out", help="run folder (default results/train/TASK/PRESET/UPSAMPLER/seedS)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, dropout and batch order (0)")
+    p.add_argument("--stop-after", type=_positive, help="stop (with a checkpoint) after this many steps")
+    p.add_argument("--data", help="data source instead of the preset's (fade.train.list_data())")
+    p.add_argument("--init", help="state dict to load before training (e.g. pretrained encoder weights)")
+    _common(p)
+    p.set_defaults(func=_run(train_command))
+
+    p = subparsers.add_parser(
+        "compare",
+        help="train every upsampler with every seed, tabulate mean ± std, plot",
+        description="For each task: train each upsampler with each seed (same data and batch order), evaluate on "
+        "the held-out split, write OUT/TASK/{results.json,table.md,compare.png}; with several tasks also "
+        "OUT/summary.{md,png}. --quick writes under OUT/quick. Finished runs are reused, interrupted ones resumed.",
+    )
+    p.add_argument("--task", default="all", choices=("all", *TASK_NAMES), help="a task or all (default)")
+    p.add_argument("--upsamplers", type=_names, help=f"comma-separated (default {','.join(UPSAMPLERS)}; "
+                   f"--quick: {','.join(QUICK_UPSAMPLERS)})")
+    p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
+    p.add_argument("--quick", action="store_true", help="the quick presets: all tasks in <= 10 min on 2 cores")
+    p.add_argument("--preset", help="preset name (default cpu, or quick with --quick)")
+    p.add_argument("--out", default="results/compare", help="output folder (default results/compare)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    _common(p)
+    p.set_defaults(func=_run(compare_command))

@@ -1,0 +1,156 @@
+"""Data sources by name, step-indexed batch order, and in-memory caching of rendered sets.
+
+A data source is a factory ``(split, size, length, **options) -> Dataset`` of dict samples with the
+keys its task reads (:mod:`fade.train.tasks`). The shipped ones wrap :mod:`fade.data`; the paper's
+datasets (ADE20K, Composition-1K) are not shipped: register a loader under their name with
+:func:`register_data` to run the paper presets.
+
+The batch order is a pure function of (seed, step): a resumed run draws exactly the batches the
+uninterrupted run would have drawn, and every upsampler trained with a seed sees the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+__all__ = [
+    "CachedDataset",
+    "StepBatchSampler",
+    "batch_indices",
+    "create_data",
+    "list_data",
+    "register_data",
+]
+
+DataFactory = Callable[..., Dataset]
+_DATA: dict[str, DataFactory] = {}
+
+
+def register_data(name: str) -> Callable[[DataFactory], DataFactory]:
+    """Decorator: register ``factory(split, size, length, **options) -> Dataset`` under ``name``."""
+
+    def register(factory: DataFactory) -> DataFactory:
+        if name in _DATA:
+            raise ValueError(f"data source {name!r} is already registered")
+        _DATA[name] = factory
+        return factory
+
+    return register
+
+
+def list_data() -> list[str]:
+    """The registered data source names, sorted."""
+    return sorted(_DATA)
+
+
+def create_data(name: str, split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
+    """Dataset ``split`` of data source ``name`` at (H, W) ``size`` with ``length`` samples (None: all)."""
+    if name not in _DATA:
+        raise ValueError(
+            f"data: expected a registered source ({', '.join(list_data())}), got {name!r}; the paper's datasets "
+            "are not shipped: register a loader with fade.train.register_data (docs/experiments.md)"
+        )
+    return _DATA[name](split, size, length, **options)
+
+
+@register_data("composite_segmentation")
+def _composite_segmentation(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
+    """:class:`fade.data.CompositeSegmentation`: {"image", "label"}."""
+    from ..data import CompositeSegmentation
+
+    return CompositeSegmentation(split, size=size, length=length or 10_000, **options)
+
+
+@register_data("composite_matting")
+def _composite_matting(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
+    """:class:`fade.data.CompositeMatting`: {"input", "alpha", "trimap", "fg", "bg", "image"}."""
+    from ..data import CompositeMatting
+
+    return CompositeMatting(split, size=size, length=length or 10_000, **options)
+
+
+class _FashionMNISTImages(Dataset):
+    """The first ``length`` Fashion-MNIST images of a split as {"image": Tensor[1, 28, 28] in [0, 1]}."""
+
+    def __init__(self, split: str, length: int | None, **options) -> None:
+        from ..data import FashionMNIST
+
+        self.images = FashionMNIST(split=split, normalize=False, **options)
+        total = len(self.images)
+        if length is not None and not 1 <= length <= total:
+            raise ValueError(f"length: expected 1..{total} Fashion-MNIST {split} images, got {length}")
+        self.length = total if length is None else length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index: expected 0..{self.length - 1}, got {index}")
+        return {"image": self.images[index][0]}
+
+
+@register_data("fashion_mnist")
+def _fashion_mnist(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
+    """Fashion-MNIST images for reconstruction; ``size`` must be (28, 28)."""
+    if tuple(size) != (28, 28):
+        raise ValueError(f"size: Fashion-MNIST images are (28, 28), got {tuple(size)}")
+    return _FashionMNISTImages(split, length, **options)
+
+
+class CachedDataset(Dataset):
+    """Every sample of ``dataset`` rendered once and held as stacked tensors.
+
+    Rendering the composite tasks costs milliseconds per sample; a comparison trains many models on
+    the same samples, so it renders them once. Samples are dicts of tensors of equal shapes; only
+    ``keys`` are kept (None: all).
+    """
+
+    def __init__(self, dataset: Dataset, keys: tuple[str, ...] | None = None) -> None:
+        samples = [dataset[i] for i in range(len(dataset))]
+        if not samples:
+            raise ValueError("dataset: expected at least one sample, got none")
+        missing = set(keys or ()) - set(samples[0])
+        if missing:
+            raise ValueError(f"keys: expected keys of the samples ({', '.join(samples[0])}), got {sorted(missing)}")
+        self.tensors = {key: torch.stack([s[key] for s in samples]) for key in keys or samples[0]}
+        self.length = len(samples)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value[index] for key, value in self.tensors.items()}
+
+
+def batch_indices(length: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Sample indices of training step ``step``: epochs of a seeded permutation, last partial batch dropped.
+
+    Epoch e's permutation comes from a generator seeded with (seed, e), so any step's batch is
+    known without replaying the steps before it.
+    """
+    if not 1 <= batch_size <= length:
+        raise ValueError(f"batch_size: expected 1..{length} (the training set size), got {batch_size}")
+    per_epoch = length // batch_size
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(length, generator=generator)
+    return order[position * batch_size : (position + 1) * batch_size].tolist()
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """The batches of steps ``start .. stop - 1`` (see :func:`batch_indices`), for a DataLoader."""
+
+    def __init__(self, length: int, batch_size: int, seed: int, start: int, stop: int) -> None:
+        batch_indices(length, batch_size, seed, 0)
+        self.length, self.batch_size, self.seed, self.start, self.stop = length, batch_size, seed, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.stop):
+            yield batch_indices(self.length, self.batch_size, self.seed, step)

@@ -1,0 +1,335 @@
+"""Training presets: every setting of a run in one frozen dataclass, by (task, name).
+
+Per task: ``quick`` (seconds per upsampler: the smoke comparison of ``fade compare --quick``),
+``cpu`` (minutes per upsampler on 2 CPU cores: the comparison in docs/experiments.md) and ``paper``
+(the authors' hyper-parameters at full size, for a GPU and the real dataset, see
+docs/experiments.md for the data and weights they need). ``segmentation/segnet`` is the
+SegNet of the paper's Table 2 on the composite segmentation data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from .optim import OPTIMIZERS, Schedule
+
+__all__ = ["PRESETS", "TASKS", "Preset", "get_preset", "list_presets"]
+
+TASKS = ("segmentation", "matting", "reconstruction")
+"""Task names (:mod:`fade.train.tasks`)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything that defines a training run except the upsampler, the seed and the device.
+
+    Args:
+        task: one of :data:`TASKS`. name: the preset's name. description: one line.
+        model: a :func:`fade.models.create_model` name; model_options: its keyword arguments.
+        upsampler_options: per upsampler name, the ``upsampler_options`` the model passes to it.
+        data: a :func:`fade.train.data.create_data` source; data_options: its keyword arguments.
+        size: (H, W) of training and test samples.
+        train_length, test_length: samples of each split (None: the whole split).
+        cache: render every sample once and hold them in memory (small sets only).
+        batch_size, steps: optimisation steps of ``batch_size`` samples.
+        optimizer, lr, weight_decay, betas, lr_mult, no_decay: see :func:`fade.train.optim.build_optimizer`.
+        schedule, warmup, warmup_ratio, power, milestones, gamma: see
+            :class:`fade.train.optim.Schedule`; ``warmup`` and ``milestones`` are fractions of ``steps``.
+        task_options: keyword arguments of the task (its loss).
+        freeze_bn: keep BatchNorm layers in eval mode while training (the A2U code's ``freeze_bn``).
+        eval_batch_size: batch of the evaluation. checkpoint_every, log_every: in steps.
+        num_workers: DataLoader worker processes.
+        needs: what a run of this preset needs beyond this package (data, pretrained weights).
+    """
+
+    task: str
+    name: str
+    description: str
+    model: str
+    data: str
+    size: tuple[int, int]
+    batch_size: int
+    steps: int
+    lr: float
+    model_options: dict = field(default_factory=dict)
+    upsampler_options: dict = field(default_factory=dict)
+    data_options: dict = field(default_factory=dict)
+    train_length: int | None = None
+    test_length: int | None = None
+    cache: bool = True
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_mult: tuple[tuple[str, float], ...] = ()
+    no_decay: tuple[str, ...] = ()
+    schedule: str = "poly"
+    warmup: float = 0.0
+    warmup_ratio: float = 1e-6
+    power: float = 1.0
+    milestones: tuple[float, ...] = ()
+    gamma: float = 0.1
+    task_options: dict = field(default_factory=dict)
+    freeze_bn: bool = False
+    eval_batch_size: int = 16
+    checkpoint_every: int = 100
+    log_every: int = 10
+    num_workers: int = 0
+    needs: str = "nothing beyond this package and the Fashion-MNIST files"
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("batch_size", "steps", "eval_batch_size", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"size: expected (H, W) of positive integers, got {self.size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup: expected a fraction of the steps in [0, 1), got {self.warmup!r}")
+        for name in ("train_length", "test_length"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}: expected None or an integer >= 1, got {value!r}")
+        self.lr_schedule()
+
+    def lr_schedule(self) -> Schedule:
+        """The learning-rate schedule of a run of this preset."""
+        return Schedule(
+            self.schedule,
+            self.steps,
+            round(self.warmup * self.steps),
+            self.warmup_ratio,
+            self.power,
+            0.0,
+            self.milestones,
+            self.gamma,
+        )
+
+    def replace(self, **changes) -> Preset:
+        """A copy with ``changes`` applied (and checked)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """The preset as plain JSON-able data."""
+        return asdict(self)
+
+
+_SEGMENTATION_CLASSES = 11
+_COMPOSITE = "the Fashion-MNIST files (apt-get install dataset-fashion-mnist) and scikit-image"
+
+_PRESET_LIST = [
+    Preset(
+        task="segmentation",
+        name="quick",
+        description="SegFormer-tiny on 64x64 composite segmentation, 300 steps (smoke comparison)",
+        model="segformer_tiny",
+        model_options={"num_classes": _SEGMENTATION_CLASSES},
+        data="composite_segmentation",
+        size=(64, 64),
+        train_length=1200,
+        test_length=128,
+        batch_size=8,
+        steps=300,
+        lr=2e-3,
+        weight_decay=0.01,
+        warmup=0.05,
+        checkpoint_every=100,
+        needs=_COMPOSITE,
+    ),
+    Preset(
+        task="segmentation",
+        name="cpu",
+        description="SegFormer-tiny on 64x64 composite segmentation, 2000 steps",
+        model="segformer_tiny",
+        model_options={"num_classes": _SEGMENTATION_CLASSES},
+        data="composite_segmentation",
+        size=(64, 64),
+        train_length=4000,
+        test_length=400,
+        batch_size=8,
+        steps=2000,
+        lr=2e-3,
+        weight_decay=0.01,
+        warmup=0.05,
+        checkpoint_every=250,
+        log_every=25,
+        needs=_COMPOSITE,
+    ),
+    Preset(
+        task="segmentation",
+        name="segnet",
+        description="SegNet (paper Table 2) on 64x64 composite segmentation, 1000 steps",
+        model="segnet",
+        model_options={"num_classes": _SEGMENTATION_CLASSES},
+        data="composite_segmentation",
+        size=(64, 64),
+        train_length=4000,
+        test_length=400,
+        batch_size=8,
+        steps=1000,
+        lr=1e-3,
+        optimizer="adam",
+        checkpoint_every=250,
+        log_every=25,
+        needs=_COMPOSITE,
+    ),
+    Preset(
+        task="segmentation",
+        name="paper",
+        description="SegFormer-B1 on ADE20K: the authors' mmseg schedule (AdamW 6e-5, head x10, poly, 160k x 16, 512 crops)",
+        model="segformer_b1",
+        model_options={"num_classes": 150},
+        data="ade20k",
+        size=(512, 512),
+        cache=False,
+        batch_size=16,
+        steps=160_000,
+        lr=6e-5,
+        weight_decay=0.01,
+        lr_mult=(("head.", 10.0),),
+        no_decay=("norm",),
+        warmup=1500 / 160_000,
+        warmup_ratio=1e-6,
+        eval_batch_size=1,
+        checkpoint_every=4000,
+        log_every=50,
+        num_workers=8,
+        needs="an ADE20K loader registered as 'ade20k' ({'image', 'label'} with 512x512 training crops, "
+        "label 255 ignored) and ImageNet-pretrained MiT-B1 weights (--init); a GPU",
+    ),
+    Preset(
+        task="matting",
+        name="quick",
+        description="A2U-tiny on 64x64 composite matting, 150 steps (smoke comparison)",
+        model="a2u_matting_tiny",
+        data="composite_matting",
+        data_options={"alpha_gain": 2.0},
+        size=(64, 64),
+        train_length=600,
+        test_length=64,
+        batch_size=8,
+        steps=150,
+        lr=3e-3,
+        optimizer="adam",
+        checkpoint_every=50,
+        needs=_COMPOSITE,
+    ),
+    Preset(
+        task="matting",
+        name="cpu",
+        description="A2U-tiny on 64x64 composite matting, 1000 steps",
+        model="a2u_matting_tiny",
+        data="composite_matting",
+        data_options={"alpha_gain": 2.0},
+        size=(64, 64),
+        train_length=2000,
+        test_length=200,
+        batch_size=8,
+        steps=1000,
+        lr=3e-3,
+        optimizer="adam",
+        checkpoint_every=250,
+        log_every=25,
+        needs=_COMPOSITE,
+    ),
+    Preset(
+        task="matting",
+        name="paper",
+        description="A2U-R34 on Composition-1K: the A2U/FADE code's schedule (Adam 0.01, backbone /100, 30 x 6000 "
+        "steps of 16, 512 crops, x0.1 at epochs 20 and 26, frozen BN)",
+        model="a2u_matting",
+        upsampler_options={"indexnet": {"expansion": 2}},
+        data="composition1k",
+        size=(512, 512),
+        cache=False,
+        batch_size=16,
+        steps=180_000,
+        lr=0.01,
+        optimizer="adam",
+        lr_mult=tuple((p, 0.01) for p in ("stem.", "stage1.", "stage2_first.", "stage2.", "stage3_first.", "stage3.")),
+        schedule="step",
+        milestones=(20 / 30, 26 / 30),
+        gamma=0.1,
+        freeze_bn=True,
+        eval_batch_size=1,
+        checkpoint_every=6000,
+        log_every=50,
+        num_workers=8,
+        needs="a Composition-1K loader registered as 'composition1k' ({'input', 'alpha', 'trimap', 'fg', 'bg'}, "
+        "512x512 training crops) and ImageNet-pretrained ResNet-34 weights (--init); a GPU",
+    ),
+    Preset(
+        task="reconstruction",
+        name="quick",
+        description="Autoencoder on Fashion-MNIST 28x28 (paper Table 1 toy), 300 steps (smoke comparison)",
+        model="autoencoder",
+        data="fashion_mnist",
+        size=(28, 28),
+        train_length=6000,
+        test_length=500,
+        batch_size=32,
+        steps=300,
+        lr=3e-3,
+        optimizer="adam",
+        checkpoint_every=100,
+        eval_batch_size=100,
+    ),
+    Preset(
+        task="reconstruction",
+        name="cpu",
+        description="Autoencoder on Fashion-MNIST 28x28 (paper Table 1 toy), 1500 steps",
+        model="autoencoder",
+        data="fashion_mnist",
+        size=(28, 28),
+        train_length=None,
+        test_length=2000,
+        batch_size=32,
+        steps=1500,
+        lr=3e-3,
+        optimizer="adam",
+        checkpoint_every=250,
+        log_every=25,
+        eval_batch_size=100,
+    ),
+    Preset(
+        task="reconstruction",
+        name="paper",
+        description="Autoencoder on all of Fashion-MNIST, 20 epochs (the paper does not publish its Table 1 schedule)",
+        model="autoencoder",
+        data="fashion_mnist",
+        size=(28, 28),
+        batch_size=64,
+        steps=18_750,
+        lr=1e-3,
+        optimizer="adam",
+        schedule="cosine",
+        checkpoint_every=1000,
+        log_every=100,
+        eval_batch_size=500,
+    ),
+]
+
+PRESETS: dict[tuple[str, str], Preset] = {(p.task, p.name): p for p in _PRESET_LIST}
+"""Every preset by (task, name)."""
+
+
+def list_presets(task: str | None = None) -> list[str]:
+    """Names of the presets of ``task`` (every task: "task/name")."""
+    if task is None:
+        return sorted(f"{t}/{n}" for t, n in PRESETS)
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    return sorted(n for t, n in PRESETS if t == task)
+
+
+def get_preset(task: str, name: str) -> Preset:
+    """The preset ``name`` of ``task``."""
+    names = list_presets(task)
+    if name not in names:
+        raise ValueError(f"preset: expected one of {', '.join(names)} for task {task!r}, got {name!r}")
+    return PRESETS[(task, name)]

@@ -1,0 +1,182 @@
+"""What differs between tasks: the batch keys, the loss, and the evaluation.
+
+- segmentation: ``{"image", "label"}``; per-pixel cross-entropy (label 255 ignored) on the logits
+  resized bilinearly to the label size, as mmseg does for SegFormer; :class:`~fade.metrics.SegmentationMeter`.
+- matting: ``{"input", "alpha", "trimap", "fg", "bg"}``; the A2U / FADE matting code's loss,
+  ``w * L_alpha + (1 - w) * L_comp`` with w = 0.5, both Charbonnier ``sqrt(d^2 + eps^2)`` (eps = 1e-6)
+  summed over the unknown region (trimap == 128) and divided by its pixel count + 1, per image, then
+  averaged over the batch; ``L_comp`` compares ``p fg + (1 - p) bg`` with the ground-truth composite
+  over the 3 colour channels (Deep Image Matting's composition loss, as IndexNet and A2U train).
+  Evaluation as the authors': the prediction clamped to [0, 1], the known trimap regions copied in,
+  then :class:`~fade.metrics.MattingMeter` (SAD, MSE, Grad, Conn over the unknown region).
+- reconstruction: ``{"image"}`` in [0, 1]; L1 (default) or MSE to the input;
+  :class:`~fade.metrics.ReconstructionMeter`. The paper does not state its Table 1 loss.
+
+Metrics are imported lazily (they need numpy), so importing this module needs torch only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["MattingTask", "ReconstructionTask", "SegmentationTask", "Task", "create_task"]
+
+IGNORE_INDEX = 255
+UNKNOWN = 128
+
+
+class Task(ABC):
+    """A training task: which batch keys it reads, its loss, its evaluation.
+
+    Attributes:
+        name: the task name. keys: the batch keys it reads.
+        metrics: every reported metric, "max" when higher is better, "min" otherwise.
+        primary: the metrics of the comparison figures, most important first.
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    metrics: dict[str, str]
+    primary: tuple[str, ...]
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        """The scalar training loss of ``model`` on ``batch``."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+        """Metrics of ``model`` (already in eval mode) over ``batches``."""
+
+
+def _to(batch: dict[str, Tensor], keys: tuple[str, ...], device: torch.device) -> list[Tensor]:
+    """The tensors of ``keys`` on ``device``."""
+    return [batch[k].to(device, non_blocking=True) for k in keys]
+
+
+class SegmentationTask(Task):
+    """Semantic segmentation: cross-entropy; mIoU, bIoU, pixel accuracy (fractions in [0, 1])."""
+
+    name = "segmentation"
+    keys = ("image", "label")
+    metrics = {"miou": "max", "biou": "max", "pixel_accuracy": "max"}
+    primary = ("miou", "biou")
+
+    @staticmethod
+    def logits(model: nn.Module, image: Tensor, size: tuple[int, int]) -> Tensor:
+        """The model's logits resized bilinearly to ``size`` when they differ from it."""
+        logits = model(image)
+        if logits.shape[-2:] != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        image, label = _to(batch, self.keys, next(model.parameters()).device)
+        return F.cross_entropy(self.logits(model, image, label.shape[-2:]), label, ignore_index=IGNORE_INDEX)
+
+    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+        from ..metrics import SegmentationMeter
+
+        meter = None
+        for batch in batches:
+            image, label = _to(batch, self.keys, device)
+            logits = self.logits(model, image, label.shape[-2:])
+            if meter is None:
+                meter = SegmentationMeter(logits.shape[1], ignore_index=IGNORE_INDEX)
+            meter.update(logits.argmax(1).cpu(), label.cpu())
+        if meter is None:
+            raise ValueError("evaluate: expected at least one batch, got none")
+        summary = meter.compute()
+        return {k: float(summary[k]) for k in self.metrics}
+
+
+class MattingTask(Task):
+    """Image matting: the authors' alpha + composition loss; SAD, MSE, Grad, Conn (lower is better).
+
+    Args:
+        alpha_weight: w, the weight of the alpha loss (the composition loss gets 1 - w).
+        eps: the Charbonnier epsilon.
+    """
+
+    name = "matting"
+    keys = ("input", "alpha", "trimap", "fg", "bg")
+    metrics = {"sad": "min", "mse": "min", "grad": "min", "conn": "min"}
+    primary = ("sad", "mse", "grad", "conn")
+
+    def __init__(self, alpha_weight: float = 0.5, eps: float = 1e-6) -> None:
+        if not 0.0 <= alpha_weight <= 1.0 or not eps > 0:
+            raise ValueError(f"alpha_weight, eps: expected a weight in [0, 1] and eps > 0, got {alpha_weight}, {eps}")
+        self.alpha_weight, self.eps = alpha_weight, eps
+
+    def _charbonnier(self, diff: Tensor, unknown: Tensor) -> Tensor:
+        """Per image: sum over unknown pixels (and channels) of sqrt(d^2 + eps^2) / (unknown pixels + 1)."""
+        error = torch.sqrt(diff.square() + self.eps**2) * unknown
+        return error.sum(dim=(1, 2, 3)) / (unknown.sum(dim=(1, 2, 3)) + 1.0)
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        x, alpha, trimap, fg, bg = _to(batch, self.keys, next(model.parameters()).device)
+        pred = model(x)
+        unknown = (trimap == UNKNOWN).to(pred.dtype)
+        alpha_loss = self._charbonnier(pred - alpha, unknown)
+        composite_error = (pred - alpha) * (fg - bg)
+        composition_loss = self._charbonnier(composite_error, unknown)
+        return (self.alpha_weight * alpha_loss + (1.0 - self.alpha_weight) * composition_loss).mean()
+
+    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+        from ..metrics import MattingMeter
+
+        meter = MattingMeter()
+        for batch in batches:
+            x, alpha, trimap = _to(batch, self.keys[:3], device)
+            pred = model(x).clamp(0.0, 1.0)
+            pred = torch.where(trimap == UNKNOWN, pred, trimap.to(pred.dtype) / 255.0)
+            meter.update(pred.cpu(), alpha.cpu(), trimap.cpu())
+        summary = meter.compute()
+        return {k: float(summary[k]) for k in self.metrics}
+
+
+class ReconstructionTask(Task):
+    """Image reconstruction: L1 or MSE to the input; PSNR, SSIM (higher), MAE, MSE (lower).
+
+    Args:
+        loss: ``"l1"`` or ``"mse"``.
+    """
+
+    name = "reconstruction"
+    keys = ("image",)
+    metrics = {"psnr": "max", "ssim": "max", "mae": "min", "mse": "min"}
+    primary = ("psnr", "ssim")
+    _LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+
+    def __init__(self, loss: str = "l1") -> None:
+        if loss not in self._LOSSES:
+            raise ValueError(f"loss: expected one of {', '.join(self._LOSSES)}, got {loss!r}")
+        self.loss_name = loss
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        (image,) = _to(batch, self.keys, next(model.parameters()).device)
+        return self._LOSSES[self.loss_name](model(image), image)
+
+    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+        from ..metrics import ReconstructionMeter
+
+        meter = ReconstructionMeter()
+        for batch in batches:
+            (image,) = _to(batch, self.keys, device)
+            meter.update(model(image).clamp(0.0, 1.0).cpu(), image.cpu())
+        summary = meter.compute()
+        return {k: float(summary[k]) for k in self.metrics}
+
+
+_TASKS: dict[str, type[Task]] = {t.name: t for t in (SegmentationTask, MattingTask, ReconstructionTask)}
+
+
+def create_task(name: str, **options) -> Task:
+    """The task ``name`` (segmentation, matting, reconstruction) with its loss ``options``."""
+    if name not in _TASKS:
+        raise ValueError(f"task: expected one of {', '.join(_TASKS)}, got {name!r}")
+    return _TASKS[name](**options)

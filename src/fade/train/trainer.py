@@ -1,0 +1,286 @@
+"""One training run: a preset, an upsampler and a seed, checkpointed, resumable, evaluated.
+
+A run lives in its own folder: ``checkpoint.pt`` (the latest, written every ``checkpoint_every``
+steps and when the run stops) and, once trained and evaluated, ``results.json``. Calling
+:func:`train` on a folder that holds a checkpoint of the same run resumes from it; on a folder that
+holds its results it returns them without training. Resuming gives bit-identical weights to an
+uninterrupted run on the same machine and thread count: the checkpoint holds the model, the
+optimiser, the random generators, the step and the loss log; the learning rate and the batches are
+functions of the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..bench.sweeps import machine_info
+from ..models import create_model
+from ..upsamplers import list_upsamplers
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
+from .data import CachedDataset, StepBatchSampler, create_data
+from .optim import build_optimizer, set_learning_rate
+from .presets import Preset
+from .tasks import Task, create_task
+
+__all__ = ["CHECKPOINT", "RESULTS", "build_data", "build_model", "check_upsampler", "resolve_device", "run_config", "train"]
+
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "results.json"
+Log = Callable[[str], None]
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    return value
+
+
+def check_upsampler(name: str) -> str:
+    """``name`` if it is a registered upsampler, else ValueError listing them."""
+    if name not in list_upsamplers():
+        raise ValueError(f"upsampler: expected one of {', '.join(list_upsamplers())}, got {name!r}")
+    return name
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device; ValueError for a CUDA device this machine does not have."""
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device: expected cpu, cuda or cuda:N, got {device!r}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: expected an available device, got {str(device)!r} (no CUDA device here)")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected cpu, cuda or cuda:N, got {str(device)!r}")
+    return device
+
+
+def run_config(preset: Preset, upsampler: str, seed: int, init: str | None = None) -> dict:
+    """What identifies a run, as plain JSON data (tuples become lists)."""
+    config = {"preset": preset.to_dict(), "upsampler": upsampler, "seed": seed, "init": init}
+    return json.loads(json.dumps(config))
+
+
+def _flatten(config: dict) -> dict:
+    """A run config with the preset's fields as "preset.<field>" keys."""
+    flat = {k: v for k, v in config.items() if k != "preset"}
+    flat.update({f"preset.{k}": v for k, v in config.get("preset", {}).items()})
+    return flat
+
+
+def _check_same_run(expected: dict, got: dict, where: Path) -> None:
+    """ValueError naming the differing settings when ``where`` holds another run."""
+    want, have = _flatten(expected), _flatten(got)
+    differ = [k for k in sorted({*want, *have}) if want.get(k) != have.get(k)]
+    if differ:
+        details = "; ".join(f"{k}: expected {want.get(k)!r}, got {have.get(k)!r}" for k in differ)
+        raise ValueError(f"{where} belongs to another run ({details}); use another output folder")
+
+
+def build_model(preset: Preset, upsampler: str, device: str | torch.device | None = None) -> nn.Module:
+    """The preset's model with ``upsampler`` (and its options from the preset) on ``device``."""
+    options = dict(preset.model_options)
+    if upsampler in preset.upsampler_options:
+        options["upsampler_options"] = preset.upsampler_options[upsampler]
+    return create_model(preset.model, check_upsampler(upsampler), device=device, **options)
+
+
+def build_data(preset: Preset, task: Task | None = None) -> tuple[Dataset, Dataset]:
+    """The preset's training and test sets (rendered into memory when ``preset.cache``)."""
+    task = task or create_task(preset.task, **preset.task_options)
+    sets = []
+    for split, length in (("train", preset.train_length), ("test", preset.test_length)):
+        dataset = create_data(preset.data, split, preset.size, length, **preset.data_options)
+        sets.append(CachedDataset(dataset, task.keys) if preset.cache else dataset)
+    return sets[0], sets[1]
+
+
+def _parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@contextlib.contextmanager
+def _run_context(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Deterministic algorithms, ``threads`` intra-op threads and private random generators, restored after."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    previous_threads = torch.get_num_threads()
+    devices = [device] if device.type == "cuda" else []
+    try:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        if threads:
+            torch.set_num_threads(threads)
+        with torch.random.fork_rng(devices=devices, device_type=device.type):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
+        torch.set_num_threads(previous_threads)
+
+
+def _train_mode(model: nn.Module, freeze_bn: bool) -> None:
+    """``model.train()``, with BatchNorm layers back in eval mode when ``freeze_bn``."""
+    model.train()
+    if freeze_bn:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def _load_init(model: nn.Module, path: str, log: Log) -> None:
+    """Load matching tensors of the state dict at ``path`` (e.g. ImageNet-pretrained encoder weights)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    result = model.load_state_dict(state, strict=False)
+    loaded = len(state) - len(result.unexpected_keys)
+    if loaded == 0:
+        raise ValueError(f"init: expected a state dict sharing parameter names with the model, got none from {path}")
+    log(f"init: loaded {loaded} tensors from {path}; {len(result.missing_keys)} model tensors left as initialised")
+
+
+def train(
+    preset: Preset,
+    upsampler: str,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    stop_after: int | None = None,
+    data: tuple[Dataset, Dataset] | None = None,
+    init: str | None = None,
+    threads: int | None = None,
+    log: Log | None = None,
+) -> dict:
+    """Train ``preset``'s model with ``upsampler``, evaluate it, write ``out_dir/results.json``.
+
+    Args:
+        preset: the run's settings (:mod:`fade.train.presets`).
+        upsampler: any name of :func:`fade.list_upsamplers`.
+        out_dir: the run's folder; a checkpoint there is resumed, results there are returned.
+        seed: seeds the initialisation, dropout and the batch order (same seed, same batches for
+            every upsampler).
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        stop_after: stop after this many steps (a checkpoint is written), as an interruption would.
+        data: (train, test) datasets to use instead of building the preset's (a comparison
+            renders them once for all its runs).
+        init: a state dict to load before training (e.g. pretrained encoder weights).
+        threads: torch intra-op threads during the run (None: unchanged).
+        log: called with progress lines.
+
+    Returns:
+        The results dict written to results.json (``status == "complete"``), or, when stopped early,
+        ``{"status": "stopped", "step": ..., "config": ...}``.
+    """
+    log = log or (lambda message: None)
+    check_upsampler(upsampler)
+    _check_int("seed", seed, 0)
+    if stop_after is not None:
+        _check_int("stop_after", stop_after, 1)
+    if threads is not None:
+        _check_int("threads", threads, 1)
+    device = resolve_device(device)
+    out = Path(out_dir)
+    config = run_config(preset, upsampler, seed, init)
+    if (out / RESULTS).exists():
+        results = json.loads((out / RESULTS).read_text())
+        _check_same_run(config, results["config"], out / RESULTS)
+        log(f"{out}: already complete")
+        return results
+    state = load_checkpoint(out / CHECKPOINT, device) if (out / CHECKPOINT).exists() else None
+    if state is not None:
+        _check_same_run(config, json.loads(state["config"]), out / CHECKPOINT)
+    task = create_task(preset.task, **preset.task_options)
+    train_set, test_set = data or build_data(preset, task)
+    stop = preset.steps if stop_after is None else min(stop_after, preset.steps)
+    schedule = preset.lr_schedule()
+
+    with _run_context(device, threads):
+        torch.manual_seed(seed)
+        model = build_model(preset, upsampler).to(device)
+        if state is None and init is not None:
+            _load_init(model, init, log)
+        optimizer = build_optimizer(
+            model, preset.optimizer, preset.lr, preset.weight_decay, preset.betas, preset.lr_mult, preset.no_decay
+        )
+        step, history, window, seconds = 0, [], [0.0, 0], 0.0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            set_rng_state(state["rng"], device)
+            step, history, window, seconds = state["step"], state["history"], state["window"], state["train_seconds"]
+            log(f"{out}: resuming at step {step}")
+        sampler = StepBatchSampler(len(train_set), preset.batch_size, seed, step, stop)
+        loader = DataLoader(train_set, batch_sampler=sampler, num_workers=preset.num_workers)
+        started = time.perf_counter()
+        for step, batch in enumerate(loader, start=step):
+            set_learning_rate(optimizer, preset.lr, schedule.factor(step))
+            _train_mode(model, preset.freeze_bn)
+            loss = task.loss(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"step {step}: expected a finite loss, got {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            window = [window[0] + loss.item(), window[1] + 1]
+            done = step + 1
+            if done % preset.log_every == 0 or done == preset.steps:
+                history.append({"step": done, "loss": window[0] / window[1]})
+                window = [0.0, 0]
+                log(f"{upsampler} seed {seed}: step {done}/{preset.steps} loss {history[-1]['loss']:.5f}")
+            if done % preset.checkpoint_every == 0 or done == stop:
+                elapsed = seconds + time.perf_counter() - started
+                checkpoint = {
+                    "config": json.dumps(config),
+                    "step": done,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": {"kind": schedule.kind, "step": done, "factor": schedule.factor(done)},
+                    "rng": rng_state(device),
+                    "history": history,
+                    "window": window,
+                    "train_seconds": elapsed,
+                }
+                save_checkpoint(out / CHECKPOINT, checkpoint)
+        seconds += time.perf_counter() - started
+        if stop < preset.steps:
+            return {"status": "stopped", "step": stop, "config": config}
+
+        model.eval()
+        started = time.perf_counter()
+        with torch.no_grad():
+            metrics = task.evaluate(model, DataLoader(test_set, batch_size=preset.eval_batch_size), device)
+        eval_seconds = time.perf_counter() - started
+        machine = machine_info(device)
+
+    baseline = _parameters(build_model(preset, "bilinear", device="meta"))
+    results = {
+        "status": "complete",
+        "task": preset.task,
+        "preset": preset.name,
+        "upsampler": upsampler,
+        "seed": seed,
+        "steps": preset.steps,
+        "metrics": metrics,
+        "final_loss": history[-1]["loss"],
+        "parameters": {"total": _parameters(model), "added": _parameters(model) - baseline},
+        "train_seconds": round(seconds, 2),
+        "eval_seconds": round(eval_seconds, 2),
+        "train_samples": len(train_set),
+        "test_samples": len(test_set),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "machine": machine,
+        "history": history,
+        "config": config,
+    }
+    write_json(out / RESULTS, results)
+    log(f"{upsampler} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return results
