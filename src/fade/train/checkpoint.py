@@ -16,7 +16,15 @@ from typing import BinaryIO
 
 import torch
 
-__all__ = ["atomic_write", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state", "write_json", "write_text"]
+__all__ = [
+    "atomic_write",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "write_json",
+    "write_text",
+]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:

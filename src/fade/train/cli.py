@@ -137,8 +137,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument(
-        "--threads", type=_positive, default=1, help="torch intra-op threads (default 1: fastest for the CPU presets "
-        "on a shared 2-core machine)"
+        "--threads",
+        type=_positive,
+        default=1,
+        help="torch intra-op threads (default 1: fastest for the CPU presets on a shared 2-core machine)",
     )
 
 
@@ -170,8 +172,11 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
         "OUT/summary.{md,png}. --quick writes under OUT/quick. Finished runs are reused, interrupted ones resumed.",
     )
     p.add_argument("--task", default="all", choices=("all", *TASK_NAMES), help="a task or all (default)")
-    p.add_argument("--upsamplers", type=_names, help=f"comma-separated (default {','.join(UPSAMPLERS)}; "
-                   f"--quick: {','.join(QUICK_UPSAMPLERS)})")
+    p.add_argument(
+        "--upsamplers",
+        type=_names,
+        help=f"comma-separated (default {','.join(UPSAMPLERS)}; --quick: {','.join(QUICK_UPSAMPLERS)})",
+    )
     p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
     p.add_argument("--quick", action="store_true", help="the quick presets: all tasks in <= 10 min on 2 cores")
     p.add_argument("--preset", help="preset name (default cpu, or quick with --quick)")

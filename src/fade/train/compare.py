@@ -74,7 +74,7 @@ def aggregate(runs: list[dict], upsamplers: Sequence[str], metrics: Sequence[str
 
 
 def _cell(stats: dict | None, metric: str) -> str:
-    """"mean ± std" in the metric's display units ("mean" alone for one seed)."""
+    """ "mean ± std" in the metric's display units ("mean" alone for one seed)."""
     if stats is None:
         return "failed"
     _, scale, decimals = FORMATS[metric]
@@ -134,16 +134,22 @@ def _setup_lines(meta: dict) -> list[str]:
     samples = f"{meta['train_samples']:,} train / {meta['test_samples']:,} test samples"
     return [
         f"Command: `{meta['command']}`  ",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), torch {m['torch']}, "
-        f"device {m['device']}; {meta['date']}; {meta['elapsed_s']:.0f} s in all.  ",
-        f"Preset `{p['task']}/{p['name']}`: {p['description']}; `{p['model']}` {p['model_options'] or ''} on "
-        f"`{p['data']}` {p['size'][0]}x{p['size'][1]}, {samples}; {p['steps']} steps of {p['batch_size']}, "
-        f"{p['optimizer']} lr {p['lr']:g}, {p['schedule']} schedule.  ",
+        (
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), torch {m['torch']}, "
+            f"device {m['device']}; {meta['date']}; {meta['elapsed_s']:.0f} s in all.  "
+        ),
+        (
+            f"Preset `{p['task']}/{p['name']}`: {p['description']}; `{p['model']}` {p['model_options'] or ''} on "
+            f"`{p['data']}` {p['size'][0]}x{p['size'][1]}, {samples}; {p['steps']} steps of {p['batch_size']}, "
+            f"{p['optimizer']} lr {p['lr']:g}, {p['schedule']} schedule.  "
+        ),
         f"Seeds {', '.join(map(str, seeds))} ({spread}).",
     ]
 
 
-def plot_task(panels: list[tuple[str, list[str], list[float], list[float | None], str]], path: Path, title: str) -> Path:
+def plot_task(
+    panels: list[tuple[str, list[str], list[float], list[float | None], str]], path: Path, title: str
+) -> Path:
     """Bar charts, one panel per metric: (label, upsamplers, means, stds, direction); FADE variants highlighted."""
     import matplotlib
 
@@ -228,7 +234,9 @@ def compare(
             except (RuntimeError, FloatingPointError) as error:
                 log(f"{name} seed {seed}: failed: {error}")
                 result = {"status": "failed", "error": str(error)}
-            runs.append({"upsampler": name, "seed": seed, **{k: result.get(k) for k in _RUN_KEYS}, "status": result["status"]})
+            runs.append(
+                {"upsampler": name, "seed": seed, **{k: result.get(k) for k in _RUN_KEYS}, "status": result["status"]}
+            )
     rows = aggregate(runs, upsamplers, list(task.metrics))
     meta = {
         "command": command,
@@ -249,7 +257,9 @@ def compare(
         text.append(_ranking_lines(preset.task, rows, task.metrics))
         write_text(out / "table.md", "\n".join(text))
         if plots:
-            plot_task(_panels(rows, task.metrics), out / "compare.png", f"{preset.task} ({preset.name}), seeds {list(seeds)}")
+            plot_task(
+                _panels(rows, task.metrics), out / "compare.png", f"{preset.task} ({preset.name}), seeds {list(seeds)}"
+            )
     return results
 
 
@@ -269,8 +279,10 @@ def _ranking_lines(task: str, rows: list[dict], metrics: dict[str, str]) -> str:
             near = within_noise(first, next(r for r in rows if r["upsampler"] == name)["metrics"][m])
             if near:
                 close.append(name)
-        noise = "no spread with one seed" if first["std"] is None else (
-            f"within seed noise of it: {', '.join(close) or 'none'}"
+        noise = (
+            "no spread with one seed"
+            if first["std"] is None
+            else (f"within seed noise of it: {', '.join(close) or 'none'}")
         )
         lines.append(f"- {FORMATS[m][0]}: {' > '.join(order)} ({noise})")
     return "Ranking (best first; 'within noise' = |difference| <= sqrt(std1^2 + std2^2)):\n\n" + "\n".join(lines) + "\n"
@@ -281,7 +293,9 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
     out = Path(out_dir)
     names = list(dict.fromkeys(n for r in results for n in r["meta"]["upsamplers"]))
     columns = [(r, m) for r in results for m in HEADLINE[r["task"]]]
-    header = ["upsampler"] + [f"{r['task']} {FORMATS[m][0]} {'↑' if r['metrics'][m] == 'max' else '↓'}" for r, m in columns]
+    header = ["upsampler"] + [
+        f"{r['task']} {FORMATS[m][0]} {'↑' if r['metrics'][m] == 'max' else '↓'}" for r, m in columns
+    ]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns)]
     for name in names:
         cells = [f"`{name}`"]
@@ -295,15 +309,18 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
         lines.append("| " + " | ".join(cells) + " |")
     machine = results[0]["meta"]["machine"]
     seeds = sorted({s for r in results for s in r["meta"]["seeds"]})
+    total = sum(r["meta"]["elapsed_s"] for r in results)
+    cells = "mean ± sample std" if len(seeds) > 1 else "one run"
+    presets = ", ".join(f"`{r['meta']['preset']['task']}/{r['meta']['preset']['name']}`" for r in results)
     text = [
         "# Upsamplers across tasks",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch thread(s), torch "
-        f"{machine['torch']}, device {machine['device']}; total {sum(r['meta']['elapsed_s'] for r in results):.0f} s.  ",
-        f"Seeds {', '.join(map(str, seeds))}; cells are " + ("mean ± sample std" if len(seeds) > 1 else "one run")
-        + " (rank among the upsamplers in brackets). Presets: "
-        + ", ".join(f"`{r['meta']['preset']['task']}/{r['meta']['preset']['name']}`" for r in results) + ".",
+        (
+            f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch thread(s), torch "
+            f"{machine['torch']}, device {machine['device']}; {total:.0f} s in all.  "
+        ),
+        f"Seeds {', '.join(map(str, seeds))}; cells are {cells} (rank among the upsamplers in brackets). Presets: {presets}.",
         "",
         "\n".join(lines),
         "",

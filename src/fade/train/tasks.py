@@ -18,7 +18,8 @@ Metrics are imported lazily (they need numpy), so importing this module needs to
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -39,17 +40,19 @@ class Task(ABC):
         primary: the metrics of the comparison figures, most important first.
     """
 
-    name: str
-    keys: tuple[str, ...]
-    metrics: dict[str, str]
-    primary: tuple[str, ...]
+    name: ClassVar[str]
+    keys: ClassVar[tuple[str, ...]]
+    metrics: ClassVar[dict[str, str]]
+    primary: ClassVar[tuple[str, ...]]
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         """The scalar training loss of ``model`` on ``batch``."""
 
     @abstractmethod
-    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device
+    ) -> dict[str, float]:
         """Metrics of ``model`` (already in eval mode) over ``batches``."""
 
 
@@ -63,7 +66,7 @@ class SegmentationTask(Task):
 
     name = "segmentation"
     keys = ("image", "label")
-    metrics = {"miou": "max", "biou": "max", "pixel_accuracy": "max"}
+    metrics: ClassVar[dict[str, str]] = {"miou": "max", "biou": "max", "pixel_accuracy": "max"}
     primary = ("miou", "biou")
 
     @staticmethod
@@ -78,7 +81,9 @@ class SegmentationTask(Task):
         image, label = _to(batch, self.keys, next(model.parameters()).device)
         return F.cross_entropy(self.logits(model, image, label.shape[-2:]), label, ignore_index=IGNORE_INDEX)
 
-    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device
+    ) -> dict[str, float]:
         from ..metrics import SegmentationMeter
 
         meter = None
@@ -104,7 +109,7 @@ class MattingTask(Task):
 
     name = "matting"
     keys = ("input", "alpha", "trimap", "fg", "bg")
-    metrics = {"sad": "min", "mse": "min", "grad": "min", "conn": "min"}
+    metrics: ClassVar[dict[str, str]] = {"sad": "min", "mse": "min", "grad": "min", "conn": "min"}
     primary = ("sad", "mse", "grad", "conn")
 
     def __init__(self, alpha_weight: float = 0.5, eps: float = 1e-6) -> None:
@@ -126,7 +131,9 @@ class MattingTask(Task):
         composition_loss = self._charbonnier(composite_error, unknown)
         return (self.alpha_weight * alpha_loss + (1.0 - self.alpha_weight) * composition_loss).mean()
 
-    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device
+    ) -> dict[str, float]:
         from ..metrics import MattingMeter
 
         meter = MattingMeter()
@@ -148,9 +155,9 @@ class ReconstructionTask(Task):
 
     name = "reconstruction"
     keys = ("image",)
-    metrics = {"psnr": "max", "ssim": "max", "mae": "min", "mse": "min"}
+    metrics: ClassVar[dict[str, str]] = {"psnr": "max", "ssim": "max", "mae": "min", "mse": "min"}
     primary = ("psnr", "ssim")
-    _LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+    _LOSSES: ClassVar[dict[str, Callable[[Tensor, Tensor], Tensor]]] = {"l1": F.l1_loss, "mse": F.mse_loss}
 
     def __init__(self, loss: str = "l1") -> None:
         if loss not in self._LOSSES:
@@ -161,7 +168,9 @@ class ReconstructionTask(Task):
         (image,) = _to(batch, self.keys, next(model.parameters()).device)
         return self._LOSSES[self.loss_name](model(image), image)
 
-    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device
+    ) -> dict[str, float]:
         from ..metrics import ReconstructionMeter
 
         meter = ReconstructionMeter()

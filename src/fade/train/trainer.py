@@ -30,7 +30,17 @@ from .optim import build_optimizer, set_learning_rate
 from .presets import Preset
 from .tasks import Task, create_task
 
-__all__ = ["CHECKPOINT", "RESULTS", "build_data", "build_model", "check_upsampler", "resolve_device", "run_config", "train"]
+__all__ = [
+    "ACTIVATIONS",
+    "CHECKPOINT",
+    "RESULTS",
+    "build_data",
+    "build_model",
+    "check_upsampler",
+    "resolve_device",
+    "run_config",
+    "train",
+]
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -85,9 +95,20 @@ def _check_same_run(expected: dict, got: dict, where: Path) -> None:
         raise ValueError(f"{where} belongs to another run ({details}); use another output folder")
 
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU}
+"""Activation names a preset's ``model_options["act_layer"]`` may use."""
+
+
 def build_model(preset: Preset, upsampler: str, device: str | torch.device | None = None) -> nn.Module:
-    """The preset's model with ``upsampler`` (and its options from the preset) on ``device``."""
+    """The preset's model with ``upsampler`` (and its options from the preset) on ``device``.
+
+    A string ``act_layer`` in the model options names one of :data:`ACTIVATIONS`.
+    """
     options = dict(preset.model_options)
+    if isinstance(options.get("act_layer"), str):
+        if options["act_layer"] not in ACTIVATIONS:
+            raise ValueError(f"act_layer: expected one of {', '.join(ACTIVATIONS)}, got {options['act_layer']!r}")
+        options["act_layer"] = ACTIVATIONS[options["act_layer"]]
     if upsampler in preset.upsampler_options:
         options["upsampler_options"] = preset.upsampler_options[upsampler]
     return create_model(preset.model, check_upsampler(upsampler), device=device, **options)
@@ -211,17 +232,19 @@ def train(
         optimizer = build_optimizer(
             model, preset.optimizer, preset.lr, preset.weight_decay, preset.betas, preset.lr_mult, preset.no_decay
         )
-        step, history, window, seconds = 0, [], [0.0, 0], 0.0
+        start, history, window, seconds = 0, [], [0.0, 0], 0.0
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             set_rng_state(state["rng"], device)
-            step, history, window, seconds = state["step"], state["history"], state["window"], state["train_seconds"]
-            log(f"{out}: resuming at step {step}")
-        sampler = StepBatchSampler(len(train_set), preset.batch_size, seed, step, stop)
-        loader = DataLoader(train_set, batch_sampler=sampler, num_workers=preset.num_workers)
+            start, history, window, seconds = state["step"], state["history"], state["window"], state["train_seconds"]
+            log(f"{out}: resuming at step {start}")
+        sampler = StepBatchSampler(len(train_set), preset.batch_size, seed, start, stop)
+        # An own generator: creating the iterator must not draw from the global one that dropout uses.
+        generator = torch.Generator().manual_seed(seed)
+        loader = DataLoader(train_set, batch_sampler=sampler, num_workers=preset.num_workers, generator=generator)
         started = time.perf_counter()
-        for step, batch in enumerate(loader, start=step):
+        for step, batch in enumerate(loader, start=start):
             set_learning_rate(optimizer, preset.lr, schedule.factor(step))
             _train_mode(model, preset.freeze_bn)
             loss = task.loss(model, batch)
