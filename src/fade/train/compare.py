@@ -136,7 +136,7 @@ def _setup_lines(meta: dict) -> list[str]:
         f"Command: `{meta['command']}`  ",
         (
             f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), torch {m['torch']}, "
-            f"device {m['device']}; {meta['date']}; {meta['elapsed_s']:.0f} s in all.  "
+            f"device {m['device']}; {meta['date']}; {meta['train_seconds_total']:.0f} s of training in all.  "
         ),
         (
             f"Preset `{p['task']}/{p['name']}`: {p['description']}; `{p['model']}` {p['model_options'] or ''} on "
@@ -243,6 +243,7 @@ def compare(
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": next((r["machine"] for r in runs if r["machine"]), None),
         "elapsed_s": round(time.perf_counter() - started, 1),
+        "train_seconds_total": round(sum(r["train_seconds"] or 0.0 for r in runs), 1),
         "preset": preset.to_dict(),
         "upsamplers": list(upsamplers),
         "seeds": list(seeds),
@@ -266,26 +267,27 @@ def compare(
 _RUN_KEYS = ("metrics", "parameters", "train_seconds", "final_loss", "machine", "error")
 
 
+def near_best(rows: list[dict], metric: str, direction: str) -> dict[str, bool | None]:
+    """Per upsampler with results: True for the best mean, else :func:`within_noise` of the best."""
+    order = ranking(rows, metric, direction)
+    stats = {r["upsampler"]: r["metrics"][metric] for r in rows if "metrics" in r}
+    return {name: name == order[0] or within_noise(stats[order[0]], stats[name]) for name in order}
+
+
 def _ranking_lines(task: str, rows: list[dict], metrics: dict[str, str]) -> str:
     """Per headline metric: the order, and who is within seed noise of the first."""
-    lines = []
-    for m in HEADLINE.get(task, tuple(metrics)):
+    lines = [f"Ranking on {task} (best first; within noise: |difference| <= sqrt(std1^2 + std2^2)):", ""]
+    for m in HEADLINE[task]:
         order = ranking(rows, m, metrics[m])
         if not order:
             continue
-        first = next(r for r in rows if r["upsampler"] == order[0])["metrics"][m]
-        close = []
-        for name in order[1:]:
-            near = within_noise(first, next(r for r in rows if r["upsampler"] == name)["metrics"][m])
-            if near:
-                close.append(name)
-        noise = (
-            "no spread with one seed"
-            if first["std"] is None
-            else (f"within seed noise of it: {', '.join(close) or 'none'}")
-        )
+        near = near_best(rows, m, metrics[m])
+        if near[order[-1]] is None:
+            noise = "no spread with one seed"
+        else:
+            noise = "within noise of the first: " + (", ".join(n for n in order[1:] if near[n]) or "none")
         lines.append(f"- {FORMATS[m][0]}: {' > '.join(order)} ({noise})")
-    return "Ranking (best first; 'within noise' = |difference| <= sqrt(std1^2 + std2^2)):\n\n" + "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def write_summary(results: list[dict], out_dir: str | Path, command: str, plots: bool = True) -> list[Path]:
@@ -296,7 +298,9 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
     header = ["upsampler"] + [
         f"{r['task']} {FORMATS[m][0]} {'↑' if r['metrics'][m] == 'max' else '↓'}" for r, m in columns
     ]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns)]
+    header.append("best or within noise of it on")
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns) + "---|"]
+    near = [(r["task"], m, near_best(r["rows"], m, r["metrics"][m])) for r, m in columns]
     for name in names:
         cells = [f"`{name}`"]
         for r, m in columns:
@@ -306,11 +310,13 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
                 continue
             rank = ranking(r["rows"], m, r["metrics"][m]).index(name) + 1
             cells.append(f"{_cell(row['metrics'][m], m)} ({rank})")
+        wins = [f"{task} {FORMATS[m][0].split()[0]}" for task, m, flags in near if flags.get(name)]
+        cells.append(", ".join(wins) or "—")
         lines.append("| " + " | ".join(cells) + " |")
     machine = results[0]["meta"]["machine"]
     seeds = sorted({s for r in results for s in r["meta"]["seeds"]})
-    total = sum(r["meta"]["elapsed_s"] for r in results)
-    cells = "mean ± sample std" if len(seeds) > 1 else "one run"
+    total = sum(r["meta"]["train_seconds_total"] for r in results)
+    spread = "mean ± sample std" if len(seeds) > 1 else "one run (only the best counts as near it)"
     presets = ", ".join(f"`{r['meta']['preset']['task']}/{r['meta']['preset']['name']}`" for r in results)
     text = [
         "# Upsamplers across tasks",
@@ -318,9 +324,9 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
         f"Command: `{command}`  ",
         (
             f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch thread(s), torch "
-            f"{machine['torch']}, device {machine['device']}; {total:.0f} s in all.  "
+            f"{machine['torch']}, device {machine['device']}; {total:.0f} s of training in all.  "
         ),
-        f"Seeds {', '.join(map(str, seeds))}; cells are {cells} (rank among the upsamplers in brackets). Presets: {presets}.",
+        f"Seeds {', '.join(map(str, seeds))}; cells are {spread} (rank among the upsamplers in brackets). Presets: {presets}.",
         "",
         "\n".join(lines),
         "",

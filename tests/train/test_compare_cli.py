@@ -1,0 +1,117 @@
+import json
+
+import pytest
+
+from fade.cli import main
+from fade.train.compare import aggregate, markdown_table, within_noise
+from fade.train.presets import PRESETS
+
+from .conftest import TINY
+
+
+def _run(upsampler: str, seed: int, psnr: float) -> dict:
+    return {
+        "upsampler": upsampler,
+        "seed": seed,
+        "status": "complete",
+        "metrics": {"psnr": psnr},
+        "parameters": {"added": 7},
+        "train_seconds": 2.0,
+    }
+
+
+def test_aggregate_mean_sample_std_and_failures():
+    runs = [_run("a", 0, 20.0), _run("a", 1, 22.0), _run("a", 2, 27.0), _run("b", 0, 30.0)]
+    runs.append({"upsampler": "b", "seed": 1, "status": "failed"})
+    rows = aggregate(runs, ["a", "b"], ["psnr"])
+    a, b = rows
+    assert a["metrics"]["psnr"]["mean"] == pytest.approx(23.0)
+    assert a["metrics"]["psnr"]["std"] == pytest.approx(((9 + 1 + 16) / 2) ** 0.5)
+    assert b["metrics"]["psnr"] == {"mean": 30.0, "std": None, "values": [30.0]}
+    assert (b["seeds"], b["failed_seeds"]) == ([0], [1])
+    table = markdown_table(rows, {"psnr": "max"})
+    assert "| `a` | 7 | 23.00 ± 3.61 | 2 |" in table
+    assert "| `b` | 7 | **30.00** | 2 |" in table
+    assert within_noise(a["metrics"]["psnr"], {"mean": 25.0, "std": 1.0}) is True
+    assert within_noise(a["metrics"]["psnr"], {"mean": 30.0, "std": 1.0}) is False
+    assert within_noise(a["metrics"]["psnr"], b["metrics"]["psnr"]) is None
+
+
+@pytest.fixture
+def tiny_presets(monkeypatch):
+    for task, preset in TINY.items():
+        monkeypatch.setitem(PRESETS, (task, "tiny"), preset.replace(steps=2, checkpoint_every=2))
+
+
+def test_cli_compare_writes_tables_figures_and_summary(tiny_presets, tmp_path, capsys):
+    out = tmp_path / "compare"
+    args = ["compare", "--preset", "tiny", "--upsamplers", "bilinear,fade", "--seeds", "0,1", "--out", str(out)]
+    assert main(args) == 0
+    for task in TINY:
+        results = json.loads((out / task / "results.json").read_text())
+        assert results["meta"]["command"] == "fade " + " ".join(args)
+        assert [r["upsampler"] for r in results["rows"]] == ["bilinear", "fade"]
+        assert [(r["upsampler"], r["seed"]) for r in results["runs"]] == [
+            ("bilinear", 0),
+            ("fade", 0),
+            ("bilinear", 1),
+            ("fade", 1),
+        ]
+        for row in results["rows"]:
+            assert set(row["metrics"]) == set(results["metrics"]) and row["seeds"] == [0, 1]
+            assert all(len(m["values"]) == 2 and m["std"] is not None for m in row["metrics"].values())
+        table = (out / task / "table.md").read_text()
+        assert (
+            "Command: `fade compare --preset tiny" in table
+            and " ± " in table
+            and "Seeds 0, 1 (mean ± sample std" in table
+        )
+        assert (out / task / "compare.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / task / "runs" / "fade" / "seed1" / "results.json").exists()
+    summary = (out / "summary.md").read_text()
+    assert (
+        "segmentation mIoU (%) ↑" in summary and "matting SAD ↓" in summary and "reconstruction PSNR (dB) ↑" in summary
+    )
+    assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    assert str(out / "summary.md") in capsys.readouterr().out
+
+
+def test_cli_train_then_resume_message(tiny_presets, tmp_path, capsys):
+    args = ["train", "--task", "reconstruction", "--upsampler", "nearest", "--preset", "tiny", "--out", str(tmp_path)]
+    assert main([*args, "--stop-after", "1"]) == 0
+    assert "stopped after step 1 (run again to resume)" in capsys.readouterr().out
+    assert main(args) == 0
+    assert str(tmp_path / "results.json") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--task", "matting", "--upsampler", "magic"], "upsampler: expected one of a2u, bilinear"),
+        (["train", "--task", "matting", "--upsampler", "fade", "--preset", "huge"], "preset: expected one of cpu"),
+        (["train", "--task", "matting", "--upsampler", "fade", "--device", "cuda:7"], "device: expected"),
+        (["train", "--task", "segmentation", "--upsampler", "fade", "--preset", "paper"], "got 'ade20k'"),
+        (["compare", "--task", "matting", "--upsamplers", "fade,fade"], "expected no repeats"),
+    ],
+)
+def test_cli_bad_values_exit_2_with_a_message(args, message, capsys, tmp_path):
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["compare", "--seeds", "1,x"], ["train", "--task", "depth", "--upsampler", "fade"], ["compare", "--steps", "0"]],
+)
+def test_cli_malformed_arguments_are_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_rerun_into_a_folder_of_another_run_names_the_difference(tiny_presets, tmp_path, capsys):
+    base = ["train", "--task", "reconstruction", "--upsampler", "nearest", "--preset", "tiny", "--out", str(tmp_path)]
+    assert main([*base, "--stop-after", "1"]) == 0
+    assert main([*base, "--seed", "3"]) == 2
+    assert "belongs to another run (seed: expected 3, got 0)" in capsys.readouterr().err

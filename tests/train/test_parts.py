@@ -1,0 +1,163 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fade.train import MattingTask, Schedule, SegmentationTask, build_optimizer, create_data, get_preset, list_presets
+from fade.train.checkpoint import atomic_write
+from fade.train.data import CachedDataset, StepBatchSampler, batch_indices
+from fade.train.optim import set_learning_rate
+
+from .conftest import TINY
+
+
+def test_poly_schedule_with_mmcv_linear_warmup():
+    s = Schedule("poly", total_steps=100, warmup_steps=10, warmup_ratio=0.1, power=1.0)
+    assert s.factor(0) == pytest.approx(1.0 * 0.1)
+    assert s.factor(5) == pytest.approx(0.95 * (1 - 0.5 * 0.9))
+    assert s.factor(10) == pytest.approx(0.9)
+    assert s.factor(100) == 0.0
+
+
+def test_cosine_and_step_schedules():
+    cosine = Schedule("cosine", total_steps=10, min_ratio=0.1)
+    assert cosine.factor(0) == pytest.approx(1.0)
+    assert cosine.factor(5) == pytest.approx(0.55)
+    assert cosine.factor(10) == pytest.approx(0.1)
+    step = Schedule("step", total_steps=30, milestones=(20 / 30, 26 / 30), gamma=0.1)
+    assert [step.factor(t) for t in (0, 19, 20, 25, 26, 29)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"kind": "linear", "total_steps": 10}, "expected one of constant, poly, cosine, step, got 'linear'"),
+        ({"kind": "poly", "total_steps": 0}, "expected total_steps >= 1"),
+        ({"kind": "step", "total_steps": 10, "milestones": (1.5,)}, r"expected fractions of the run in \(0, 1\)"),
+    ],
+)
+def test_schedule_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Schedule(**kwargs)
+
+
+def test_optimizer_groups_by_prefix_multiplier_and_no_decay():
+    model = nn.Sequential()
+    model.add_module("backbone", nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2)))
+    model.add_module("head", nn.Linear(2, 2))
+    named = dict(model.named_parameters())
+    opt = build_optimizer(model, "adamw", 0.1, 0.01, lr_mult=(("head.", 10.0),), no_decay=("backbone.1",))
+    groups = {(g["lr_mult"], g["weight_decay"]): {id(p) for p in g["params"]} for g in opt.param_groups}
+    assert groups == {
+        (1.0, 0.01): {id(named["backbone.0.weight"]), id(named["backbone.0.bias"])},
+        (1.0, 0.0): {id(named["backbone.1.weight"]), id(named["backbone.1.bias"])},
+        (10.0, 0.01): {id(named["head.weight"]), id(named["head.bias"])},
+    }
+    set_learning_rate(opt, 0.1, 0.5)
+    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.05, 0.05, 0.5])
+    with pytest.raises(ValueError, match="optimizer: expected one of adam, adamw, got 'sgd'"):
+        build_optimizer(model, "sgd", 0.1)
+
+
+def test_batches_are_epochs_of_permutations_and_resumable():
+    batches = [batch_indices(10, 3, seed=4, step=t) for t in range(6)]
+    assert all(len(b) == 3 for b in batches)
+    for epoch in (batches[:3], batches[3:]):
+        flat = [i for b in epoch for i in b]
+        assert len(set(flat)) == 9 and set(flat) <= set(range(10))
+    assert batches[:3] != batches[3:]
+    assert list(StepBatchSampler(10, 3, 4, start=2, stop=6)) == batches[2:]
+    assert batch_indices(10, 3, seed=5, step=0) != batches[0]
+    with pytest.raises(ValueError, match=r"batch_size: expected 1..10 \(the training set size\), got 11"):
+        batch_indices(10, 11, 0, 0)
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path):
+    path = tmp_path / "file.bin"
+    atomic_write(path, lambda f: f.write(b"old"))
+
+    def half(f):
+        f.write(b"new but only ha")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        atomic_write(path, half)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_cached_dataset_holds_the_same_samples(tiny_data):
+    train_set, _ = tiny_data("matting")
+    source = create_data("composite_matting", "train", (32, 32), 8, alpha_gain=2.0)
+    assert isinstance(train_set, CachedDataset) and set(train_set[0]) == set(MattingTask.keys)
+    for key in MattingTask.keys:
+        assert torch.equal(train_set[5][key], source[5][key])
+    with pytest.raises(ValueError, match=r"keys: expected keys of the samples .*got \['nope'\]"):
+        CachedDataset(source, ("alpha", "nope"))
+
+
+def test_segmentation_loss_resizes_logits_and_ignores_255():
+    logits = torch.randn(2, 3, 4, 4)
+    label = torch.randint(0, 3, (2, 8, 8))
+    label[0, :2] = 255
+    model = nn.Conv2d(1, 1, 1)
+    model.forward = lambda x: logits
+    batch = {"image": torch.zeros(2, 3, 8, 8), "label": label}
+    up = nn.functional.interpolate(logits, size=(8, 8), mode="bilinear", align_corners=False)
+    logp = up.log_softmax(1).permute(0, 2, 3, 1)[label != 255]
+    expected = -logp[torch.arange(len(logp)), label[label != 255]].mean()
+    assert SegmentationTask().loss(model, batch).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_matting_loss_is_the_authors_on_a_hand_example():
+    """One image, 2 unknown pixels: alpha errors 0.5 and 0.25, fg - bg = (1, 0, 0.5)."""
+    pred = torch.tensor([[[[0.5, 0.0], [0.75, 0.3]]]])
+    alpha = torch.tensor([[[[0.0, 0.0], [0.5, 0.9]]]])
+    trimap = torch.tensor([[[[128, 0], [128, 255]]]], dtype=torch.uint8)
+    fg, bg = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    fg[:, 0], fg[:, 2] = 1.0, 0.5
+    model = nn.Conv2d(1, 1, 1)
+    model.forward = lambda x: pred
+    batch = {"input": torch.zeros(1, 4, 2, 2), "alpha": alpha, "trimap": trimap, "fg": fg, "bg": bg}
+    alpha_loss = (0.5 + 0.25) / 3
+    composition_loss = (0.5 * 1 + 0.5 * 0.5 + 0.25 * 1 + 0.25 * 0.5) / 3
+    loss = MattingTask(eps=1e-9).loss(model, batch).item()
+    assert loss == pytest.approx(0.5 * alpha_loss + 0.5 * composition_loss, rel=1e-6)
+
+
+def test_presets_and_their_validation():
+    assert list_presets("matting") == ["cpu", "paper", "quick"]
+    assert "segmentation/segnet" in list_presets()
+    paper = get_preset("segmentation", "paper")
+    assert (paper.model, paper.lr, paper.batch_size, paper.steps, paper.size) == (
+        "segformer_b1",
+        6e-5,
+        16,
+        160_000,
+        (512, 512),
+    )
+    assert paper.lr_schedule().warmup_steps == 1500
+    matting = get_preset("matting", "paper").lr_schedule()
+    assert matting.factor(119_999) == 1.0 and matting.factor(120_000) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="preset: expected one of cpu, paper, quick for task 'matting', got 'big'"):
+        get_preset("matting", "big")
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 1, got 0"):
+        TINY["matting"].replace(batch_size=0)
+    with pytest.raises(ValueError, match="task: expected one of segmentation, matting, reconstruction, got 'depth'"):
+        TINY["matting"].replace(task="depth")
+    with pytest.raises(ValueError, match=r"warmup: expected a fraction of the steps in \[0, 1\), got 2"):
+        TINY["matting"].replace(warmup=2)
+
+
+def test_unregistered_data_names_the_way_out():
+    with pytest.raises(ValueError, match="got 'ade20k'; the paper's datasets are not shipped: register a loader"):
+        create_data("ade20k", "train", (512, 512), None)
+    with pytest.raises(ValueError, match=r"size: Fashion-MNIST images are \(28, 28\), got \(32, 32\)"):
+        create_data("fashion_mnist", "train", (32, 32), None)
+
+
+def test_schedule_factor_is_finite_everywhere():
+    for kind in ("constant", "poly", "cosine", "step"):
+        s = Schedule(kind, total_steps=7, warmup_steps=3, milestones=(0.5,))
+        assert all(math.isfinite(s.factor(t)) and s.factor(t) >= 0 for t in range(9))
