@@ -23,7 +23,7 @@ from .presets import Preset
 from .tasks import create_task
 from .trainer import build_data, check_upsampler, resolve_device, train
 
-__all__ = ["FORMATS", "HEADLINE", "aggregate", "compare", "markdown_table", "plot_task", "write_summary"]
+__all__ = ["FORMATS", "aggregate", "compare", "markdown_table", "plot_task", "write_summary"]
 
 Log = Callable[[str], None]
 
@@ -40,13 +40,6 @@ FORMATS: dict[str, tuple[str, float, int]] = {
     "mae": ("MAE", 1.0, 4),
 }
 """Per metric: column label, display scale and decimals (matting in the meters' Composition-1K units)."""
-
-HEADLINE: dict[str, tuple[str, ...]] = {
-    "segmentation": ("miou", "biou"),
-    "matting": ("sad", "grad"),
-    "reconstruction": ("psnr", "ssim"),
-}
-"""The metrics of each task in the cross-task summary."""
 
 
 def _stats(values: list[float]) -> dict:
@@ -73,22 +66,11 @@ def aggregate(runs: list[dict], upsamplers: Sequence[str], metrics: Sequence[str
     return rows
 
 
-def _cell(stats: dict | None, metric: str) -> str:
-    """ "mean ± std" in the metric's display units ("mean" alone for one seed)."""
-    if stats is None:
-        return "failed"
+def _cell(stats: dict, metric: str) -> str:
+    """The mean ± std in the metric's display units (the mean alone for one seed)."""
     _, scale, decimals = FORMATS[metric]
     text = f"{stats['mean'] * scale:.{decimals}f}"
     return text if stats["std"] is None else f"{text} ± {stats['std'] * scale:.{decimals}f}"
-
-
-def _best(rows: list[dict], metric: str, direction: str) -> dict | None:
-    """The row with the best mean of ``metric``."""
-    scored = [r for r in rows if "metrics" in r]
-    if not scored:
-        return None
-    pick = max if direction == "max" else min
-    return pick(scored, key=lambda r: r["metrics"][metric]["mean"])
 
 
 def within_noise(a: dict, b: dict) -> bool | None:
@@ -111,7 +93,7 @@ def markdown_table(rows: list[dict], metrics: dict[str, str]) -> str:
     header = ["upsampler", "params added"] + [f"{FORMATS[m][0]} {arrows[d]}" for m, d in metrics.items()]
     header.append("train s")
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    best = {m: _best(rows, m, d) for m, d in metrics.items()}
+    best = {m: ranking(rows, m, d)[:1] for m, d in metrics.items()}
     for row in rows:
         cells = [f"`{row['upsampler']}`"]
         if "metrics" not in row:
@@ -120,7 +102,7 @@ def markdown_table(rows: list[dict], metrics: dict[str, str]) -> str:
             cells.append(f"{row['parameters_added']:,}")
             for m in metrics:
                 text = _cell(row["metrics"][m], m)
-                cells.append(f"**{text}**" if best[m] is row else text)
+                cells.append(f"**{text}**" if row["upsampler"] in best[m] else text)
             cells.append(f"{row['train_seconds']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -277,7 +259,7 @@ def near_best(rows: list[dict], metric: str, direction: str) -> dict[str, bool |
 def _ranking_lines(task: str, rows: list[dict], metrics: dict[str, str]) -> str:
     """Per headline metric: the order, and who is within seed noise of the first."""
     lines = [f"Ranking on {task} (best first; within noise: |difference| <= sqrt(std1^2 + std2^2)):", ""]
-    for m in HEADLINE[task]:
+    for m in create_task(task).primary:
         order = ranking(rows, m, metrics[m])
         if not order:
             continue
@@ -294,7 +276,7 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
     """Several tasks' results side by side: summary.md (+ summary.png) in ``out_dir``."""
     out = Path(out_dir)
     names = list(dict.fromkeys(n for r in results for n in r["meta"]["upsamplers"]))
-    columns = [(r, m) for r in results for m in HEADLINE[r["task"]]]
+    columns = [(r, m) for r in results for m in create_task(r["task"]).primary]
     header = ["upsampler"] + [
         f"{r['task']} {FORMATS[m][0]} {'↑' if r['metrics'][m] == 'max' else '↓'}" for r, m in columns
     ]
@@ -335,6 +317,8 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
     paths = [out / "summary.md"]
     write_text(paths[0], "\n".join(text))
     if plots:
-        panels = [p for r in results for p in _panels(r["rows"], {m: r["metrics"][m] for m in HEADLINE[r["task"]]})]
+        panels = [
+            p for r in results for p in _panels(r["rows"], {m: r["metrics"][m] for m in create_task(r["task"]).primary})
+        ]
         paths.append(plot_task(panels, out / "summary.png", f"seeds {seeds}"))
     return paths

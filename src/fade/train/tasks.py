@@ -37,7 +37,7 @@ class Task(ABC):
     Attributes:
         name: the task name. keys: the batch keys it reads.
         metrics: every reported metric, "max" when higher is better, "min" otherwise.
-        primary: the metrics of the comparison figures, most important first.
+        primary: the headline metrics of the cross-task summary, most important first.
     """
 
     name: ClassVar[str]
@@ -110,7 +110,7 @@ class MattingTask(Task):
     name = "matting"
     keys = ("input", "alpha", "trimap", "fg", "bg")
     metrics: ClassVar[dict[str, str]] = {"sad": "min", "mse": "min", "grad": "min", "conn": "min"}
-    primary = ("sad", "mse", "grad", "conn")
+    primary = ("sad", "grad")
 
     def __init__(self, alpha_weight: float = 0.5, eps: float = 1e-6) -> None:
         if not 0.0 <= alpha_weight <= 1.0 or not eps > 0:
