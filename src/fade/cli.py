@@ -45,7 +45,7 @@ def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[
     import torch
 
     from .bench.operator import run_operator_suite
-    from .bench.sweeps import write_atomic
+    from .io import write_file
 
     result = run_operator_suite(
         args.batch or 1,
@@ -58,7 +58,7 @@ def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[
     )
     meta["elapsed_s"] = _elapsed(start)
     path = Path(args.out) / "operator.json"
-    write_atomic(path, json.dumps({"meta": meta, **result}, indent=1) + "\n")
+    write_file(path, json.dumps({"meta": meta, **result}, indent=1) + "\n")
     for name, check in result["checks"].items():
         print(f"{name}: {check['value']} (target {check['target']}): {check['pass']}")
     return [path]
@@ -67,16 +67,17 @@ def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[
 def _bench_networks(args: argparse.Namespace, meta: dict, start: float) -> list[Path]:
     """``--suite networks``: OUT/networks/networks.{csv,json,md}."""
     from .bench.networks import NETWORK_COLUMNS, network_table, run_network_suite
-    from .bench.sweeps import csv_text, write_atomic
+    from .bench.sweeps import csv_text
+    from .io import write_file
     from .upsamplers import list_upsamplers
 
     rows = run_network_suite(args.names or list_upsamplers(), size=args.input_size, device=args.device)
     meta["elapsed_s"] = _elapsed(start)
     out = Path(args.out) / "networks"
     paths = [out / "networks.csv", out / "networks.json", out / "networks.md"]
-    write_atomic(paths[0], csv_text(rows, NETWORK_COLUMNS))
-    write_atomic(paths[1], json.dumps({"meta": meta, "columns": NETWORK_COLUMNS, "rows": rows}, indent=1) + "\n")
-    write_atomic(paths[2], network_table(rows))
+    write_file(paths[0], csv_text(rows, NETWORK_COLUMNS))
+    write_file(paths[1], json.dumps({"meta": meta, "columns": NETWORK_COLUMNS, "rows": rows}, indent=1) + "\n")
+    write_file(paths[2], network_table(rows))
     return paths
 
 

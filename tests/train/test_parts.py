@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fade.train import MattingTask, Schedule, SegmentationTask, build_optimizer, create_data, get_preset, list_presets
-from fade.train.checkpoint import atomic_write
+from fade.io import atomic_write
 from fade.train.data import CachedDataset, StepBatchSampler, batch_indices
 from fade.train.optim import set_learning_rate
 

@@ -8,7 +8,7 @@ import io
 import os
 from pathlib import Path
 
-from .sweeps import write_atomic
+from ..io import write_file
 
 __all__ = ["FIGURES", "plot_sweep"]
 
@@ -98,6 +98,6 @@ def plot_sweep(rows: list[dict], meta: dict, out_dir: str | os.PathLike) -> list
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         path = Path(out_dir) / f"{stem}.png"
-        write_atomic(path, buf.getvalue())
+        write_file(path, buf.getvalue())
         paths.append(path)
     return paths

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .cases import build_case
+from ..io import write_file
 from .measure import (
     BudgetExceeded,
     NotDifferentiable,
@@ -46,7 +46,6 @@ __all__ = [
     "markdown_tables",
     "run_sweep",
     "settings",
-    "write_atomic",
     "write_results",
 ]
 
@@ -310,20 +309,6 @@ def machine_info(device: str | torch.device = "cpu") -> dict:
     return info
 
 
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def csv_text(rows: list[dict], columns: list[str]) -> str:
     """``rows`` as CSV with a header, missing values empty."""
     buf = io.StringIO()
@@ -337,9 +322,9 @@ def write_results(rows: list[dict], meta: dict, out_dir: str | os.PathLike) -> l
     """Write ``bench.csv``, ``bench.json`` and ``table.md`` into ``out_dir``; return their paths."""
     out_dir = Path(out_dir)
     paths = [out_dir / "bench.csv", out_dir / "bench.json", out_dir / "table.md"]
-    write_atomic(paths[0], csv_text(rows, COLUMNS))
-    write_atomic(paths[1], json.dumps({"meta": meta, "columns": COLUMNS, "rows": rows}, indent=1) + "\n")
-    write_atomic(paths[2], markdown_tables(rows, meta))
+    write_file(paths[0], csv_text(rows, COLUMNS))
+    write_file(paths[1], json.dumps({"meta": meta, "columns": COLUMNS, "rows": rows}, indent=1) + "\n")
+    write_file(paths[2], markdown_tables(rows, meta))
     return paths
 
 

@@ -1,60 +1,14 @@
-"""Atomic files and training checkpoints.
-
-Every file of a run is written to a temporary file in the destination folder, flushed to disk, and
-moved over the destination with :func:`os.replace`, so a reader (or a resumed run) sees either the
-previous complete file or the new complete file, never a partial one.
-"""
+"""Training checkpoints, written atomically (:mod:`fade.io`), and the RNG states they carry."""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import BinaryIO
 
 import torch
 
-__all__ = [
-    "atomic_write",
-    "load_checkpoint",
-    "rng_state",
-    "save_checkpoint",
-    "set_rng_state",
-    "write_json",
-    "write_text",
-]
+from ..io import atomic_write
 
-
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then move it over ``path``.
-
-    If ``write`` raises (or the process dies), ``path`` keeps its previous content and the
-    temporary file is removed (on an exception).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def write_json(path: str | os.PathLike, data: object) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=1) + "\n")
+__all__ = ["load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:

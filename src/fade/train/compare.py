@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from .checkpoint import write_json, write_text
+from ..io import write_file, write_json
 from .presets import Preset
 from .tasks import create_task
 from .trainer import build_data, check_upsampler, resolve_device, train
@@ -238,7 +238,7 @@ def compare(
         text = [f"# {preset.task}: {len(upsamplers)} upsamplers x {len(seeds)} seed(s)", ""]
         text += _setup_lines(meta) + ["", markdown_table(rows, task.metrics)]
         text.append(_ranking_lines(preset.task, rows, task.metrics))
-        write_text(out / "table.md", "\n".join(text))
+        write_file(out / "table.md", "\n".join(text))
         if plots:
             plot_task(
                 _panels(rows, task.metrics), out / "compare.png", f"{preset.task} ({preset.name}), seeds {list(seeds)}"
@@ -315,7 +315,7 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
     ]
     text += [_ranking_lines(r["task"], r["rows"], r["metrics"]) for r in results]
     paths = [out / "summary.md"]
-    write_text(paths[0], "\n".join(text))
+    write_file(paths[0], "\n".join(text))
     if plots:
         panels = [
             p for r in results for p in _panels(r["rows"], {m: r["metrics"][m] for m in create_task(r["task"]).primary})
