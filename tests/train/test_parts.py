@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from fade.train import MattingTask, Schedule, SegmentationTask, build_optimizer, create_data, get_preset, list_presets
 from fade.io import atomic_write
+from fade.train import MattingTask, Schedule, SegmentationTask, build_optimizer, create_data, get_preset, list_presets
 from fade.train.data import CachedDataset, StepBatchSampler, batch_indices
 from fade.train.optim import set_learning_rate
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ..io import write_file, write_json
+from ..io import atomic_write, write_file, write_json
 from .presets import Preset
 from .tasks import create_task
 from .trainer import build_data, check_upsampler, resolve_device, train
@@ -142,31 +142,30 @@ def plot_task(
     for ax, (label, names, means, stds, direction) in zip(axes[0], panels):
         colours = ["tab:red" if n.startswith("fade") else "tab:grey" for n in names]
         errors = [s or 0.0 for s in stds]
-        ax.bar(range(len(names)), means, yerr=errors, color=colours, capsize=3)
+        spread = any(s is not None for s in stds)
+        ax.bar(range(len(names)), means, yerr=errors if spread else None, color=colours, capsize=3)
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{label} ({'higher' if direction == 'max' else 'lower'} is better)", fontsize=9)
+        ax.set_title(f"{label}\n({'higher' if direction == 'max' else 'lower'} is better; axis not from 0)", fontsize=8)
         low, high = min(m - e for m, e in zip(means, errors)), max(m + e for m, e in zip(means, errors))
         pad = 0.15 * (high - low or abs(high) or 1.0)
         ax.set_ylim(low - pad, high + pad)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
-def _panels(rows: list[dict], metrics: dict[str, str]) -> list:
-    """Plot panels of ``metrics`` over the rows that have results."""
+def _panels(rows: list[dict], metrics: dict[str, str], prefix: str = "") -> list:
+    """Plot panels of ``metrics`` over the rows that have results, labels starting with ``prefix``."""
     scored = [r for r in rows if "metrics" in r]
     panels = []
     for m, direction in metrics.items():
         label, scale, _ = FORMATS[m]
         stats = [r["metrics"][m] for r in scored]
         stds = [None if s["std"] is None else s["std"] * scale for s in stats]
-        panels.append((label, [r["upsampler"] for r in scored], [s["mean"] * scale for s in stats], stds, direction))
+        names = [r["upsampler"] for r in scored]
+        panels.append((prefix + label, names, [s["mean"] * scale for s in stats], stds, direction))
     return panels
 
 
@@ -240,9 +239,8 @@ def compare(
         text.append(_ranking_lines(preset.task, rows, task.metrics))
         write_file(out / "table.md", "\n".join(text))
         if plots:
-            plot_task(
-                _panels(rows, task.metrics), out / "compare.png", f"{preset.task} ({preset.name}), seeds {list(seeds)}"
-            )
+            title = f"{preset.task}/{preset.name}, seeds {list(seeds)}"
+            plot_task(_panels(rows, task.metrics), out / "compare.png", title)
     return results
 
 
@@ -318,7 +316,9 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
     write_file(paths[0], "\n".join(text))
     if plots:
         panels = [
-            p for r in results for p in _panels(r["rows"], {m: r["metrics"][m] for m in create_task(r["task"]).primary})
+            p
+            for r in results
+            for p in _panels(r["rows"], {m: r["metrics"][m] for m in create_task(r["task"]).primary}, f"{r['task']}: ")
         ]
-        paths.append(plot_task(panels, out / "summary.png", f"seeds {seeds}"))
+        paths.append(plot_task(panels, out / "summary.png", f"Upsamplers across tasks ({spread}; seeds {seeds})"))
     return paths

@@ -22,9 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..bench.sweeps import machine_info
+from ..io import write_json
 from ..models import create_model
 from ..upsamplers import list_upsamplers
-from ..io import write_json
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import CachedDataset, StepBatchSampler, create_data
 from .optim import build_optimizer, set_learning_rate
