@@ -1,11 +1,21 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from fade.io import atomic_write
-from fade.train import MattingTask, Schedule, SegmentationTask, build_optimizer, create_data, get_preset, list_presets
+from fade.train import (
+    PRESETS,
+    MattingTask,
+    Schedule,
+    SegmentationTask,
+    build_optimizer,
+    create_data,
+    get_preset,
+    list_presets,
+)
 from fade.train.data import CachedDataset, StepBatchSampler, batch_indices
 from fade.train.optim import set_learning_rate
 
@@ -161,3 +171,9 @@ def test_schedule_factor_is_finite_everywhere():
     for kind in ("constant", "poly", "cosine", "step"):
         s = Schedule(kind, total_steps=7, warmup_steps=3, milestones=(0.5,))
         assert all(math.isfinite(s.factor(t)) and s.factor(t) >= 0 for t in range(9))
+
+
+def test_every_preset_is_documented():
+    docs = (Path(__file__).parents[2] / "docs" / "experiments.md").read_text()
+    missing = [f"{task}/{name}" for task, name in PRESETS if f"`{task}/{name}`" not in docs]
+    assert not missing
