@@ -6,15 +6,17 @@ MIB = 2**20
 
 
 def test_bilinear_peak_is_its_output_and_failures_are_reported_per_case():
-    big, small, bad = (1, 16, 128, 128), (1, 16, 64, 64), (1, 4, 4, 4)
+    big, small, bad = (1, 16, 256, 256), (1, 16, 128, 128), (1, 4, 4, 4)
     cases = [("op:bilinear", big), ("no_such_upsampler", bad), ("op:bilinear", small)]
     results = probe_memory(MemoryJob(cases, threads=1))
     assert [(r.name, r.size) for r in results] == cases
-    out_big = 16 * 256 * 256 * 4  # 4 MiB output; the call allocates nothing else that large
-    assert 0.9 * out_big <= results[0].fwd_bytes <= 1.3 * out_big
-    assert 0.8 * out_big / 4 <= results[2].fwd_bytes <= 1.3 * out_big / 4  # RSS is page- and noise-grained
+    # the kernel's resident-set counters are per-CPU approximations: a few hundred KiB either way
+    slack = MIB / 2
+    out_big = 16 * 512 * 512 * 4  # 16 MiB output; the call allocates nothing else that large
+    assert out_big - slack <= results[0].fwd_bytes <= 1.1 * out_big + slack
+    assert out_big / 4 - slack <= results[2].fwd_bytes <= 1.1 * out_big / 4 + slack
     # forward+backward: the output, then the input gradient (a quarter of it), nothing retained
-    assert 0.9 * out_big <= results[0].fwdbwd_bytes <= 2.5 * out_big
+    assert out_big - slack <= results[0].fwdbwd_bytes <= 2.5 * out_big
     assert not results[0].notes and not results[2].notes
     assert results[1].fwd_bytes is None and "KeyError" in results[1].notes[0]
 

@@ -22,6 +22,8 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -58,36 +60,38 @@ class MemoryResult:
     notes: list[str] = field(default_factory=list)
 
 
-def probe_memory(job: MemoryJob, timeout_s: float | None = None) -> list[MemoryResult]:
+def probe_memory(job: MemoryJob, log: Callable[[str], None] = lambda message: None) -> list[MemoryResult]:
     """Run ``job`` in a fresh Python process and return one result per case, in order.
 
-    If the process dies (killed, crashed, timed out), the case it was on is reported as failed and
-    a new process takes the remaining cases.
+    Each result is passed to ``log`` as it arrives. If the process dies (killed, crashed), the case
+    it was on is reported as failed and a new process takes the remaining cases.
     """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(_MMAP_THRESHOLD))
     results: list[MemoryResult] = []
     while len(results) < len(job.cases):
         rest = replace(job, cases=job.cases[len(results) :])
-        try:
-            proc = subprocess.run(
+        with tempfile.TemporaryFile(mode="w+") as stderr:
+            with subprocess.Popen(
                 [sys.executable, "-m", "fade.bench.memory"],
-                input=json.dumps(asdict(rest)),
-                capture_output=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
                 text=True,
                 env=env,
-                timeout=timeout_s,
-                check=False,
-            )
-            output, failure = proc.stdout, f"memory probe died (rc={proc.returncode}): {proc.stderr[-300:]}"
-        except subprocess.TimeoutExpired as err:
-            output, failure = err.stdout or b"", f"memory probe timed out after {timeout_s:g} s"
-        output = output.decode() if isinstance(output, bytes) else output
-        for line in output.split("\n")[:-1]:  # complete lines only
-            r = json.loads(line)
-            results.append(MemoryResult(r["name"], tuple(r["size"]), r["fwd_bytes"], r["fwdbwd_bytes"], r["notes"]))
-        if len(results) < len(job.cases):
-            name, size = job.cases[len(results)]
-            results.append(MemoryResult(name, tuple(size), notes=[failure]))
+            ) as proc:
+                proc.stdin.write(json.dumps(asdict(rest)))
+                proc.stdin.close()
+                for line in proc.stdout:
+                    r = json.loads(line)
+                    results.append(
+                        MemoryResult(r["name"], tuple(r["size"]), r["fwd_bytes"], r["fwdbwd_bytes"], r["notes"])
+                    )
+                    log(f"memory {len(results)}/{len(job.cases)}: {r['name']} {tuple(r['size'])}")
+            if len(results) < len(job.cases):
+                stderr.seek(0)
+                name, size = job.cases[len(results)]
+                failure = f"memory probe died (rc={proc.returncode}): {stderr.read()[-300:]}"
+                results.append(MemoryResult(name, tuple(size), notes=[failure]))
     return results
 
 

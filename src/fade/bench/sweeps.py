@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .cases import build_case
 from ..io import write_file
+from .cases import build_case
 from .measure import (
     BudgetExceeded,
     NotDifferentiable,
@@ -267,7 +267,7 @@ def run_sweep(
     )
     if memory:
         start = time.perf_counter()
-        probed = {(r.name, r.size): r for r in probe_memory(job)}
+        probed = {(r.name, r.size): r for r in probe_memory(job, log)}
         log(f"memory probe: {time.perf_counter() - start:.1f} s")
     else:
         probed = {(n, s): MemoryResult(n, s, notes=["memory not measured"]) for n, s in job.cases}
