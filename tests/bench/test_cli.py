@@ -37,7 +37,7 @@ def test_bench_tiny_sweep_writes_csv_json_table_and_figures(tmp_path):
         assert r["out_height"] == str(2 * int(r["height"])) and r["device"] == "cpu" and r["threads"] == "1"
         assert float(r["params"]) > 0 and float(r["gflops"]) > 0 and float(r["fwd_ms"]) > 0
         assert float(r["fwdbwd_ms"]) > 0 and float(r["peak_fwd_mib"]) >= 0 and float(r["peak_fwdbwd_mib"]) >= 0
-        assert r["fwd_repeats"] == "1"
+        assert r["fwd_repeats"] == "1" and r["fwd_min_ms"] == r["fwd_ms"]  # one timed call
     # one measurement per distinct shape: the shared point is the same in both sweeps
     shared = [r for r in rows if r["name"] == "fade" and r["channels"] == "8" and r["height"] == "4"]
     assert len(shared) == 2 and all(shared[0][k] == shared[1][k] for k in NUMERIC)

@@ -83,9 +83,10 @@ def forward_backward_call(case: Case) -> Callable[[], tuple]:
 
 @dataclass
 class Timing:
-    """Median wall time of one call, and how many timed calls it is the median of."""
+    """Median and minimum wall time of one call over ``repeats`` timed calls."""
 
     median_ms: float
+    min_ms: float
     repeats: int
 
 
@@ -120,7 +121,7 @@ def time_call(
     per_call = min([first] + [_timed(call, device) for _ in range(warmup - 1)])
     repeats = max(min_repeats, min(max_repeats, int(target_s / max(per_call, 1e-9))))
     times = [_timed(call, device) for _ in range(repeats)]
-    return Timing(1e3 * statistics.median(times), repeats)
+    return Timing(1e3 * statistics.median(times), 1e3 * min(times), repeats)
 
 
 def time_interleaved(
@@ -134,7 +135,7 @@ def time_interleaved(
     for _ in range(repeats):
         for name, call in calls.items():
             times[name].append(_timed(call, device))
-    return {name: Timing(1e3 * statistics.median(t), repeats) for name, t in times.items()}
+    return {name: Timing(1e3 * statistics.median(t), 1e3 * min(t), repeats) for name, t in times.items()}
 
 
 class _OpRecorder(TorchDispatchMode):

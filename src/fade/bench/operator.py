@@ -54,7 +54,7 @@ def run_operator_suite(
     ``fast_repeats`` rounds the carafe and bilinear inference calls.
 
     Returns:
-        ``{"setting", "latency_ms", "peak_extra_mib", "output_mib", "fade_vs_authors_max_abs_diff",
+        ``{"setting", "latency_ms" (medians), "latency_min_ms", "peak_extra_mib", "output_mib", "fade_vs_authors_max_abs_diff",
         "checks": {name: {"value", "target", "pass"}}}``; ``pass`` is None where a number is missing.
     """
     device = torch.device(device)
@@ -80,6 +80,7 @@ def run_operator_suite(
         repeats,
     )
     latency = {k: t.median_ms for k, t in (fwd | fwdbwd).items()}
+    fastest = {k: t.min_ms for k, t in (fwd | fwdbwd).items()}
 
     budget = int(memory_budget_gib * 2**30)
     threads = torch.get_num_threads()
@@ -116,6 +117,7 @@ def run_operator_suite(
             "fast_repeats": fast_repeats,
         },
         "latency_ms": latency,
+        "latency_min_ms": fastest,
         "peak_extra_mib": peak,
         "output_mib": output_mib,
         "fade_vs_authors_max_abs_diff": diff,

@@ -62,8 +62,10 @@ COLUMNS = [
     "gflops",
     "uncounted_ops",
     "fwd_ms",
+    "fwd_min_ms",
     "fwd_repeats",
     "fwdbwd_ms",
+    "fwdbwd_min_ms",
     "fwdbwd_repeats",
     "peak_fwd_mib",
     "peak_fwdbwd_mib",
@@ -75,7 +77,8 @@ COLUMNS = [
     "torch",
 ]
 """Columns of the result table. gflops: 1e9 multiply-adds of one inference call, counted
-operators only (uncounted_ops lists what ran and counted 0); *_ms: median milliseconds;
+operators only (uncounted_ops lists what ran and counted 0); *_ms: median milliseconds (*_min_ms:
+the fastest call, less sensitive to a busy machine);
 peak_*_mib: peak extra memory in MiB; status: ok, partial or skipped (notes say why)."""
 
 NOTES = [
@@ -231,7 +234,7 @@ def _measure_name(
             except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
                 point.notes.append(f"{mode} failed: {type(err).__name__}: {str(err)[:200]}")
                 continue
-            point.values.update({f"{mode}_ms": t.median_ms, f"{mode}_repeats": t.repeats})
+            point.values.update({f"{mode}_ms": t.median_ms, f"{mode}_min_ms": t.min_ms, f"{mode}_repeats": t.repeats})
     return points
 
 
