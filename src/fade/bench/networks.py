@@ -136,8 +136,9 @@ def network_table(rows: list[dict]) -> str:
     ]
     for r in rows:
         paper = r["paper_params"] or ""
-        if r["upsampler"] == "bilinear" and paper:
-            paper = f"{paper} total"
+        if paper:
+            total = " total" if r["upsampler"] == "bilinear" else ""
+            paper = f"{paper}{total} ({'matches' if r['matches_paper'] else 'differs'})"
         lines.append(
             f"| {r['network']} | {r['upsampler']} | {r['input'] or ''} | {m(r['params'])} | {m(r['extra_params'])} | "
             f"{paper} | {g(r['gflops'])} | {g(r['extra_gflops'])} | {r['notes']} |"
