@@ -61,7 +61,7 @@ def test_settings_over_the_time_budget_are_recorded_as_skipped():
     config = replace(QUICK, channels=(4, 8), sizes=(), base_size=4, max_call_s=1e-9, warmup=1)
     rows = run_sweep(["nn_gate"], config, memory=False)
     assert [r["status"] for r in rows] == ["skipped", "skipped"]
-    assert "fwd not timed: one call took" in rows[0]["notes"]
+    assert "fwd not timed: two calls took" in rows[0]["notes"]
     assert "fwd not timed: a smaller setting exceeded the time budget" in rows[1]["notes"]
     assert rows[1]["params"] == 9 and rows[1]["peak_fwd_mib"] is None
     assert rows[1]["notes"].startswith("memory not measured")

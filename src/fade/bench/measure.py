@@ -113,11 +113,15 @@ def time_call(
     [min_repeats, max_repeats].
 
     Raises:
-        BudgetExceeded: when the first call takes more than ``max_call_s`` seconds.
+        BudgetExceeded: when the first call and a second one each take more than ``max_call_s``
+            seconds (one slow call alone may be a hiccup of a busy machine).
     """
     first = _timed(call, device)
     if first > max_call_s:
-        raise BudgetExceeded(f"one call took {first:.1f} s > the {max_call_s:g} s budget")
+        second = _timed(call, device)
+        if second > max_call_s:
+            raise BudgetExceeded(f"two calls took {first:.1f} s and {second:.1f} s > the {max_call_s:g} s budget")
+        first = second
     per_call = min([first] + [_timed(call, device) for _ in range(warmup - 1)])
     repeats = max(min_repeats, min(max_repeats, int(target_s / max(per_call, 1e-9))))
     times = [_timed(call, device) for _ in range(repeats)]
