@@ -9,7 +9,7 @@ from fade.bench.plots import FIGURES
 from fade.bench.sweeps import COLUMNS, QUICK, run_sweep
 from fade.cli import main
 
-NUMERIC = ["params", "gflops", "fwd_ms", "fwdbwd_ms", "peak_fwd_mib", "peak_fwdbwd_mib"]
+NUMERIC = ["params", "gflops", "gproducts", "fwd_ms", "fwdbwd_ms", "peak_fwd_mib", "peak_fwdbwd_mib"]
 
 
 def test_bench_tiny_sweep_writes_csv_json_table_and_figures(tmp_path):
@@ -36,6 +36,7 @@ def test_bench_tiny_sweep_writes_csv_json_table_and_figures(tmp_path):
         assert r["status"] == "ok", r["notes"]
         assert r["out_height"] == str(2 * int(r["height"])) and r["device"] == "cpu" and r["threads"] == "1"
         assert float(r["params"]) > 0 and float(r["gflops"]) > 0 and float(r["fwd_ms"]) > 0
+        assert float(r["gproducts"]) > 0  # the gate
         assert float(r["fwdbwd_ms"]) > 0 and float(r["peak_fwd_mib"]) >= 0 and float(r["peak_fwdbwd_mib"]) >= 0
         assert r["fwd_repeats"] == "1" and r["fwd_min_ms"] == r["fwd_ms"]  # one timed call
     # one measurement per distinct shape: the shared point is the same in both sweeps

@@ -23,19 +23,32 @@ CPU = torch.device("cpu")
 
 def test_fade_multiply_adds_match_a_count_by_hand():
     c, h, w, s, k2, d = 8, 4, 5, 2, 25, 64
-    macs, uncounted = count_flops(build_case("fade", 1, c, h, w, s))
+    macs, products, uncounted = count_flops(build_case("fade", 1, c, h, w, s))
     hi, lo = s * h * s * w, h * w
     by_hand = c * d * hi + c * d * lo + d * k2 * 9 * (hi + lo) + c * lo + k2 * c * hi
     assert macs == by_hand
-    assert "_softmax" in uncounted and "sigmoid" in uncounted
-    assert not any("conv" in op or op == "carafe" for op in uncounted)
+    # the gate's en * G and up * (1 - G); and the index arithmetic of the two nearest upsamplings
+    # (kernel logits, gate), which torch's counter decomposes into one product per output row and column
+    assert products == 2 * c * hi + 2 * (s * h + s * w)
+    assert "_softmax" in uncounted and "sigmoid" in uncounted and "add" in uncounted
+    assert not any("conv" in op or op in ("carafe", "mul") for op in uncounted)
+
+
+def test_products_count_every_element_wise_multiplication_once():
+    class Products(nn.Module):
+        def forward(self, x, y):
+            return (x * y) * 3.0 + x.mul(2)
+
+    x, y = torch.randn(2, 3, 4), torch.randn(1, 3, 4)
+    flops = count_flops(Case("products", Products(), (x, y), ()))
+    assert flops == (0, 3 * x.numel(), ["add"])
 
 
 def test_authors_formulation_counts_the_same_multiply_adds_as_fade():
-    ours, _ = count_flops(build_case("fade", 2, 16, 6, 6))
-    theirs, uncounted = count_flops(build_case("fade_authors", 2, 16, 6, 6))
-    assert ours == theirs
-    assert "im2col" in uncounted
+    ours = count_flops(build_case("fade", 2, 16, 6, 6))
+    theirs = count_flops(build_case("fade_authors", 2, 16, 6, 6))
+    assert ours.macs == theirs.macs
+    assert "im2col" in theirs.uncounted
 
 
 def test_carafe_formulas_count_forward_and_backward():

@@ -7,6 +7,10 @@ one for the input gradient and one for the kernel gradient.
 torch's registry has formulas for the CUDA attention kernels but not for the CPU one that
 ``F.scaled_dot_product_attention`` dispatches to on CPU (SegFormer's attention); it gets torch's
 own attention formula here, so the count does not depend on the device.
+
+Element-wise products (``aten.mul``) count one FLOP per output element when asked for
+(:func:`product_flop`): the GFLOPs published with FADE (its repository's tables) count them, and
+adding them to the multiply-adds reproduces those figures (``fade bench --suite networks``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from torch.utils.flop_counter import sdpa_flop_count
 
 from ..ops import carafe as _carafe  # noqa: F401  (defines the fade:: operators)
 
-__all__ = ["carafe_backward_flop", "carafe_flop", "cpu_attention_flop", "custom_flop_formulas"]
+__all__ = ["carafe_backward_flop", "carafe_flop", "cpu_attention_flop", "custom_flop_formulas", "product_flop"]
 
 
 def carafe_flop(x_shape, kernels_shape, scale, *, out_shape, **kwargs) -> int:
@@ -35,6 +39,11 @@ def carafe_backward_flop(grad_shape, x_shape, kernels_shape, scale, *, out_shape
 def cpu_attention_flop(query_shape, key_shape, value_shape, *args, out_shape, **kwargs) -> int:
     """FLOPs of ``aten._scaled_dot_product_flash_attention_for_cpu``, by torch's attention formula."""
     return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def product_flop(*args, out_shape, **kwargs) -> int:
+    """FLOPs of ``aten.mul`` (tensor by tensor or by a number): one per output element."""
+    return math.prod(out_shape)
 
 
 def custom_flop_formulas() -> dict[object, Callable[..., int]]:

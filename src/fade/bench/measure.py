@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -18,10 +19,11 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from .cases import Case
-from .flops import custom_flop_formulas
+from .flops import custom_flop_formulas, product_flop
 
 __all__ = [
     "BudgetExceeded",
+    "FlopCount",
     "NotDifferentiable",
     "Timing",
     "count_flops",
@@ -155,18 +157,28 @@ class _OpRecorder(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_flops(case: Case) -> tuple[int, list[str]]:
-    """Multiply-adds of one inference call, counted by ``torch.utils.flop_counter``.
+class FlopCount(NamedTuple):
+    """What one inference call computes, by ``torch.utils.flop_counter``."""
 
-    torch counts 2 FLOPs per multiply-add; the FADE paper's GFLOPs (mmcv's counter) count one, so
-    this returns torch's total / 2. Only operators with a flop formula are counted (convolutions,
-    matrix products, and the formulas of :mod:`fade.bench.flops`).
+    macs: int
+    """Multiply-adds of the operators with a flop formula (convolutions, matrix products, ``fade::carafe``)."""
+    products: int
+    """Element-wise multiplications (``aten.mul``), one per output element."""
+    uncounted: list[str]
+    """Operators that ran on tensors and were counted as 0 (views excluded)."""
 
-    Returns:
-        (multiply-adds, the operators that ran on tensors and were counted as 0; views excluded).
+
+def count_flops(case: Case) -> FlopCount:
+    """Multiply-adds and element-wise products of one inference call, by ``torch.utils.flop_counter``.
+
+    torch counts 2 FLOPs per multiply-add; the GFLOPs published with FADE count one, so ``macs`` is
+    torch's count / 2. Those published figures also count one FLOP per element-wise product
+    (``macs + products`` reproduces them, :mod:`fade.bench.networks`); other element-wise operators
+    (additions, activations, normalisations, resampling) count 0 and are listed in ``uncounted``.
     """
-    formulas = custom_flop_formulas()
-    counter = FlopCounterMode(display=False, custom_mapping=formulas)
+    counter = FlopCounterMode(
+        display=False, custom_mapping={**custom_flop_formulas(), torch.ops.aten.mul: product_flop}
+    )
     recorder = _OpRecorder()
     with torch.no_grad(), counter, recorder:
         case.module(*case.inputs)
@@ -177,4 +189,5 @@ def count_flops(case: Case) -> tuple[int, list[str]]:
             if op.overloadpacket not in counter.flop_registry and not op.is_view
         }
     )
-    return counter.get_total_flops() // 2, uncounted
+    products = counter.get_flop_counts()["Global"].get(torch.ops.aten.mul, 0)
+    return FlopCount((counter.get_total_flops() - products) // 2, products, uncounted)

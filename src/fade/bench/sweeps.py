@@ -60,6 +60,7 @@ COLUMNS = [
     "out_width",
     "params",
     "gflops",
+    "gproducts",
     "uncounted_ops",
     "fwd_ms",
     "fwd_min_ms",
@@ -77,15 +78,17 @@ COLUMNS = [
     "torch",
 ]
 """Columns of the result table. gflops: 1e9 multiply-adds of one inference call, counted
-operators only (uncounted_ops lists what ran and counted 0); *_ms: median milliseconds (*_min_ms:
+operators only; gproducts: 1e9 element-wise products (uncounted_ops lists what ran and counted 0); *_ms: median milliseconds (*_min_ms:
 the fastest call, less sensitive to a busy machine);
 peak_*_mib: peak extra memory in MiB; status: ok, partial or skipped (notes say why)."""
 
 NOTES = [
     (
-        "gflops: multiply-adds / 1e9 of one inference call (one multiply-add = one FLOP, as mmcv's counter "
-        "used by the paper), counted by torch.utils.flop_counter; only operators with a flop formula count, "
-        "the operators listed in uncounted_ops ran and counted 0."
+        "gflops: multiply-adds / 1e9 of one inference call (one multiply-add = one FLOP, as in the GFLOPs "
+        "published with FADE), counted by torch.utils.flop_counter; only operators with a flop formula count, "
+        "the operators listed in uncounted_ops ran and counted 0. gproducts: element-wise products / 1e9, "
+        "one per output element; the published figures count them too (gflops + gproducts reproduces them "
+        "in the paper's networks: fade bench --suite networks)."
     ),
     (
         "fwd_ms: median of repeated inference calls (torch.no_grad) after warm-up; fwdbwd_ms: forward plus "
@@ -202,8 +205,10 @@ def _measure_name(
         if mem.fwd_bytes is None and over_memory:
             continue
         try:
-            macs, uncounted = count_flops(case)
-            point.values.update(gflops=macs / 1e9, uncounted_ops=" ".join(uncounted))
+            flops = count_flops(case)
+            point.values.update(
+                gflops=flops.macs / 1e9, gproducts=flops.products / 1e9, uncounted_ops=" ".join(flops.uncounted)
+            )
         except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
             point.notes.append(f"inference failed: {type(err).__name__}: {str(err)[:200]}")
             continue
