@@ -38,11 +38,19 @@ using i64 = int64_t;
 constexpr int kChannelBlock = 4;   // channels sharing one pass over the kernels
 constexpr i64 kGroupChannels = 16;  // channels per forward / grad_x task (they share kernel rows in cache)
 
-// 64-byte vectors (GCC/Clang vector extensions): AVX-512 registers, or pairs of narrower ones.
+// Vectors of the widest registers the target has (GCC/Clang vector extensions): 64 bytes with
+// AVX-512, else 32 (AVX2 registers, or pairs of SSE ones). Wider than the registers would double
+// the register count of every tile, and the accumulators of the tiles below would spill.
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#else
+constexpr int kVectorBytes = 32;
+#endif
+
 template <typename T>
 struct Simd {
-    typedef T vec __attribute__((vector_size(64)));
-    static constexpr i64 lanes = 64 / sizeof(T);
+    typedef T vec __attribute__((vector_size(kVectorBytes)));
+    static constexpr i64 lanes = kVectorBytes / sizeof(T);
 };
 template <typename T>
 using Vec = typename Simd<T>::vec;
