@@ -44,6 +44,10 @@ def test_products_count_every_element_wise_multiplication_once():
     assert flops == (0, 3 * x.numel(), ["add"])
 
 
+def test_a_call_that_counts_nothing_counts_zero():
+    assert count_flops(build_case("bilinear", 1, 3, 4, 5)) == (0, 0, ["upsample_bilinear2d"])
+
+
 def test_authors_formulation_counts_the_same_multiply_adds_as_fade():
     ours = count_flops(build_case("fade", 2, 16, 6, 6))
     theirs = count_flops(build_case("fade_authors", 2, 16, 6, 6))

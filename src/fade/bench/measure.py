@@ -189,5 +189,5 @@ def count_flops(case: Case) -> FlopCount:
             if op.overloadpacket not in counter.flop_registry and not op.is_view
         }
     )
-    products = counter.get_flop_counts()["Global"].get(torch.ops.aten.mul, 0)
+    products = counter.get_flop_counts().get("Global", {}).get(torch.ops.aten.mul, 0)
     return FlopCount((counter.get_total_flops() - products) // 2, products, uncounted)
