@@ -8,9 +8,10 @@ torch's registry has formulas for the CUDA attention kernels but not for the CPU
 ``F.scaled_dot_product_attention`` dispatches to on CPU (SegFormer's attention); it gets torch's
 own attention formula here, so the count does not depend on the device.
 
-Element-wise products (``aten.mul``) count one FLOP per output element when asked for
-(:func:`product_flop`): the GFLOPs published with FADE (its repository's tables) count them, and
-adding them to the multiply-adds reproduces those figures (``fade bench --suite networks``).
+Element-wise products (``aten.mul``) count one FLOP per output element (:func:`product_flop`),
+kept apart from the multiply-adds by :func:`fade.bench.measure.count_flops`: the GFLOPs published
+with FADE (its repository's tables) count them too, and multiply-adds plus products reproduce those
+figures (``fade bench --suite networks``).
 """
 
 from __future__ import annotations
