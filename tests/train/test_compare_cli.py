@@ -3,7 +3,7 @@ import json
 import pytest
 
 from fade.cli import main
-from fade.train.compare import aggregate, markdown_table, within_noise
+from fade.train.compare import _machines, _machines_text, aggregate, markdown_table, within_noise
 from fade.train.presets import PRESETS
 
 from .conftest import TINY
@@ -35,6 +35,22 @@ def test_aggregate_mean_sample_std_and_failures():
     assert within_noise(a["metrics"]["psnr"], {"mean": 25.0, "std": 1.0}) is True
     assert within_noise(a["metrics"]["psnr"], {"mean": 30.0, "std": 1.0}) is False
     assert within_noise(a["metrics"]["psnr"], b["metrics"]["psnr"]) is None
+
+
+def test_a_comparison_resumed_on_another_machine_names_both():
+    xeon = {"cpu": "Xeon", "cores": 2, "threads": 1, "torch": "2.13.0", "device": "cpu"}
+    epyc = {**xeon, "cpu": "EPYC"}
+    runs = [{"machine": xeon}, {"machine": xeon}, {"machine": epyc}, {"machine": None}]
+    counts = _machines(runs)
+    assert counts == {
+        "Xeon, 2 cores, 1 torch thread(s), torch 2.13.0, device cpu": 2,
+        "EPYC, 2 cores, 1 torch thread(s), torch 2.13.0, device cpu": 1,
+    }
+    assert _machines_text(counts) == (
+        "Machines: Xeon, 2 cores, 1 torch thread(s), torch 2.13.0, device cpu (2 runs); "
+        "EPYC, 2 cores, 1 torch thread(s), torch 2.13.0, device cpu (1 run)"
+    )
+    assert _machines_text({"EPYC, 2 cores": 3}) == "Machine: EPYC, 2 cores"
 
 
 @pytest.fixture

@@ -108,18 +108,36 @@ def markdown_table(rows: list[dict], metrics: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _describe_machine(m: dict) -> str:
+    return f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), torch {m['torch']}, device {m['device']}"
+
+
+def _machines(runs: list[dict]) -> dict[str, int]:
+    """Runs per machine description (a resumed comparison may have runs from several machines)."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        if r["machine"]:
+            key = _describe_machine(r["machine"])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _machines_text(counts: dict[str, int]) -> str:
+    """`Machine: X` for one machine, else `Machines: X (n runs); Y (m runs)`."""
+    if len(counts) == 1:
+        return f"Machine: {next(iter(counts))}"
+    return "Machines: " + "; ".join(f"{m} ({n} run{'s' * (n > 1)})" for m, n in counts.items())
+
+
 def _setup_lines(meta: dict) -> list[str]:
     """Command, machine and preset of a comparison, as markdown lines."""
-    p, m = meta["preset"], meta["machine"]
+    p = meta["preset"]
     seeds = meta["seeds"]
     spread = "mean ± sample std over seeds" if len(seeds) > 1 else "one seed: no spread, differences not tested"
     samples = f"{meta['train_samples']:,} train / {meta['test_samples']:,} test samples"
     return [
         f"Command: `{meta['command']}`  ",
-        (
-            f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), torch {m['torch']}, "
-            f"device {m['device']}; {meta['date']}; {meta['train_seconds_total']:.0f} s of training in all.  "
-        ),
+        f"{_machines_text(meta['machines'])}; {meta['date']}; {meta['train_seconds_total']:.0f} s of training in all.  ",
         (
             f"Preset `{p['task']}/{p['name']}`: {p['description']}; `{p['model']}` {p['model_options'] or ''} on "
             f"`{p['data']}` {p['size'][0]}x{p['size'][1]}, {samples}; {p['steps']} steps of {p['batch_size']}, "
@@ -223,6 +241,7 @@ def compare(
         "command": command,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": next((r["machine"] for r in runs if r["machine"]), None),
+        "machines": _machines(runs),
         "elapsed_s": round(time.perf_counter() - started, 1),
         "train_seconds_total": round(sum(r["train_seconds"] or 0.0 for r in runs), 1),
         "preset": preset.to_dict(),
@@ -293,7 +312,10 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
         wins = [f"{task} {FORMATS[m][0].split()[0]}" for task, m, flags in near if flags.get(name)]
         cells.append(", ".join(wins) or "—")
         lines.append("| " + " | ".join(cells) + " |")
-    machine = results[0]["meta"]["machine"]
+    machines: dict[str, int] = {}
+    for r in results:
+        for m, n in r["meta"]["machines"].items():
+            machines[m] = machines.get(m, 0) + n
     seeds = sorted({s for r in results for s in r["meta"]["seeds"]})
     total = sum(r["meta"]["train_seconds_total"] for r in results)
     spread = "mean ± sample std" if len(seeds) > 1 else "one run (only the best counts as near it)"
@@ -302,10 +324,7 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
         "# Upsamplers across tasks",
         "",
         f"Command: `{command}`  ",
-        (
-            f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch thread(s), torch "
-            f"{machine['torch']}, device {machine['device']}; {total:.0f} s of training in all.  "
-        ),
+        f"{_machines_text(machines)}; {total:.0f} s of training in all.  ",
         f"Seeds {', '.join(map(str, seeds))}; cells are {spread} (rank among the upsamplers in brackets). Presets: {presets}.",
         "",
         "\n".join(lines),
