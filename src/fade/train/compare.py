@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -112,14 +113,9 @@ def _describe_machine(m: dict) -> str:
     return f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch thread(s), torch {m['torch']}, device {m['device']}"
 
 
-def _machines(runs: list[dict]) -> dict[str, int]:
+def _machines(runs: list[dict]) -> Counter[str]:
     """Runs per machine description (a resumed comparison may have runs from several machines)."""
-    counts: dict[str, int] = {}
-    for r in runs:
-        if r["machine"]:
-            key = _describe_machine(r["machine"])
-            counts[key] = counts.get(key, 0) + 1
-    return counts
+    return Counter(_describe_machine(r["machine"]) for r in runs if r["machine"])
 
 
 def _machines_text(counts: dict[str, int]) -> str:
@@ -312,10 +308,7 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
         wins = [f"{task} {FORMATS[m][0].split()[0]}" for task, m, flags in near if flags.get(name)]
         cells.append(", ".join(wins) or "—")
         lines.append("| " + " | ".join(cells) + " |")
-    machines: dict[str, int] = {}
-    for r in results:
-        for m, n in r["meta"]["machines"].items():
-            machines[m] = machines.get(m, 0) + n
+    machines = sum((Counter(r["meta"]["machines"]) for r in results), Counter())
     seeds = sorted({s for r in results for s in r["meta"]["seeds"]})
     total = sum(r["meta"]["train_seconds_total"] for r in results)
     spread = "mean ± sample std" if len(seeds) > 1 else "one run (only the best counts as near it)"
