@@ -27,7 +27,7 @@ def test_tensor_inputs():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"x: expected a numpy array or a torch tensor, got list"):
+    with pytest.raises(TypeError, match=r"x: expected a numpy array or a torch tensor, got list"):
         to_numpy([1.0], "x")
-    with pytest.raises(ValueError, match=r"x: expected a real-valued array, got dtype complex128"):
+    with pytest.raises(TypeError, match=r"x: expected a real-valued array, got dtype complex128"):
         as_values(np.zeros(2, dtype=complex), "x")

@@ -94,9 +94,9 @@ def test_largest_component_and_column_major_tie_break():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"mask: expected a bool array, got dtype int64"):
+    with pytest.raises(TypeError, match=r"mask: expected a bool array, got dtype int64"):
         label_components(np.zeros((3, 3), dtype=np.int64))
     with pytest.raises(ValueError, match=r"mask: expected a 2-D \(H, W\) array, got 3-D shape \(1, 3, 3\)"):
         label_components(np.zeros((1, 3, 3), dtype=bool))
-    with pytest.raises(ValueError, match=r"mask: expected a numpy array or a torch tensor, got list"):
+    with pytest.raises(TypeError, match=r"mask: expected a numpy array or a torch tensor, got list"):
         label_components([[True]])

@@ -13,6 +13,7 @@ from fade.metrics.matting import (
     gaussian_derivative_kernels,
     gaussian_gradient,
     gradient_error,
+    mat2gray,
     mse_error,
     sad_error,
     unknown_region,
@@ -30,9 +31,12 @@ def _reference_kernel(sigma: float, half: int) -> np.ndarray:
     return h / np.sqrt((h**2).sum())
 
 
-def _reference_gradient_error(p, g, unknown, sigma=1.4):
-    """Grad with scipy.ndimage.convolve (mode='nearest' = replicate) and the loop-built kernel."""
+def _reference_gradient_error(p, g, unknown, sigma=1.4, normalize=True):
+    """Grad with scipy.ndimage.convolve (mode='nearest' = replicate) and the loop-built kernel;
+    ``normalize``: each matte first stretched to [0, 1] by its peak-to-peak range (mat2gray)."""
     h = _reference_kernel(sigma, gaussian_derivative_kernels(sigma)[0].size // 2)
+    if normalize:
+        p, g = ((a - a.min()) / np.ptp(a) if np.ptp(a) else np.zeros_like(a) for a in (p, g))
 
     def magnitude(a):
         return np.hypot(ndimage.convolve(a, h, mode="nearest"), ndimage.convolve(a, h.T, mode="nearest"))
@@ -228,10 +232,92 @@ def test_bad_input():
         mse_error(a, a, np.zeros((4, 5), dtype=bool))
     with pytest.raises(ValueError, match=r"step: expected 1/step to be a positive integer, got step=0.3"):
         connectivity_error(a, a, known, step=0.3)
-    with pytest.raises(ValueError, match=r"sigma: expected a positive number, got 0"):
+    with pytest.raises(ValueError, match=r"sigma: expected a finite number in \(0, inf\), got 0"):
         gradient_error(a, a, known, sigma=0)
     with pytest.raises(ValueError, match=r"pred: expected a 2-D \(H, W\) array, got 3-D shape \(1, 4, 5\)"):
         sad_error(a[None], a, known)
     pair = np.stack([a, a])[None]
     with pytest.raises(ValueError, match=r"pred: expected one channel in \(B, 1, H, W\), got shape \(1, 2, 4, 5\)"):
         MattingMeter().update(pair, pair, np.stack([known, known])[None])
+
+
+def test_mat2gray_by_hand():
+    np.testing.assert_allclose(mat2gray(np.array([[0.2, 0.4], [0.6, 0.2]])), [[0.0, 0.5], [1.0, 0.0]])
+    np.testing.assert_array_equal(mat2gray(np.full((2, 3), 0.7)), np.zeros((2, 3)))
+
+
+def _semi_transparent_case():
+    """A ground truth spanning [0, 0.5] (a semi-transparent item), its x2 version, an unknown band."""
+    rng = np.random.default_rng(21)
+    h = ndimage.gaussian_filter(rng.random((19, 23)), 2)
+    h = (h - h.min()) / (h.max() - h.min())  # spans exactly [0, 1]
+    trimap = np.full(h.shape, 128, dtype=np.uint8)
+    trimap[:3] = 0
+    return h, 0.5 * h, trimap
+
+
+def test_grad_normalises_both_mattes_as_the_published_script():
+    h, g, trimap = _semi_transparent_case()
+    unknown = trimap == 128
+    # mat2gray(g) = h: a prediction that is g scaled to [0, 1] (or g itself) is perfect for Grad.
+    assert gradient_error(h, g, trimap) == pytest.approx(0.0, abs=1e-20)
+    assert gradient_error(g, g, trimap) == 0.0
+    # Without normalisation the gradients of h are twice those of g: (2|dg| - |dg|)^2 = |dg|^2.
+    unnormalised = gradient_error(h, g, trimap, normalize=False)
+    assert unnormalised > 0
+    assert unnormalised == pytest.approx(_reference_gradient_error(h, g, unknown, normalize=False), rel=1e-10)
+    zero = np.zeros_like(g)
+    assert unnormalised == pytest.approx(_reference_gradient_error(g, zero, unknown, normalize=False), rel=1e-10)
+    # A prediction spanning about [0.1, 0.8] against g: both are stretched to [0, 1] first.
+    p = np.clip(g + 0.3 * np.random.default_rng(22).random(g.shape), 0, 1)
+    stretched = (p - p.min()) / (p.max() - p.min())
+    expected = _reference_gradient_error(stretched, h, unknown, normalize=False)
+    assert gradient_error(p, g, trimap) == pytest.approx(expected, rel=1e-10)
+    # A constant prediction has no gradient whatever mat2gray makes of it: Grad = sum_U |grad h|^2.
+    flat = np.full(g.shape, 0.3)
+    expected = _reference_gradient_error(zero, h, unknown, normalize=False)
+    assert gradient_error(flat, g, trimap) == pytest.approx(expected, rel=1e-10)
+    meter = MattingMeter()
+    meter.update(h[None], g[None], trimap[None])
+    assert meter.compute()["grad"] == pytest.approx(0.0, abs=1e-20)
+    meter = MattingMeter(normalize=False)
+    meter.update(h[None], g[None], trimap[None])
+    assert meter.compute()["grad"] == pytest.approx(unnormalised)
+
+
+def test_validation_of_every_argument():
+    a = np.zeros((4, 5))
+    known = np.full((4, 5), 128, dtype=np.uint8)
+    empty = np.zeros((0, 0))
+    for error in (sad_error, mse_error, gradient_error, connectivity_error):
+        with pytest.raises(ValueError, match=r"pred: expected H and W >= 1, got shape \(0, 0\)"):
+            error(empty, empty, np.zeros((0, 0), np.uint8))
+    with pytest.raises(ValueError, match=r"image: expected H and W >= 1, got shape \(3, 0\)"):
+        gaussian_gradient(np.zeros((3, 0)))
+    with pytest.raises(ValueError, match=r"trimap: expected H and W >= 1, got shape \(0, 4\)"):
+        unknown_region(np.zeros((0, 4), np.uint8))
+    with pytest.raises(TypeError, match=r"trimap: expected an integer, float or bool array, got dtype complex128"):
+        unknown_region(np.zeros((2, 2), complex))
+    for sigma in (math.nan, math.inf, -1.0):
+        with pytest.raises(ValueError, match=r"sigma: expected a finite number in \(0, inf\), got"):
+            gradient_error(a, a, known, sigma=sigma)
+    with pytest.raises(TypeError, match=r"sigma: expected a real number, got str '1.4'"):
+        MattingMeter(sigma="1.4")
+    for step in (math.nan, 0.0, 1.5):
+        with pytest.raises(ValueError, match=r"step: expected a finite number in \(0, 1\], got"):
+            connectivity_error(a, a, known, step=step)
+    with pytest.raises(TypeError, match=r"step: expected a real number, got bool True"):
+        MattingMeter(step=True)
+    with pytest.raises(TypeError, match=r"normalize: expected True or False, got int 1"):
+        gradient_error(a, a, known, normalize=1)
+    with pytest.raises(TypeError, match=r"normalize: expected True or False, got str 'no'"):
+        MattingMeter(normalize="no")
+    with pytest.raises(ValueError, match=r"pred: expected a dense tensor holding data, got layout torch.strided on meta"):
+        sad_error(torch.zeros(4, 5, device="meta"), a, known)
+    with pytest.raises(TypeError, match=r"gt: expected a numpy array or a torch tensor, got list"):
+        sad_error(a, a.tolist(), known)
+    # An empty batch is no image: the meter stays empty.
+    meter = MattingMeter()
+    meter.update(np.zeros((0, 4, 5)), np.zeros((0, 4, 5)), np.zeros((0, 4, 5), np.uint8))
+    with pytest.raises(ValueError, match=r"expected at least one image before compute\(\), got none"):
+        meter.compute()

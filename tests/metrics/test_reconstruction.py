@@ -90,8 +90,17 @@ def test_bad_input():
         mse(a, a[:, :11])
     with pytest.raises(ValueError, match=r"pred: expected H and W >= 11 for SSIM, got shape \(12, 10\)"):
         ssim(a[:, :10], a[:, :10])
-    with pytest.raises(ValueError, match=r"data_range: expected a positive number, got 0"):
-        psnr(a, a, data_range=0)
+    for bad in (0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match=r"data_range: expected a finite number in \(0, inf\), got"):
+            psnr(a, a, data_range=bad)
+        with pytest.raises(ValueError, match=r"data_range: expected a finite number in \(0, inf\), got"):
+            ReconstructionMeter(data_range=bad)
+    with pytest.raises(TypeError, match=r"data_range: expected a real number, got str '1'"):
+        ssim(a, a, data_range="1")
+    with pytest.raises(ValueError, match=r"pred: expected a non-empty image, got shape \(0, 0\)"):
+        mse(np.zeros((0, 0)), np.zeros((0, 0)))
+    with pytest.raises(TypeError, match=r"pred: expected a real-valued array, got dtype <U1"):
+        mae(np.full((2, 2), "a"), a[:2, :2])
     with pytest.raises(ValueError, match=r"target: expected finite values, got NaN or infinity"):
         mae(a, a + np.inf)
     with pytest.raises(ValueError, match=r"pred: expected a \(H, W\) or \(C, H, W\) array, got 1-D shape \(4,\)"):

@@ -142,7 +142,7 @@ def _reference_boundary_counts(pred, target, num_classes, ignore_index):
         d = boundary_width(*p.shape)
         valid = t != ignore_index
         for c in range(num_classes):
-            bp, bg = _reference_boundary(p == c, d), _reference_boundary(t == c, d)
+            bp, bg = _reference_boundary((p == c) & valid, d), _reference_boundary((t == c) & valid, d)
             intersection[c] += (bp & bg & valid).sum()
             union[c] += ((bp | bg) & valid).sum()
     return intersection, union
@@ -204,17 +204,83 @@ def test_bad_input():
         SegmentationMeter(3).update(np.zeros((2, 2), np.int64), np.full((2, 2), -1))
     with pytest.raises(ValueError, match=r"shape mismatch: pred has shape \(2, 3\), target has shape \(3, 2\)"):
         confusion_matrix(np.zeros((2, 3), np.int64), np.zeros((3, 2), np.int64), 3)
-    with pytest.raises(ValueError, match=r"pred: expected an integer label map, got dtype float32"):
+    with pytest.raises(TypeError, match=r"pred: expected an integer label map, got dtype float32"):
         confusion_matrix(np.zeros((2, 2), np.float32), np.zeros((2, 2), np.int64), 3)
     with pytest.raises(ValueError, match=r"pred: expected a \(H, W\) or \(B, H, W\) array, got 4-D"):
         confusion_matrix(np.zeros((1, 1, 2, 2), np.int64), np.zeros((1, 1, 2, 2), np.int64), 3)
     with pytest.raises(ValueError, match=r"ignore_index: expected a value outside 0..2, got 1"):
         SegmentationMeter(3, ignore_index=1)
-    with pytest.raises(ValueError, match=r"num_classes: expected a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"num_classes: expected an integer in 1..10000, got 0"):
         SegmentationMeter(0)
     with pytest.raises(ValueError, match=r"mIoU: expected at least one non-ignored pixel, got none"):
         mean_iou(np.zeros((2, 2), np.int64), np.full((2, 2), 255), 3)
-    with pytest.raises(ValueError, match=r"mask: expected a bool array, got dtype int64"):
+    with pytest.raises(TypeError, match=r"mask: expected a bool array, got dtype int64"):
         mask_boundary(np.zeros((4, 4), np.int64))
-    with pytest.raises(ValueError, match=r"cm: expected a square \(K, K\) matrix, got shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"cm: expected a square \(K, K\) matrix with K >= 1, got shape \(2, 3\)"):
         iou_from_confusion(np.zeros((2, 3)))
+
+
+def test_boundary_iou_ignores_what_is_predicted_at_ignored_pixels():
+    # 4x6, d = 1. Target: class 0 in columns 0-2, class 1 in columns 3-4, column 5 ignored.
+    # Ignored pixels count as outside every class, as the image exterior does: class 0's boundary
+    # is its 12 pixels minus the interior (rows 1-2, column 1): 10; class 1 (2 columns wide) is
+    # all boundary: 8. A prediction equal to the target on the valid pixels scores 1 whatever it
+    # predicts in column 5.
+    target = np.array([[0, 0, 0, 1, 1, 255]] * 4)
+    for fill in (0, 1, 2):
+        pred = np.where(target == 255, fill, target)
+        intersection, union = boundary_counts(pred, target, 3)
+        np.testing.assert_array_equal(intersection, [10, 8, 0])
+        np.testing.assert_array_equal(union, [10, 8, 0])
+        assert mean_boundary_iou(pred, target, 3) == 1.0
+    # The same on blobby maps with scattered ignored pixels and random predictions under them.
+    rng = np.random.default_rng(14)
+    _, target = _random_labels(rng, 3, (40, 50), 5)
+    pred = np.where(target == 255, rng.integers(0, 5, target.shape), target)
+    assert mean_boundary_iou(pred, target, 5) == 1.0
+    meter = SegmentationMeter(5)
+    meter.update(pred, target)
+    assert meter.compute()["biou"] == 1.0
+
+
+def test_validation_of_every_argument():
+    empty = np.zeros((0, 0), np.int64)
+    for metric in (mean_iou, pixel_accuracy, mean_boundary_iou, confusion_matrix, boundary_counts):
+        with pytest.raises(ValueError, match=r"pred: expected H and W >= 1, got shape \(0, 0\)"):
+            metric(empty, empty, 3)
+    with pytest.raises(ValueError, match=r"pred: expected H and W >= 1, got shape \(2, 4, 0\)"):
+        SegmentationMeter(3).update(np.zeros((2, 4, 0), np.int64), np.zeros((2, 4, 0), np.int64))
+    with pytest.raises(ValueError, match=r"mask: expected H and W >= 1, got shape \(0, 3\)"):
+        mask_boundary(np.zeros((0, 3), bool))
+    labels = np.zeros((4, 4), np.int64)
+    for ratio in (-1, 0, 0.0, 1.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"dilation_ratio: expected a finite number in \(0, 1\], got"):
+            mean_boundary_iou(labels, labels, 3, dilation_ratio=ratio)
+        with pytest.raises(ValueError, match=r"dilation_ratio: expected a finite number in \(0, 1\], got"):
+            boundary_iou(labels == 0, labels == 0, dilation_ratio=ratio)
+        with pytest.raises(ValueError, match=r"dilation_ratio: expected a finite number in \(0, 1\], got"):
+            SegmentationMeter(3, dilation_ratio=ratio)
+    with pytest.raises(TypeError, match=r"dilation_ratio: expected a real number, got str '0.02'"):
+        boundary_width(4, 4, "0.02")
+    with pytest.raises(ValueError, match=r"height: expected an integer >= 1, got 0"):
+        boundary_width(0, 4)
+    with pytest.raises(TypeError, match=r"num_classes: expected an integer, got float 3.0"):
+        mean_iou(labels, labels, 3.0)
+    with pytest.raises(TypeError, match=r"num_classes: expected an integer, got bool True"):
+        SegmentationMeter(True)
+    with pytest.raises(ValueError, match=r"num_classes: expected an integer in 1..10000, got 10001"):
+        SegmentationMeter(10_001)
+    with pytest.raises(TypeError, match=r"ignore_index: expected an integer, got float 255.0"):
+        mean_iou(labels, labels, 3, ignore_index=255.0)
+    with pytest.raises(TypeError, match=r"target: expected a numpy array or a torch tensor, got list"):
+        mean_iou(labels, labels.tolist(), 3)
+    with pytest.raises(ValueError, match=r"cm: expected pixel counts >= 0, got -1"):
+        iou_from_confusion(-np.eye(2))
+    with pytest.raises(ValueError, match=r"cm: expected finite values, got NaN or infinity"):
+        iou_from_confusion(np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match=r"cm: expected a square \(K, K\) matrix with K >= 1, got shape \(0, 0\)"):
+        iou_from_confusion(np.zeros((0, 0)))
+    # An empty batch adds nothing.
+    meter = SegmentationMeter(3)
+    meter.update(np.zeros((0, 4, 4), np.int64), np.zeros((0, 4, 4), np.int64))
+    assert meter.confusion.sum() == 0 and meter.boundary_union.sum() == 0

@@ -8,7 +8,8 @@
 Inputs are numpy arrays or torch tensors; values are computed in float64 numpy. Scale convention:
 every ratio (IoU, accuracy, SSIM) is a fraction in [0, 1], never a percentage (multiply by 100 only
 when reporting); alpha mattes and images are in [0, 1]; SAD, Grad and Conn carry the
-Composition-1K division by 1000, PSNR is in dB. Needs numpy (the ``metrics`` extra), not scipy.
+Composition-1K division by 1000, PSNR is in dB. Wrong types raise TypeError, wrong values (shapes,
+empty maps, ranges, NaN) ValueError. Needs numpy (the ``metrics`` extra), not scipy.
 """
 
 from . import components, matting, reconstruction, segmentation
@@ -19,6 +20,7 @@ from .matting import (
     gaussian_derivative_kernels,
     gaussian_gradient,
     gradient_error,
+    mat2gray,
     mse_error,
     sad_error,
     unknown_region,
@@ -55,6 +57,7 @@ __all__ = [
     "largest_component",
     "mae",
     "mask_boundary",
+    "mat2gray",
     "matting",
     "mean_boundary_iou",
     "mean_iou",

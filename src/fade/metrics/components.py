@@ -22,7 +22,7 @@ def _as_mask(mask: ArrayLike) -> np.ndarray:
     m = to_numpy(mask, "mask")
     check_ndim(m, (2,), "mask", "2-D (H, W)")
     if m.dtype != np.bool_:
-        raise ValueError(f"mask: expected a bool array, got dtype {m.dtype}")
+        raise TypeError(f"mask: expected a bool array, got dtype {m.dtype}")
     return m
 
 

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ._common import ArrayLike, as_values, check_ndim, check_same_shape, correlate_valid, to_numpy
+from ._common import ArrayLike, as_values, check_ndim, check_real, check_same_shape, correlate_valid, to_numpy
 
 __all__ = ["ReconstructionMeter", "mae", "mse", "psnr", "ssim", "ssim_window"]
 
@@ -41,9 +41,8 @@ def _pair(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_range(data_range: float) -> None:
-    """Raise ValueError unless ``data_range`` is positive."""
-    if not data_range > 0.0:
-        raise ValueError(f"data_range: expected a positive number, got {data_range!r}")
+    """Raise unless ``data_range`` is a positive finite number."""
+    check_real(data_range, "data_range", 0.0)
 
 
 def mae(pred: ArrayLike, target: ArrayLike) -> float:

@@ -13,11 +13,13 @@ within Chebyshev distance d of a pixel outside it, the image exterior counting a
 mask minus its d-fold erosion by a 3x3 square with zero padding), with
 d = max(1, round(0.02 * sqrt(H^2 + W^2))) (Python's round, half to even, as the reference code).
 The paper behind FADE does not publish its multi-class protocol; this module uses this one:
-for each image and each class c, the boundaries B_p of ``pred == c`` and B_g of
-``target == c`` are taken over the whole image (ignored target pixels are simply not c, so a
-region bordering an ignored area has a boundary there); then |B_p & B_g| and |B_p | B_g| are
-counted over the non-ignored pixels and summed over the evaluation set, class by class. bIoU is
-the mean, over classes with a nonzero summed union (those present in some prediction or
+for each image and each class c, the masks are restricted to the non-ignored pixels,
+P_c = (pred == c) & valid and G_c = (target == c) & valid, and B_p, B_g are their boundaries:
+ignored pixels count as outside both masks, exactly as the image exterior does in Boundary IoU
+(a region bordering an ignored area has a boundary there, in both maps). |B_p & B_g| and
+|B_p | B_g| are summed over the evaluation set, class by class. What is predicted at ignored
+pixels therefore changes nothing: a prediction equal to the target on every valid pixel scores 1.
+bIoU is the mean, over classes with a nonzero summed union (those present in some prediction or
 target), of the summed intersection over the summed union, in the same way as mIoU.
 
 All values are fractions in [0, 1]; multiply by 100 to report percentages.
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import ArrayLike, as_labels, check_ndim, check_same_shape, to_numpy
+from ._common import ArrayLike, as_labels, as_values, check_int, check_ndim, check_real, check_same_shape, check_spatial, to_numpy
 
 __all__ = [
     "SegmentationMeter",
@@ -44,12 +46,14 @@ __all__ = [
 
 DILATION_RATIO = 0.02
 """Boundary width as a fraction of the image diagonal (Boundary IoU default)."""
+MAX_CLASSES = 10_000
+"""Most classes a metric accepts (the confusion matrix holds MAX_CLASSES^2 int64 counts, 800 MB)."""
 
 
 def _check_classes(num_classes: int, ignore_index: int) -> None:
-    """Raise ValueError unless num_classes >= 1 and ignore_index is not a class."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes: expected a positive integer, got {num_classes!r}")
+    """Raise unless num_classes is an integer in 1..MAX_CLASSES and ignore_index an integer not a class."""
+    check_int(num_classes, "num_classes", 1, MAX_CLASSES)
+    check_int(ignore_index, "ignore_index", -(2**63), 2**63 - 1)
     if 0 <= ignore_index < num_classes:
         raise ValueError(
             f"ignore_index: expected a value outside 0..{num_classes - 1}, got {ignore_index}"
@@ -64,6 +68,7 @@ def _label_batch(
     p, t = as_labels(pred, "pred"), as_labels(target, "target")
     check_ndim(p, (2, 3), "pred", "(H, W) or (B, H, W)")
     check_same_shape(p, t, "pred", "target")
+    check_spatial(p, "pred")
     bad = (p < 0) | (p >= num_classes)
     if bad.any():
         raise ValueError(f"pred: expected labels in 0..{num_classes - 1}, got {p[bad][0]}")
@@ -96,14 +101,16 @@ def iou_from_confusion(cm: np.ndarray) -> np.ndarray:
     """Per-class IoU TP / (TP + FP + FN); NaN for classes absent from prediction and target.
 
     Args:
-        cm: array[K, K], rows = target class, columns = predicted class.
+        cm: array[K, K] of counts >= 0 (numpy or torch), rows = target class, columns = predicted class.
 
     Returns:
         float64 array[K].
     """
-    cm = np.asarray(cm, dtype=np.float64)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"cm: expected a square (K, K) matrix, got shape {cm.shape}")
+    cm = as_values(cm, "cm")
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.size == 0:
+        raise ValueError(f"cm: expected a square (K, K) matrix with K >= 1, got shape {cm.shape}")
+    if (cm < 0).any():
+        raise ValueError(f"cm: expected pixel counts >= 0, got {cm.min():g}")
     tp = np.diag(cm)
     union = cm.sum(axis=0) + cm.sum(axis=1) - tp
     return _ratio(tp, union)
@@ -138,9 +145,16 @@ def pixel_accuracy(pred: ArrayLike, target: ArrayLike, num_classes: int, ignore_
     return float(np.trace(cm) / cm.sum())
 
 
+def _check_ratio(dilation_ratio: float) -> float:
+    """``dilation_ratio`` if it is a finite number in (0, 1]."""
+    return check_real(dilation_ratio, "dilation_ratio", 0.0, 1.0)
+
+
 def boundary_width(height: int, width: int, dilation_ratio: float = DILATION_RATIO) -> int:
-    """d = max(1, round(dilation_ratio * sqrt(height^2 + width^2)))."""
-    return max(1, round(dilation_ratio * float(np.hypot(height, width))))
+    """d = max(1, round(dilation_ratio * sqrt(height^2 + width^2))) for an image of height, width >= 1."""
+    check_int(height, "height", 1)
+    check_int(width, "width", 1)
+    return max(1, round(_check_ratio(dilation_ratio) * float(np.hypot(height, width))))
 
 
 def _sliding(x: np.ndarray, window: int, axis: int, op: np.ufunc) -> np.ndarray:
@@ -194,7 +208,8 @@ def mask_boundary(mask: ArrayLike, dilation_ratio: float = DILATION_RATIO) -> np
     m = to_numpy(mask, "mask")
     check_ndim(m, (2,), "mask", "2-D (H, W)")
     if m.dtype != np.bool_:
-        raise ValueError(f"mask: expected a bool array, got dtype {m.dtype}")
+        raise TypeError(f"mask: expected a bool array, got dtype {m.dtype}")
+    check_spatial(m, "mask")
     return _label_boundary(m, boundary_width(*m.shape, dilation_ratio)) & m
 
 
@@ -204,6 +219,7 @@ def boundary_iou(pred_mask: ArrayLike, gt_mask: ArrayLike, dilation_ratio: float
     Args:
         pred_mask, gt_mask: bool arrays[H, W].
     """
+    _check_ratio(dilation_ratio)
     bp, bg = mask_boundary(pred_mask, dilation_ratio), mask_boundary(gt_mask, dilation_ratio)
     check_same_shape(bp, bg, "pred_mask", "gt_mask")
     return float(_ratio(np.array((bp & bg).sum()), np.array((bp | bg).sum())))
@@ -224,13 +240,15 @@ def boundary_counts(
     Returns:
         (intersection, union): int64 arrays[num_classes].
     """
+    _check_ratio(dilation_ratio)
     p, t = _label_batch(pred, target, num_classes, ignore_index)
     intersection = np.zeros(num_classes, dtype=np.int64)
     union = np.zeros(num_classes, dtype=np.int64)
     radius = boundary_width(*p.shape[-2:], dilation_ratio)
     for pi, ti in zip(p, t):
         valid = ti != ignore_index
-        on_p = _label_boundary(pi, radius) & valid
+        # Ignored pixels get a label of their own in both maps: outside every class, like the exterior.
+        on_p = _label_boundary(np.where(valid, pi, num_classes), radius) & valid
         on_t = _label_boundary(np.where(valid, ti, num_classes), radius) & valid
         both = on_p & on_t & (pi == ti)
         count_p = np.bincount(pi[on_p], minlength=num_classes)
@@ -272,6 +290,7 @@ class SegmentationMeter:
         self, num_classes: int, ignore_index: int = 255, dilation_ratio: float = DILATION_RATIO
     ) -> None:
         _check_classes(num_classes, ignore_index)
+        _check_ratio(dilation_ratio)
         self.num_classes, self.ignore_index, self.dilation_ratio = num_classes, ignore_index, dilation_ratio
         self.reset()
 
