@@ -103,8 +103,7 @@ def _bench_sweep(args: argparse.Namespace, meta: dict, start: float) -> list[Pat
     config = QUICK if args.quick else FULL
     config = replace(config, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v})
     names = args.names or benchmark_names()
-    log = lambda message: print(message, file=sys.stderr, flush=True)
-    rows = run_sweep(names, config, args.device, getattr(torch, args.dtype), log, memory=args.memory)
+    rows = run_sweep(names, config, args.device, getattr(torch, args.dtype), sys.stderr, memory=args.memory)
     meta.update(config=asdict(config), notes=NOTES, elapsed_s=_elapsed(start))
     out = Path(args.out)
     out = out / ("quick" if args.quick else "full") if args.out_subdir else out

@@ -39,9 +39,10 @@ def _is_terminal(stream: TextIO) -> bool:
 
 def _width(stream: TextIO) -> int:
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return 80
+        columns = 0
+    return columns or 80  # a terminal that does not know its size says 0
 
 
 class Progress:

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from dataclasses import replace
 
 from fade.bench.operator import TARGETS, run_operator_suite
@@ -12,7 +13,7 @@ from fade.cli import main
 NUMERIC = ["params", "gflops", "gproducts", "fwd_ms", "fwdbwd_ms", "peak_fwd_mib", "peak_fwdbwd_mib"]
 
 
-def test_bench_tiny_sweep_writes_csv_json_table_and_figures(tmp_path):
+def test_bench_tiny_sweep_writes_csv_json_table_and_figures(tmp_path, capsys):
     argv = ["bench", "--names", "fade", "fade_authors", "--channels", "4", "8", "--sizes", "2", "4"]
     argv += ["--batches", "1", "--base-channels", "8", "--base-size", "4", "--repeats", "1", "--warmup", "1"]
     assert main(argv + ["--out", str(tmp_path)]) == 0
@@ -56,6 +57,18 @@ def test_bench_tiny_sweep_writes_csv_json_table_and_figures(tmp_path):
     for stem in FIGURES:
         assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+    # progress on stderr (not a terminal: plain lines, at most one per 10 s besides the first and last)
+    # for each phase over the 2 names x 3 distinct shapes, smallest first
+    log = capsys.readouterr().err.splitlines()
+    for phase in ("memory", "timing"):
+        lines = [line for line in log if line.startswith(f"bench {phase} ")]
+        assert lines[0] == f"bench {phase} 1/6 fade B=1 C=8 2x2 | 0:00 elapsed, ETA ?"
+        step = rf"bench {phase} [2-6]/6 (fade|fade_authors) B=1 C=[48] [24]x[24] \| \d+:\d\d elapsed, ETA \d+:\d\d"
+        assert all(re.fullmatch(step, line) for line in lines[1:-1]), lines
+        assert re.fullmatch(rf"bench {phase} 6/6 done in \d+:\d\d", lines[-1])
+    phases = [line.split()[1] for line in log if line.startswith("bench ")]
+    assert phases == sorted(phases)  # memory first, then timing
 
 
 def test_settings_over_the_time_budget_are_recorded_as_skipped():

@@ -26,6 +26,7 @@ __all__ = [
     "FlopCount",
     "NotDifferentiable",
     "Timing",
+    "case_label",
     "count_flops",
     "forward_backward_call",
     "forward_call",
@@ -41,6 +42,12 @@ class BudgetExceeded(RuntimeError):
 
 class NotDifferentiable(RuntimeError):
     """The output does not depend differentiably on the inputs or parameters."""
+
+
+def case_label(name: str, shape: tuple[int, int, int, int]) -> str:
+    """How progress names a case: ``"fade B=1 C=256 64x64"`` for decoder shape (B, C, H, W)."""
+    batch, channels, height, width = shape
+    return f"{name} B={batch} C={channels} {height}x{width}"
 
 
 def synchronize(device: torch.device) -> None:

@@ -23,13 +23,13 @@ import resource
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
+from ..progress import Progress
 from .cases import build_case
-from .measure import NotDifferentiable, forward_backward_call, forward_call, synchronize
+from .measure import NotDifferentiable, case_label, forward_backward_call, forward_call, synchronize
 
 __all__ = ["MemoryJob", "MemoryResult", "probe_memory"]
 
@@ -60,12 +60,14 @@ class MemoryResult:
     notes: list[str] = field(default_factory=list)
 
 
-def probe_memory(job: MemoryJob, log: Callable[[str], None] = lambda message: None) -> list[MemoryResult]:
+def probe_memory(job: MemoryJob, progress: Progress | None = None) -> list[MemoryResult]:
     """Run ``job`` in a fresh Python process and return one result per case, in order.
 
-    Each result is passed to ``log`` as it arrives. If the process dies (killed, crashed), the case
-    it was on is reported as failed and a new process takes the remaining cases.
+    ``progress`` (total: the number of cases) is shown the case being probed and advanced as each
+    result arrives. If the process dies (killed, crashed), the case it was on is reported as failed
+    and a new process takes the remaining cases.
     """
+    progress = progress or Progress(len(job.cases))
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(_MMAP_THRESHOLD))
     results: list[MemoryResult] = []
     while len(results) < len(job.cases):
@@ -81,17 +83,21 @@ def probe_memory(job: MemoryJob, log: Callable[[str], None] = lambda message: No
             ) as proc:
                 proc.stdin.write(json.dumps(asdict(rest)))
                 proc.stdin.close()
+                progress.begin(case_label(*job.cases[len(results)]))
                 for line in proc.stdout:
                     r = json.loads(line)
                     results.append(
                         MemoryResult(r["name"], tuple(r["size"]), r["fwd_bytes"], r["fwdbwd_bytes"], r["notes"])
                     )
-                    log(f"memory {len(results)}/{len(job.cases)}: {r['name']} {tuple(r['size'])}")
+                    progress.advance()
+                    if len(results) < len(job.cases):
+                        progress.begin(case_label(*job.cases[len(results)]))
             if len(results) < len(job.cases):
                 stderr.seek(0)
                 name, size = job.cases[len(results)]
                 failure = f"memory probe died (rc={proc.returncode}): {stderr.read()[-300:]}"
                 results.append(MemoryResult(name, tuple(size), notes=[failure]))
+                progress.advance()
     return results
 
 

@@ -15,18 +15,19 @@ import io
 import json
 import os
 import platform
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
 from ..io import write_file
+from ..progress import Progress
 from .cases import build_case
 from .measure import (
     BudgetExceeded,
     NotDifferentiable,
+    case_label,
     count_flops,
     forward_backward_call,
     forward_call,
@@ -173,74 +174,72 @@ def _covers(smaller: tuple[int, ...], larger: tuple[int, ...]) -> bool:
     return all(a <= b for a, b in zip(smaller, larger))
 
 
-def _measure_name(
+def _measure_point(
     name: str,
-    shapes: list[tuple[int, int, int, int]],
-    memory: dict[tuple[int, int, int, int], MemoryResult],
+    shape: tuple[int, int, int, int],
+    mem: MemoryResult,
+    over_budget: dict[str, list[tuple[int, ...]]],
     config: SweepConfig,
     device: torch.device,
     dtype: torch.dtype,
-) -> dict[tuple[int, int, int, int], _Point]:
-    """Build, count and time ``name`` at each decoder shape (increasing), given its memory results.
+) -> _Point:
+    """Build, count and time ``name`` at one decoder shape, given its memory result.
 
-    A shape is not timed when its memory probe ran over budget, or when a shape no larger in any
-    dimension already ran over the time budget; failures become notes.
+    The shape is not timed when its memory probe ran over budget, or when a shape no larger in any
+    dimension is in ``over_budget`` (shapes per mode that ran over the time budget; this one is added
+    when it does); failures become notes.
     """
-    over_budget: dict[str, list[tuple[int, ...]]] = {"fwd": [], "fwdbwd": []}
-    points = {}
-    for shape in shapes:
-        point = points[shape] = _Point()
-        mem = memory[shape]
-        point.notes += mem.notes
-        point.values["peak_fwd_mib"] = None if mem.fwd_bytes is None else mem.fwd_bytes / 2**20
-        point.values["peak_fwdbwd_mib"] = None if mem.fwdbwd_bytes is None else mem.fwdbwd_bytes / 2**20
-        try:
-            case = build_case(name, *shape, config.scale, device, dtype)
-        except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
-            point.notes.append(f"cannot build: {type(err).__name__}: {str(err)[:200]}")
+    point = _Point()
+    point.notes += mem.notes
+    point.values["peak_fwd_mib"] = None if mem.fwd_bytes is None else mem.fwd_bytes / 2**20
+    point.values["peak_fwdbwd_mib"] = None if mem.fwdbwd_bytes is None else mem.fwdbwd_bytes / 2**20
+    try:
+        case = build_case(name, *shape, config.scale, device, dtype)
+    except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
+        point.notes.append(f"cannot build: {type(err).__name__}: {str(err)[:200]}")
+        return point
+    out_shape = (config.scale * shape[2], config.scale * shape[3])
+    point.values.update(params=case.params(), out_height=out_shape[0], out_width=out_shape[1])
+    over_memory = any("memory budget" in n for n in mem.notes)
+    if mem.fwd_bytes is None and over_memory:
+        return point
+    try:
+        flops = count_flops(case)
+        point.values.update(
+            gflops=flops.macs / 1e9, gproducts=flops.products / 1e9, uncounted_ops=" ".join(flops.uncounted)
+        )
+    except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
+        point.notes.append(f"inference failed: {type(err).__name__}: {str(err)[:200]}")
+        return point
+    no_backward = any(n.startswith("no backward") for n in mem.notes)
+    for mode, make_call in (("fwd", forward_call), ("fwdbwd", forward_backward_call)):
+        if mode == "fwdbwd" and mem.fwdbwd_bytes is None and (over_memory or no_backward):
+            break
+        if any(_covers(s, shape) for s in over_budget[mode]):
+            point.notes.append(f"{mode} not timed: a smaller setting exceeded the time budget")
             continue
-        out_shape = (config.scale * shape[2], config.scale * shape[3])
-        point.values.update(params=case.params(), out_height=out_shape[0], out_width=out_shape[1])
-        over_memory = any("memory budget" in n for n in mem.notes)
-        if mem.fwd_bytes is None and over_memory:
-            continue
         try:
-            flops = count_flops(case)
-            point.values.update(
-                gflops=flops.macs / 1e9, gproducts=flops.products / 1e9, uncounted_ops=" ".join(flops.uncounted)
+            t = time_call(
+                make_call(case),
+                device,
+                config.warmup,
+                config.min_repeats,
+                config.max_repeats,
+                config.target_s,
+                config.max_call_s,
             )
-        except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
-            point.notes.append(f"inference failed: {type(err).__name__}: {str(err)[:200]}")
+        except BudgetExceeded as err:
+            over_budget[mode].append(shape)
+            point.notes.append(f"{mode} not timed: {err}")
             continue
-        no_backward = any(n.startswith("no backward") for n in mem.notes)
-        for mode, make_call in (("fwd", forward_call), ("fwdbwd", forward_backward_call)):
-            if mode == "fwdbwd" and mem.fwdbwd_bytes is None and (over_memory or no_backward):
-                break
-            if any(_covers(s, shape) for s in over_budget[mode]):
-                point.notes.append(f"{mode} not timed: a smaller setting exceeded the time budget")
-                continue
-            try:
-                t = time_call(
-                    make_call(case),
-                    device,
-                    config.warmup,
-                    config.min_repeats,
-                    config.max_repeats,
-                    config.target_s,
-                    config.max_call_s,
-                )
-            except BudgetExceeded as err:
-                over_budget[mode].append(shape)
-                point.notes.append(f"{mode} not timed: {err}")
-                continue
-            except NotDifferentiable as err:
-                point.notes.append(f"no backward: {err}")
-                continue
-            except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
-                point.notes.append(f"{mode} failed: {type(err).__name__}: {str(err)[:200]}")
-                continue
-            point.values.update({f"{mode}_ms": t.median_ms, f"{mode}_min_ms": t.min_ms, f"{mode}_repeats": t.repeats})
-    return points
+        except NotDifferentiable as err:
+            point.notes.append(f"no backward: {err}")
+            continue
+        except Exception as err:  # noqa: BLE001  (any upsampler's failure is recorded, not raised)
+            point.notes.append(f"{mode} failed: {type(err).__name__}: {str(err)[:200]}")
+            continue
+        point.values.update({f"{mode}_ms": t.median_ms, f"{mode}_min_ms": t.min_ms, f"{mode}_repeats": t.repeats})
+    return point
 
 
 def run_sweep(
@@ -248,13 +247,15 @@ def run_sweep(
     config: SweepConfig,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    log: Callable[[str], None] = lambda message: None,
+    progress: TextIO | None = None,
     memory: bool = True,
 ) -> list[dict]:
     """Measure every name at every setting of ``config``; one row (dict over COLUMNS) each.
 
     Peak memory comes first, from one fresh process for the whole sweep (``memory=False`` skips it);
-    then each name is timed here, in this process.
+    then each name is timed here, in this process, at each distinct decoder shape in increasing size.
+    Both phases draw their progress (the case on, how many remain, time left) on the stream
+    ``progress`` (:class:`fade.progress.Progress`; None: silent).
     """
     device = torch.device(device)
     points = settings(config)
@@ -274,17 +275,24 @@ def run_sweep(
         int(config.memory_budget_gib * 2**30),
     )
     if memory:
-        start = time.perf_counter()
-        probed = {(r.name, r.size): r for r in probe_memory(job, log)}
-        log(f"memory probe: {time.perf_counter() - start:.1f} s")
+        with Progress(len(job.cases), "bench memory", progress) as bar:
+            probed = {(r.name, r.size): r for r in probe_memory(job, bar)}
     else:
         probed = {(n, s): MemoryResult(n, s, notes=["memory not measured"]) for n, s in job.cases}
+    measured: dict[tuple[str, tuple[int, int, int, int]], _Point] = {}
+    with Progress(len(job.cases), "bench timing", progress) as bar:
+        for name in names:
+            over_budget: dict[str, list[tuple[int, ...]]] = {"fwd": [], "fwdbwd": []}
+            for shape in shapes:
+                bar.begin(case_label(name, shape))
+                measured[name, shape] = _measure_point(
+                    name, shape, probed[name, shape], over_budget, config, device, dtype
+                )
+                bar.advance()
     rows = []
     for name in names:
-        start = time.perf_counter()
-        measured = _measure_name(name, shapes, {s: probed[name, s] for s in shapes}, config, device, dtype)
         for p in points:
-            m = measured[p.shape]
+            m = measured[name, p.shape]
             row = dict.fromkeys(COLUMNS)
             row.update(common, name=name, sweep=p.sweep, batch=p.batch, channels=p.channels)
             row.update(height=p.size, width=p.size, **m.values)
@@ -292,7 +300,6 @@ def run_sweep(
             row["status"] = "ok" if None not in timed else ("skipped" if row["fwd_ms"] is None else "partial")
             row["notes"] = "; ".join(m.notes)
             rows.append(row)
-        log(f"{name}: {time.perf_counter() - start:.1f} s")
     return rows
 
 
