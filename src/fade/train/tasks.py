@@ -12,6 +12,15 @@
 - reconstruction: ``{"image"}`` in [0, 1]; L1 (default) or MSE to the input;
   :class:`~fade.metrics.ReconstructionMeter`. The paper does not state its Table 1 loss.
 
+Every task also scores a trivial predictor on the same test set (:meth:`Task.trivial_baseline`),
+the floor a trained network must clearly beat before its result means anything:
+
+- segmentation: all-background, every pixel predicted as class 0 (the composite data's background);
+- matting: the known-regions-only alpha, 1 in the known foreground, 0 in the known background and
+  one constant c in the whole unknown region, c the mean ground-truth alpha over the unknown pixels
+  of the training set (the constant with the least squared error there; 0.5 without unknown pixels);
+- reconstruction: the input mean, every pixel of an image predicted as that image's mean value.
+
 Metrics are imported lazily (they need numpy), so importing this module needs torch only.
 """
 
@@ -24,11 +33,15 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 
 __all__ = ["MattingTask", "ReconstructionTask", "SegmentationTask", "Task", "create_task"]
 
 IGNORE_INDEX = 255
 UNKNOWN = 128
+BACKGROUND = 0
+"""The class the all-background baseline predicts."""
+_BASELINE_BATCH = 256
 
 
 class Task(ABC):
@@ -38,12 +51,14 @@ class Task(ABC):
         name: the task name. keys: the batch keys it reads.
         metrics: every reported metric, "max" when higher is better, "min" otherwise.
         primary: the headline metrics of the cross-task summary, most important first.
+        trivial: what :meth:`trivial_baseline` predicts, in a few words.
     """
 
     name: ClassVar[str]
     keys: ClassVar[tuple[str, ...]]
     metrics: ClassVar[dict[str, str]]
     primary: ClassVar[tuple[str, ...]]
+    trivial: ClassVar[str]
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
@@ -54,6 +69,16 @@ class Task(ABC):
         self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device
     ) -> dict[str, float]:
         """Metrics of ``model`` (already in eval mode) over ``batches``."""
+
+    @abstractmethod
+    def trivial_baseline(self, train: Dataset, test: Dataset) -> dict[str, float]:
+        """Every metric of the task's trivial predictor (see the module docstring) on ``test``."""
+
+
+def _batches(dataset: Dataset, keys: tuple[str, ...]) -> Iterable[list[Tensor]]:
+    """The tensors of ``keys``, batch by batch, in order."""
+    for batch in DataLoader(dataset, batch_size=_BASELINE_BATCH):
+        yield [batch[k] for k in keys]
 
 
 def _to(batch: dict[str, Tensor], keys: tuple[str, ...], device: torch.device) -> list[Tensor]:
@@ -68,6 +93,7 @@ class SegmentationTask(Task):
     keys = ("image", "label")
     metrics: ClassVar[dict[str, str]] = {"miou": "max", "biou": "max", "pixel_accuracy": "max"}
     primary = ("miou", "biou")
+    trivial = "all-background (every pixel class 0)"
 
     @staticmethod
     def logits(model: nn.Module, image: Tensor, size: tuple[int, int]) -> Tensor:
@@ -98,6 +124,17 @@ class SegmentationTask(Task):
         summary = meter.compute()
         return {k: float(summary[k]) for k in self.metrics}
 
+    def trivial_baseline(self, train: Dataset, test: Dataset) -> dict[str, float]:
+        from ..metrics import SegmentationMeter
+
+        labels = torch.cat([label for (label,) in _batches(test, ("label",))])
+        valid = labels[labels != IGNORE_INDEX]
+        classes = int(valid.max()) + 1 if valid.numel() else 1
+        meter = SegmentationMeter(max(classes, BACKGROUND + 1), ignore_index=IGNORE_INDEX)
+        meter.update(torch.full_like(labels, BACKGROUND), labels)
+        summary = meter.compute()
+        return {k: float(summary[k]) for k in self.metrics}
+
 
 class MattingTask(Task):
     """Image matting: the authors' alpha + composition loss; SAD, MSE, Grad, Conn (lower is better).
@@ -111,6 +148,7 @@ class MattingTask(Task):
     keys = ("input", "alpha", "trimap", "fg", "bg")
     metrics: ClassVar[dict[str, str]] = {"sad": "min", "mse": "min", "grad": "min", "conn": "min"}
     primary = ("sad", "grad")
+    trivial = "known regions only (1 in known foreground, 0 in known background, the training mean in unknown)"
 
     def __init__(self, alpha_weight: float = 0.5, eps: float = 1e-6) -> None:
         if not 0.0 <= alpha_weight <= 1.0 or not eps > 0:
@@ -145,6 +183,27 @@ class MattingTask(Task):
         summary = meter.compute()
         return {k: float(summary[k]) for k in self.metrics}
 
+    @staticmethod
+    def unknown_mean(train: Dataset) -> float:
+        """c: the mean ground-truth alpha over the unknown pixels of ``train`` (0.5 when there is none)."""
+        total, count = 0.0, 0
+        for alpha, trimap in _batches(train, ("alpha", "trimap")):
+            unknown = trimap == UNKNOWN
+            total += float(alpha[unknown].double().sum())
+            count += int(unknown.sum())
+        return total / count if count else 0.5
+
+    def trivial_baseline(self, train: Dataset, test: Dataset) -> dict[str, float]:
+        from ..metrics import MattingMeter
+
+        constant = self.unknown_mean(train)
+        meter = MattingMeter()
+        for alpha, trimap in _batches(test, ("alpha", "trimap")):
+            pred = torch.where(trimap == UNKNOWN, constant, trimap.to(alpha.dtype) / 255.0)
+            meter.update(pred, alpha, trimap)
+        summary = meter.compute()
+        return {k: float(summary[k]) for k in self.metrics}
+
 
 class ReconstructionTask(Task):
     """Image reconstruction: L1 or MSE to the input; PSNR, SSIM (higher), MAE, MSE (lower).
@@ -157,6 +216,7 @@ class ReconstructionTask(Task):
     keys = ("image",)
     metrics: ClassVar[dict[str, str]] = {"psnr": "max", "ssim": "max", "mae": "min", "mse": "min"}
     primary = ("psnr", "ssim")
+    trivial = "input mean (every pixel the image's mean value)"
     _LOSSES: ClassVar[dict[str, Callable[[Tensor, Tensor], Tensor]]] = {"l1": F.l1_loss, "mse": F.mse_loss}
 
     def __init__(self, loss: str = "l1") -> None:
@@ -177,6 +237,15 @@ class ReconstructionTask(Task):
         for batch in batches:
             (image,) = _to(batch, self.keys, device)
             meter.update(model(image).clamp(0.0, 1.0).cpu(), image.cpu())
+        summary = meter.compute()
+        return {k: float(summary[k]) for k in self.metrics}
+
+    def trivial_baseline(self, train: Dataset, test: Dataset) -> dict[str, float]:
+        from ..metrics import ReconstructionMeter
+
+        meter = ReconstructionMeter()
+        for (image,) in _batches(test, self.keys):
+            meter.update(image.mean(dim=(1, 2, 3), keepdim=True).expand_as(image), image)
         summary = meter.compute()
         return {k: float(summary[k]) for k in self.metrics}
 
