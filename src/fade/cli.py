@@ -2,18 +2,94 @@
 
 Each subcommand is a ``configure_*(subparsers)`` that adds its parser and a function taking the
 parsed arguments and returning an exit status.
+
+Errors: a malformed or out-of-range option is refused while parsing (numeric options use
+:func:`int_range` and :func:`float_range`); while a command runs, a user error (:data:`USER_ERRORS`:
+ValueError for bad values or bad files, OSError for paths, disks, devices and locked folders,
+MemoryError) becomes one line on stderr and exit status 2, an interruption one line and status 130.
+Any other exception is a bug in fade and shows its traceback; ``--debug`` shows it for all.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
-__all__ = ["bench", "main"]
+from .io import FolderLockedError
+
+__all__ = ["USER_ERRORS", "bench", "float_range", "int_range", "main"]
+
+USER_ERRORS = (ValueError, OSError, MemoryError)
+"""Exceptions a command reports as the user's mistake or the machine's state (one line, exit status 2)."""
+ON_INTERRUPT = {
+    "train": "run the same command again to resume from the last checkpoint",
+    "compare": "run the same command again: finished runs are reused, the interrupted one resumes",
+}
+"""Per subcommand: what to do after an interruption (Ctrl-C)."""
+
+
+def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in [low, high] (no upper bound when ``high`` is None)."""
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {text!r}")
+        return value
+
+    return parse
+
+
+def float_range(low: float, high: float = math.inf, low_inclusive: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number above ``low`` (or at it when ``low_inclusive``), at most ``high``."""
+    span = f"{'>=' if low_inclusive else '>'} {low:g}" + ("" if high == math.inf else f" and <= {high:g}")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {span}, got {text!r}") from None
+        above = value >= low if low_inclusive else value > low
+        if not (math.isfinite(value) and above and value <= high):
+            raise argparse.ArgumentTypeError(f"expected a finite number {span}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _bench_name(text: str) -> str:
+    """An argparse ``type``: a name :func:`fade.bench.cases.benchmark_names` knows."""
+    from .bench.cases import benchmark_names
+
+    if text not in benchmark_names():
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(benchmark_names())}, got {text!r}")
+    return text
+
+
+def _input_size(text: str) -> int:
+    """An argparse ``type``: a positive multiple of 32 (the networks' coarsest stride)."""
+    value = int_range(32)(text)
+    if value % 32:
+        raise argparse.ArgumentTypeError(f"expected a multiple of 32, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (status 2), pointing at ``--help``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -21,17 +97,21 @@ def bench(args: argparse.Namespace) -> int:
     import torch
 
     from .bench.sweeps import machine_info
+    from .io import lock_folder
+    from .train.trainer import resolve_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    meta = {
-        "command": args.command_line,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "machine": machine_info(args.device),
-    }
-    suites = {"sweep": _bench_sweep, "operator": _bench_operator, "networks": _bench_networks}
-    start = time.perf_counter()
-    paths = suites[args.suite](args, meta, start)
+    resolve_device(args.device)
+    with lock_folder(args.out, args.command_line, name="out"):
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        meta = {
+            "command": args.command_line,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "machine": machine_info(args.device),
+        }
+        suites = {"sweep": _bench_sweep, "operator": _bench_operator, "networks": _bench_networks}
+        start = time.perf_counter()
+        paths = suites[args.suite](args, meta, start)
     print("\n".join(str(p) for p in paths))
     return 0
 
@@ -48,7 +128,7 @@ def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[
     from .io import write_file
 
     result = run_operator_suite(
-        args.batch or 1,
+        args.batch,
         args.base_channels or 256,
         args.base_size or 64,
         args.device,
@@ -71,6 +151,9 @@ def _bench_networks(args: argparse.Namespace, meta: dict, start: float) -> list[
     from .io import write_file
     from .upsamplers import list_upsamplers
 
+    unknown = sorted(set(args.names or ()) - set(list_upsamplers()))
+    if unknown:
+        raise ValueError(f"names: expected upsamplers of fade.list_upsamplers() for --suite networks, got {unknown}")
     rows = run_network_suite(args.names or list_upsamplers(), size=args.input_size, device=args.device)
     meta["elapsed_s"] = _elapsed(start)
     out = Path(args.out) / "networks"
@@ -101,7 +184,8 @@ def _bench_sweep(args: argparse.Namespace, meta: dict, start: float) -> list[Pat
         "memory_budget_gib": args.memory_budget_gib,
     }
     config = QUICK if args.quick else FULL
-    config = replace(config, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v})
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+    config = replace(config, **given)
     names = args.names or benchmark_names()
     rows = run_sweep(names, config, args.device, getattr(torch, args.dtype), sys.stderr, memory=args.memory)
     meta.update(config=asdict(config), notes=NOTES, elapsed_s=_elapsed(start))
@@ -117,6 +201,8 @@ def _bench_sweep(args: argparse.Namespace, meta: dict, start: float) -> list[Pat
 
 def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     """Add ``fade bench`` and its options."""
+    from .train.trainer import THREADS_MAX
+
     p = subparsers.add_parser(
         "bench",
         help="measure every upsampler: parameters, FLOPs, latency, peak memory; figures",
@@ -129,41 +215,79 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick", action="store_true", help="reduced sweep (batch 1, 3 points per sweep), <= 5 min on 2 cores"
     )
-    p.add_argument("--names", nargs="+", help="upsamplers to measure (default: all registered + fade_authors)")
+    p.add_argument(
+        "--names", type=_bench_name, nargs="+", help="upsamplers to measure (default: all registered + fade_authors)"
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--threads", type=int_range(1, THREADS_MAX), help="torch intra-op threads (default: torch's)")
     p.add_argument("--out", default="results/bench", help="output folder (default results/bench)")
     p.add_argument("--no-out-subdir", dest="out_subdir", action="store_false", help="sweep: write into OUT itself")
     p.add_argument("--no-plots", action="store_true", help="sweep: skip the figures")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="sweep: skip the peak-memory probe")
-    p.add_argument("--channels", type=int, nargs="+", help="sweep: channel values")
-    p.add_argument("--sizes", type=int, nargs="+", help="sweep: decoder sizes H=W")
-    p.add_argument("--batches", type=int, nargs="+", help="sweep: batch sizes")
-    p.add_argument("--batch", type=int, help="operator suite: batch (default 1)")
-    p.add_argument("--input-size", type=int, default=512, help="networks suite: input image size (512)")
-    p.add_argument("--base-channels", type=int, help="channels of the resolution sweep / operator suite (256)")
-    p.add_argument("--base-size", type=int, help="decoder size of the channel sweep / operator suite (64)")
-    p.add_argument("--warmup", type=int, help="warm-up calls")
+    positive = int_range(1)
+    p.add_argument("--channels", type=positive, nargs="+", help="sweep: channel values")
+    p.add_argument("--sizes", type=positive, nargs="+", help="sweep: decoder sizes H=W")
+    p.add_argument("--batches", type=positive, nargs="+", help="sweep: batch sizes")
+    p.add_argument("--batch", type=positive, default=1, help="operator suite: batch (default 1)")
     p.add_argument(
-        "--repeats", type=int, help="sweep: timed calls (default adapts to the call duration); operator: rounds (7)"
+        "--input-size", type=_input_size, default=512, help="networks suite: input image size, a multiple of 32 (512)"
     )
-    p.add_argument("--max-call-s", type=float, help="time budget of one call; slower settings are skipped")
-    p.add_argument("--memory-budget-gib", type=float, help="memory budget of one call; larger ones are skipped")
+    p.add_argument("--base-channels", type=positive, help="channels of the resolution sweep / operator suite (256)")
+    p.add_argument("--base-size", type=positive, help="decoder size of the channel sweep / operator suite (64)")
+    p.add_argument("--warmup", type=int_range(0), help="warm-up calls")
+    p.add_argument(
+        "--repeats",
+        type=positive,
+        help="sweep: timed calls (default adapts to the call duration); operator: rounds (7)",
+    )
+    p.add_argument(
+        "--max-call-s", type=float_range(0.0), help="time budget of one call; slower settings are skipped"
+    )
+    p.add_argument(
+        "--memory-budget-gib", type=float_range(0.0), help="memory budget of one call; larger ones are skipped"
+    )
     p.set_defaults(func=bench)
 
 
+def _describe(error: BaseException) -> str:
+    """One line for a user error: the message, the file an OSError names, what to do when the disk is full."""
+    if isinstance(error, OSError) and error.strerror and not isinstance(error, FolderLockedError):
+        files = [str(f) for f in (error.filename, error.filename2) if f is not None]
+        text = error.strerror + "".join(f": {f}" for f in files)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            text += " (free some space, then run the same command again: a run resumes from its last checkpoint)"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``fade`` console script."""
-    parser = argparse.ArgumentParser(prog="fade", description="FADE upsampling: benchmarks and experiments")
+    """Entry point of the ``fade`` console script: the command's exit status (2 for a user error, 130 interrupted)."""
+    parser = _Parser(prog="fade", description="FADE upsampling: benchmarks and experiments")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of every error")
     subparsers = parser.add_subparsers(dest="command", required=True)
     configure_bench(subparsers)
     from .train.cli import configure_training
 
     configure_training(subparsers)
+    for subparser in subparsers.choices.values():
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.command_line = "fade " + " ".join(sys.argv[1:] if argv is None else argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        hint = ON_INTERRUPT.get(args.command)
+        print(f"fade {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"fade {args.command}: error: {_describe(error)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

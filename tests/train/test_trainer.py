@@ -1,3 +1,4 @@
+import hashlib
 import json
 import math
 
@@ -25,6 +26,7 @@ def test_run_writes_results_with_the_task_metrics(task, tiny_data, tmp_path):
     preset = TINY[task]
     result = train(preset, "fade", tmp_path, data=tiny_data(task))
     written = json.loads((tmp_path / "results.json").read_text())
+    assert written.pop("sha256") == hashlib.sha256(json.dumps(result, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert written == result
     assert result["status"] == "complete"
     assert (result["task"], result["upsampler"], result["seed"], result["steps"]) == (task, "fade", 0, preset.steps)

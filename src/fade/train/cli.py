@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
+
+from ..cli import int_range
+from ..io import lock_folder
+from .trainer import SEED_MAX, THREADS_MAX
 
 __all__ = ["QUICK_UPSAMPLERS", "UPSAMPLERS", "compare_command", "configure_training", "train_command"]
 
@@ -28,26 +31,17 @@ def _names(text: str) -> list[str]:
     return names
 
 
+_positive = int_range(1)
+_seed = int_range(0, SEED_MAX)
+
+
 def _seeds(text: str) -> list[int]:
-    """``0,1,2`` -> [0, 1, 2], each >= 0."""
+    """``0,1,2`` -> [0, 1, 2], each in [0, SEED_MAX]."""
     try:
-        seeds = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}") from None
-    if any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
-    return seeds
-
-
-def _positive(text: str) -> int:
-    """An integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+        return [_seed(s) for s in text.split(",")]
+    except argparse.ArgumentTypeError:
+        expected = f"comma-separated integers in [0, {SEED_MAX}]"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
 
 
 def _log(message: str) -> None:
@@ -97,40 +91,28 @@ def compare_command(args: argparse.Namespace) -> int:
     preset_name = args.preset or ("quick" if args.quick else "cpu")
     upsamplers = args.upsamplers or list(QUICK_UPSAMPLERS if args.quick else UPSAMPLERS)
     root = Path(args.out) / ("quick" if args.quick else "")
+    presets = {task: _preset(task, preset_name, args.steps) for task in tasks}
     results = []
-    for task in tasks:
-        preset = _preset(task, preset_name, args.steps)
-        _log(f"== {task}/{preset_name}: {', '.join(upsamplers)}; seeds {args.seeds}")
-        result = compare(
-            preset,
-            upsamplers,
-            args.seeds,
-            root / task,
-            device=args.device,
-            threads=args.threads,
-            command=args.command_line,
-            plots=not args.no_plots,
-            log=_log,
-        )
-        results.append(result)
-        print(root / task / "table.md")
-    if len(results) > 1:
-        for path in write_summary(results, root, args.command_line, plots=not args.no_plots):
-            print(path)
+    with lock_folder(root, args.command_line, name="out"):
+        for task, preset in presets.items():
+            _log(f"== {task}/{preset_name}: {', '.join(upsamplers)}; seeds {args.seeds}")
+            result = compare(
+                preset,
+                upsamplers,
+                args.seeds,
+                root / task,
+                device=args.device,
+                threads=args.threads,
+                command=args.command_line,
+                plots=not args.no_plots,
+                log=_log,
+            )
+            results.append(result)
+            print(root / task / "table.md")
+        if len(results) > 1:
+            for path in write_summary(results, root, args.command_line, plots=not args.no_plots):
+                print(path)
     return 0
-
-
-def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command so that a ValueError becomes a message and exit status 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except ValueError as error:
-            print(f"fade {args.command}: error: {error}", file=sys.stderr)
-            return 2
-
-    return run
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -138,7 +120,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument(
         "--threads",
-        type=_positive,
+        type=int_range(1, THREADS_MAX),
         default=1,
         help="torch intra-op threads (default 1: fastest for the CPU presets on a shared 2-core machine)",
     )
@@ -157,12 +139,12 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--upsampler", required=True, help="any name of fade.list_upsamplers()")
     p.add_argument("--preset", default="cpu", help="quick, cpu, paper (segmentation also: segnet); default cpu")
     p.add_argument("--out", help="run folder (default results/train/TASK/PRESET/UPSAMPLER/seedS)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, dropout and batch order (0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order (0)")
     p.add_argument("--stop-after", type=_positive, help="stop (with a checkpoint) after this many steps")
     p.add_argument("--data", help="data source instead of the preset's (fade.train.list_data())")
     p.add_argument("--init", help="state dict to load before training (e.g. pretrained encoder weights)")
     _common(p)
-    p.set_defaults(func=_run(train_command))
+    p.set_defaults(func=train_command)
 
     p = subparsers.add_parser(
         "compare",
@@ -183,4 +165,4 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="results/compare", help="output folder (default results/compare)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
     _common(p)
-    p.set_defaults(func=_run(compare_command))
+    p.set_defaults(func=compare_command)

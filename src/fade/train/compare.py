@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ..io import atomic_write, write_file, write_json
+from ..io import atomic_write, lock_folder, write_checked_json, write_file
 from .presets import Preset
 from .tasks import create_task
-from .trainer import build_data, check_upsampler, resolve_device, train
+from .trainer import SEED_MAX, build_data, check_upsampler, resolve_device, train
 
 __all__ = ["FORMATS", "aggregate", "compare", "markdown_table", "plot_task", "write_summary"]
 
@@ -215,8 +215,28 @@ def compare(
         check_upsampler(name)
     if len(set(upsamplers)) != len(upsamplers) or len(set(seeds)) != len(seeds):
         raise ValueError(f"upsamplers, seeds: expected no repeats, got {list(upsamplers)}, {list(seeds)}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= SEED_MAX for s in seeds):
+        raise ValueError(f"seeds: expected integers in [0, {SEED_MAX}], got {list(seeds)}")
     resolve_device(device)
-    out = Path(out_dir)
+    with lock_folder(out_dir, command=command or None, name="out_dir") as out:
+        options = {"device": device, "threads": threads, "data": data, "command": command, "plots": plots, "log": log}
+        return _compare_in_locked_folder(preset, upsamplers, seeds, out, **options)
+
+
+def _compare_in_locked_folder(
+    preset: Preset,
+    upsamplers: Sequence[str],
+    seeds: Sequence[int],
+    out: Path,
+    *,
+    device: str | torch.device,
+    threads: int | None,
+    data: tuple[Dataset, Dataset] | None,
+    command: str,
+    plots: bool,
+    log: Log,
+) -> dict:
+    """:func:`compare`'s work, its arguments checked, in ``out``, whose lock the caller holds."""
     task = create_task(preset.task, **preset.task_options)
     started = time.perf_counter()
     data = data or build_data(preset, task)
@@ -247,7 +267,7 @@ def compare(
         "test_samples": len(data[1]),
     }
     results = {"meta": meta, "task": preset.task, "metrics": task.metrics, "rows": rows, "runs": runs}
-    write_json(out / "results.json", results)
+    write_checked_json(out / "results.json", results)
     if meta["machine"] is not None:
         text = [f"# {preset.task}: {len(upsamplers)} upsamplers x {len(seeds)} seed(s)", ""]
         text += _setup_lines(meta) + ["", markdown_table(rows, task.metrics)]
