@@ -323,7 +323,11 @@ def test_concurrent_builds_share_one_cached_library(monkeypatch, tmp_path):
     monkeypatch.setattr(_native, "_ARCH_FLAGS", ((),))
     compiler = _native._compiler()
     with ThreadPoolExecutor(2) as pool:
-        paths = list(pool.map(lambda _: _native._build(compiler), range(2)))
-    assert paths[0] == paths[1]
-    assert [p.name for p in tmp_path.iterdir()] == [paths[0].name]
-    assert _native._build(compiler) == paths[0]
+        libs = list(pool.map(lambda _: _native._build(compiler), range(2)))
+    assert all(hasattr(lib, "fade_carafe_forward_f32") for lib in libs)
+    (cached,) = tmp_path.iterdir()
+    assert cached.name.startswith("carafe_cpu-") and cached.suffix == ".so"
+    built = cached.stat().st_mtime_ns
+    monkeypatch.setattr(_native.subprocess, "run", None)  # a third call must not compile
+    assert hasattr(_native._build(compiler), "fade_carafe_backward_f64")
+    assert [p.name for p in tmp_path.iterdir()] == [cached.name] and cached.stat().st_mtime_ns == built

@@ -3,11 +3,27 @@
 The C++ source has no torch headers, so the system C++ compiler builds it in seconds. The shared
 library is cached in ``$FADE_CACHE_DIR`` (default ``~/.cache/fade``) under a name that hashes the
 source, the compiler, the flags and the CPU, so a cache shared between machines never loads a
-binary built for another instruction set. It is compiled to a temporary file and moved into place
-with ``os.replace``, so concurrent processes (pytest-xdist workers) may build it at the same time.
+binary built for another instruction set.
+
+Trust: a library is loaded only from a folder owned by the current user and not writable by group
+or others (a missing one is created with mode 0700), and only when the file itself is owned by the
+current user and not writable by group or others. The file is checked once opened and loaded
+through that open file (``/proc/self/fd``), so it cannot be swapped in between. A cached file that
+fails these checks or does not load is rebuilt over, with a warning. When the cache folder itself
+cannot be trusted (another owner, group- or other-writable, not a folder, cannot be created), a
+warning names it and the kernel is built in a private temporary folder that is removed once the
+library is loaded (so each process rebuilds until the folder is fixed).
+
+A build is compiled to a temporary file in the folder, checked to be a loadable library with the
+four entry points, and only then moved into place with ``os.replace``: a compiler that exits 0
+without a valid output leaves nothing in the cache, and concurrent processes (pytest-xdist workers)
+may build at the same time.
 
 If no compiler works, a warning is issued once and :func:`available` is False; callers then use the
-pure-PyTorch path. ``FADE_DISABLE_NATIVE=1`` forces that path (read at every call).
+pure-PyTorch path. ``FADE_DISABLE_NATIVE=1`` forces that path (read at every call). Callers also
+take that path when :func:`supports` refuses sizes whose indices or scratch lengths would not fit
+int64 (decided before anything is allocated), and when :func:`forward` / :func:`backward` return
+None because the kernel could not allocate its scratch.
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -41,6 +58,17 @@ _CONVERTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # Multiply-adds that make starting one more thread worthwhile (a thread start costs ~20-50 us).
 _MIN_WORK_PER_THREAD = 1 << 20
+# Largest element count the kernel indexes, so that byte offsets of 8-byte elements fit int64
+# (the C++ entry points check the same bound, kMaxElements, and return 2 beyond it).
+_MAX_ELEMENTS = (2**63 - 1) // 8
+# Channels per forward / grad_x task and per channel block (kGroupChannels, kChannelBlock in C++).
+_GROUP_CHANNELS, _CHANNEL_BLOCK = 16, 4
+_PRIVATE_MODE = 0o700
+_FOREIGN_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+class _BuildError(Exception):
+    """The compiler failed or produced no loadable library."""
 
 
 def _compiler() -> str | None:
@@ -66,40 +94,30 @@ def _cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "fade")
 
 
-def _build(compiler: str) -> Path:
-    """Compile the kernel into the cache (if not there yet) and return the library's path.
+def _distrust(st: os.stat_result) -> str | None:
+    """Why a file or folder with this status could hold another user's code, or None."""
+    if st.st_uid != os.geteuid():
+        return f"is owned by uid {st.st_uid}, not by the current user (uid {os.geteuid()})"
+    if st.st_mode & _FOREIGN_WRITE:
+        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
 
-    Tries ``-march=native`` first, then portable flags; raises the last compiler error if both fail.
-    """
-    cache = _cache_dir()
-    error: subprocess.SubprocessError | None = None
-    for arch in _ARCH_FLAGS:
-        flags = (*_FLAGS, *arch)
-        key = hashlib.sha256()
-        for part in (_SOURCE.read_bytes(), compiler.encode(), " ".join(flags).encode(), _cpu_signature().encode()):
-            key.update(part)
-            key.update(b"\0")
-        target = cache / f"carafe_cpu-{key.hexdigest()[:20]}.so"
-        if target.exists():
-            return target
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".carafe_cpu-", suffix=".so")
-        os.close(fd)
-        try:
-            cmd = [compiler, *flags, str(_SOURCE), "-o", tmp]
-            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
-            os.replace(tmp, target)
-            return target
-        except subprocess.SubprocessError as err:
-            error = err
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    raise error
+
+def _cache_folder() -> tuple[Path, str | None]:
+    """The cache folder (created with mode 0700 if missing) and why it cannot be trusted, or None."""
+    folder = _cache_dir()
+    try:
+        folder.mkdir(mode=_PRIVATE_MODE, parents=True, exist_ok=True)
+        st = folder.stat()
+    except OSError as err:
+        return folder, f"cannot be created or read ({err.strerror or err})"
+    if not stat.S_ISDIR(st.st_mode):
+        return folder, "is not a folder"
+    return folder, _distrust(st)
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    """Set the argument types of the four entry points."""
+    """Set the argument types of the four entry points (AttributeError if one is missing)."""
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     shape = [i64] * 8
     for suffix in _SUFFIX.values():
@@ -107,6 +125,104 @@ def _declare(lib: ctypes.CDLL) -> None:
         fwd.argtypes, fwd.restype = [p, p, p, *shape, ctypes.c_int], ctypes.c_int
         bwd = getattr(lib, f"fade_carafe_backward_{suffix}")
         bwd.argtypes, bwd.restype = [p, p, p, p, p, *shape, ctypes.c_int], ctypes.c_int
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    """Load the library at ``path`` if the current user alone can have written it.
+
+    Raises:
+        OSError: not a regular file (symbolic links included), not trusted, or not loadable.
+        AttributeError: an entry point is missing.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        reason = "is not a regular file" if not stat.S_ISREG(st.st_mode) else _distrust(st)
+        if reason is not None:
+            raise OSError(f"{path} {reason}")
+        opened = Path(f"/proc/self/fd/{fd}")
+        lib = ctypes.CDLL(str(opened if opened.exists() else path))
+    finally:
+        os.close(fd)
+    _declare(lib)
+    return lib
+
+
+def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> ctypes.CDLL:
+    """Compile into a temporary file beside ``target``, load it, then move it to ``target``.
+
+    Raises:
+        _BuildError: the compiler failed, or its output is not a loadable library.
+    """
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".carafe_cpu-", suffix=".so")
+    os.close(fd)
+    try:
+        try:
+            cmd = [compiler, *flags, str(_SOURCE), "-o", tmp]
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
+        except subprocess.CalledProcessError as err:
+            raise _BuildError(f"exit status {err.returncode}: {err.stderr or ''}") from None
+        except (subprocess.TimeoutExpired, OSError) as err:
+            raise _BuildError(str(err)) from None
+        os.chmod(tmp, _PRIVATE_MODE)  # the linker creates its output with the umask's mode
+        try:
+            lib = _load(Path(tmp))
+        except (OSError, AttributeError) as err:
+            raise _BuildError(f"exit status 0 but no loadable library came out ({err})") from None
+        os.replace(tmp, target)
+        return lib
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _build_in(compiler: str, folder: Path) -> ctypes.CDLL:
+    """The library cached in ``folder``, compiled there first if missing, untrusted or broken.
+
+    Tries ``-march=native`` first, then portable flags.
+
+    Raises:
+        _BuildError: when both fail.
+    """
+    error = _BuildError("nothing was tried")
+    for arch in _ARCH_FLAGS:
+        flags = (*_FLAGS, *arch)
+        key = hashlib.sha256()
+        for part in (_SOURCE.read_bytes(), compiler.encode(), " ".join(flags).encode(), _cpu_signature().encode()):
+            key.update(part)
+            key.update(b"\0")
+        target = folder / f"carafe_cpu-{key.hexdigest()[:20]}.so"
+        if os.path.lexists(target):
+            try:
+                return _load(target)
+            except (OSError, AttributeError) as err:
+                warnings.warn(f"fade: rebuilding the cached native kernel {target}: {err}", RuntimeWarning, stacklevel=2)
+        try:
+            return _compile(compiler, flags, target)
+        except _BuildError as err:
+            error = err
+        except OSError as err:
+            error = _BuildError(f"cannot write to {folder}: {err}")
+    raise error
+
+
+def _build(compiler: str) -> ctypes.CDLL:
+    """The loaded kernel library: from the cache folder, or from a private one if that is not trusted.
+
+    Raises:
+        _BuildError: the kernel could not be compiled into a loadable library.
+    """
+    folder, reason = _cache_folder()
+    if reason is None:
+        return _build_in(compiler, folder)
+    warnings.warn(
+        f"fade: the native kernel cache folder {folder} {reason}; building in a private temporary "
+        f"folder instead (set {CACHE_ENV} to a folder only you can write to)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    with tempfile.TemporaryDirectory(prefix="fade-native-") as private:
+        return _build_in(compiler, Path(private))
 
 
 @functools.cache
@@ -117,17 +233,15 @@ def _library() -> ctypes.CDLL | None:
         warnings.warn("fade: no C++ compiler found; carafe uses the pure-PyTorch path", RuntimeWarning, stacklevel=2)
         return None
     try:
-        lib = ctypes.CDLL(str(_build(compiler)))
-        _declare(lib)
-    except (OSError, subprocess.SubprocessError, AttributeError) as err:
-        detail = str(getattr(err, "stderr", None) or err)[-_MAX_DETAIL_CHARS:]
+        return _build(compiler)
+    except (_BuildError, OSError) as err:
         warnings.warn(
-            f"fade: building the native carafe kernel with {compiler} failed, using the pure-PyTorch path: {detail}",
+            f"fade: building the native carafe kernel with {compiler} failed, using the pure-PyTorch path: "
+            f"{str(err)[-_MAX_DETAIL_CHARS:]}",
             RuntimeWarning,
             stacklevel=2,
         )
         return None
-    return lib
 
 
 def available() -> bool:
@@ -135,9 +249,40 @@ def available() -> bool:
     return os.environ.get(DISABLE_ENV, "0") != "1" and _library() is not None
 
 
-def supports(x: Tensor) -> bool:
-    """True when the native kernel can reassemble ``x`` (a CPU floating tensor) right now."""
-    return x.device.type == "cpu" and x.dtype in _NATIVE_DTYPES + _CONVERTED_DTYPES and available()
+def _fits(shape: tuple[int, ...], threads: int) -> bool:
+    """True when every element count the kernel derives from ``shape`` fits _MAX_ELEMENTS.
+
+    Counts the tensors, the scaled row extents and the scratch of ``threads`` workers in each
+    phase (forward, grad_kernels, grad_x), exactly as the C++ entry points do.
+    """
+    b, c, h, w, ho, wo, k, s = shape
+    row_len = (w + k - 1) * s
+    ring_rows = k * ho
+    counts = (
+        b * c * h * w,
+        b * k * k * ho * wo,
+        b * c * ho * wo,
+        s * (h + 1),
+        s * (w + k),
+        threads * _GROUP_CHANNELS * k * row_len,
+        threads * c * k * row_len,
+        threads * (ring_rows * (_GROUP_CHANNELS + k) * row_len + _CHANNEL_BLOCK * s * w),
+        threads * ring_rows,
+    )
+    return max(counts) <= _MAX_ELEMENTS
+
+
+def supports(x: Tensor, kernels: Tensor, k: int, scale: int) -> bool:
+    """True when the native kernel can reassemble these (validated) inputs right now.
+
+    They must be CPU floating tensors whose sizes the kernel can index (:func:`_fits`).
+    """
+    return (
+        x.device.type == "cpu"
+        and x.dtype in _NATIVE_DTYPES + _CONVERTED_DTYPES
+        and _fits(_shape_args(x, kernels, k, scale), _threads(x, kernels))
+        and available()
+    )
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -158,32 +303,26 @@ def _threads(x: Tensor, kernels: Tensor) -> int:
     return max(1, min(torch.get_num_threads(), work // _MIN_WORK_PER_THREAD))
 
 
-def _check_status(status: int, what: str) -> None:
-    """Raise MemoryError when an entry point reports that it could not allocate its scratch."""
-    if status != 0:
-        raise MemoryError(f"fade native carafe {what}: could not allocate scratch memory")
-
-
-def forward(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor:
-    """Native reassembly (arguments already validated by ``carafe``).
+def forward(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor | None:
+    """Native reassembly (arguments validated by ``carafe`` and accepted by :func:`supports`).
 
     Args:
         x: Tensor[B, C, H, W] on the CPU. kernels: Tensor[B, K*K, H_out, W_out], same dtype.
         k: kernel size K. scale: integer scale s.
 
     Returns:
-        Tensor[B, C, H_out, W_out], contiguous, in x's dtype.
+        Tensor[B, C, H_out, W_out], contiguous, in x's dtype; None when the kernel could not
+        allocate its scratch memory.
     """
     dtype = _compute_dtype(x.dtype)
     xc, kc = x.to(dtype).contiguous(), kernels.to(dtype).contiguous()
     out = xc.new_empty((x.shape[0], x.shape[1], kernels.shape[-2], kernels.shape[-1]))
     fn = getattr(_library(), f"fade_carafe_forward_{_SUFFIX[dtype]}")
     status = fn(xc.data_ptr(), kc.data_ptr(), out.data_ptr(), *_shape_args(x, kernels, k, scale), _threads(x, kernels))
-    _check_status(status, "forward")
-    return out.to(x.dtype)
+    return out.to(x.dtype) if status == 0 else None
 
 
-def backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tuple[Tensor, Tensor]:
+def backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tuple[Tensor, Tensor] | None:
     """Native gradients of the reassembly w.r.t. x and kernels.
 
     Args:
@@ -191,7 +330,8 @@ def backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tu
             :func:`forward`.
 
     Returns:
-        (Tensor[B, C, H, W], Tensor[B, K*K, H_out, W_out]), contiguous, in x's dtype.
+        (Tensor[B, C, H, W], Tensor[B, K*K, H_out, W_out]), contiguous, in x's dtype; None when
+        the kernel could not allocate its scratch memory.
     """
     dtype = _compute_dtype(x.dtype)
     gc, xc, kc = (t.to(dtype).contiguous() for t in (grad, x, kernels))
@@ -206,5 +346,4 @@ def backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tu
         *_shape_args(x, kernels, k, scale),
         _threads(x, kernels),
     )
-    _check_status(status, "backward")
-    return gx.to(x.dtype), gk.to(kernels.dtype)
+    return (gx.to(x.dtype), gk.to(kernels.dtype)) if status == 0 else None

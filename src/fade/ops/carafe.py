@@ -7,8 +7,9 @@ node. Each operator runs
 
 - the fused native CPU kernel (:mod:`fade.ops._native`) for float32/float64 CPU tensors (float16
   and bfloat16 are converted to float32 and back), or
-- the pure-PyTorch path everywhere else (CUDA, other dtypes, no C++ compiler, or
-  ``FADE_DISABLE_NATIVE=1``): one tap at a time, with a backward that recomputes the taps.
+- the pure-PyTorch path everywhere else (CUDA, no C++ compiler, ``FADE_DISABLE_NATIVE=1``, sizes
+  whose scratch the native kernel cannot index or allocate): one tap at a time, with a backward
+  that recomputes the taps. Both paths give the same values (to rounding).
 
 Neither path builds a K*K-fold intermediate, forward or backward: the native forward allocates
 only its output and the native backward only the two gradients (plus O(C*K*W) scratch per thread);
@@ -26,20 +27,32 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _native
-from .resize import check_scale, check_sizes, infer_scale, source_index
+from .resize import check_map, check_scale, check_sizes, effective_scale, infer_scale, source_index
 
 __all__ = ["carafe"]
 
 
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# A tensor's byte size must fit int64 (torch's storage limit).
+_MAX_BYTES = 2**63 - 1
+
+
+def _check_tensor(name: str, t: object, dims: str) -> None:
+    """Raise unless ``t`` is a dense 4-D tensor of a supported floating dtype (TypeError / ValueError)."""
+    check_map(name, t, dims)
+    if t.dtype not in _FLOAT_DTYPES:
+        supported = ", ".join(map(str, _FLOAT_DTYPES))
+        raise TypeError(f"{name}: expected a floating dtype ({supported}), got {t.dtype}")
+
+
 def _check_inputs(x: Tensor, kernels: Tensor, scale: int | None) -> tuple[int, int]:
-    """Validate carafe's inputs; return (kernel_size, scale)."""
-    if x.dim() != 4:
-        raise ValueError(f"x: expected a 4-D tensor (B, C, H, W), got {x.dim()}-D shape {tuple(x.shape)}")
-    if kernels.dim() != 4:
-        raise ValueError(
-            "kernels: expected a 4-D tensor (B, K*K, H_out, W_out), "
-            f"got {kernels.dim()}-D shape {tuple(kernels.shape)}"
-        )
+    """Validate carafe's inputs before anything is allocated; return (kernel_size, effective scale)."""
+    _check_tensor("x", x, "(B, C, H, W)")
+    _check_tensor("kernels", kernels, "(B, K*K, H_out, W_out)")
+    if x.dtype != kernels.dtype:
+        raise ValueError(f"dtype mismatch: x is {x.dtype}, kernels is {kernels.dtype}")
+    if x.device != kernels.device:
+        raise ValueError(f"device mismatch: x is on {x.device}, kernels on {kernels.device}")
     if x.shape[0] != kernels.shape[0]:
         raise ValueError(f"batch mismatch: x has batch {x.shape[0]}, kernels has batch {kernels.shape[0]}")
     k2 = kernels.shape[1]
@@ -47,16 +60,19 @@ def _check_inputs(x: Tensor, kernels: Tensor, scale: int | None) -> tuple[int, i
     if k * k != k2 or k % 2 == 0:
         raise ValueError(f"kernels: expected K*K channels with K odd (1, 9, 25, 49, ...), got {k2} channels")
     low, high = tuple(x.shape[-2:]), tuple(kernels.shape[-2:])
+    if min(low) < 1:
+        raise ValueError(f"x: expected a spatial size (H, W) of positive extents, got {low}")
+    if min(high) < 1:
+        raise ValueError(f"kernels: expected a spatial size (H_out, W_out) of positive extents, got {high}")
     if scale is None:
         scale = infer_scale(low, high)
     else:
-        check_scale(scale)
+        scale = check_scale(scale)
         check_sizes(low, high, scale, "kernels spatial size vs x")
-    if x.dtype != kernels.dtype:
-        raise ValueError(f"dtype mismatch: x is {x.dtype}, kernels is {kernels.dtype}")
-    if x.device != kernels.device:
-        raise ValueError(f"device mismatch: x is on {x.device}, kernels on {kernels.device}")
-    return k, scale
+    out_shape = (x.shape[0], x.shape[1], *high)
+    if math.prod(out_shape) * x.element_size() > _MAX_BYTES:
+        raise ValueError(f"output: shape {out_shape} of {x.dtype} needs more bytes than a tensor can hold (2**63 - 1)")
+    return k, effective_scale(scale, high)
 
 
 def carafe(x: Tensor, kernels: Tensor, scale: int | None = None) -> Tensor:
@@ -75,7 +91,14 @@ def carafe(x: Tensor, kernels: Tensor, scale: int | None = None) -> Tensor:
             required otherwise (e.g. H_out = 2*H + 1 from floor-mode pooling).
 
     Returns:
-        Tensor[B, C, H_out, W_out].
+        Tensor[B, C, H_out, W_out]; on the meta device, its shape only.
+
+    Raises:
+        TypeError: ``x`` or ``kernels`` is not a dense tensor of float16, bfloat16, float32 or
+            float64, or ``scale`` is not a number.
+        ValueError: wrong ranks, batch, K*K or spatial sizes (every extent must be positive),
+            mismatched dtypes or devices, ``scale`` not a positive integer, or an output larger
+            than a tensor can hold. Checked before anything is allocated.
 
     Example:
         >>> x = torch.randn(2, 16, 7, 5)
@@ -160,9 +183,8 @@ def _carafe_reference_backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int,
 def _carafe_op(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
     """fade::carafe: the native kernel where it applies, else the pure-PyTorch reassembly."""
     k = _kernel_size(kernels)
-    if _native.supports(x):
-        return _native.forward(x, kernels, k, scale)
-    return _carafe_reference(x, kernels, k, scale)
+    out = _native.forward(x, kernels, k, scale) if _native.supports(x, kernels, k, scale) else None
+    return _carafe_reference(x, kernels, k, scale) if out is None else out
 
 
 @_carafe_op.register_fake
@@ -174,9 +196,8 @@ def _carafe_fake(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
 def _carafe_backward_op(grad: Tensor, x: Tensor, kernels: Tensor, scale: int) -> tuple[Tensor, Tensor]:
     """fade::carafe_backward: (grad_x, grad_kernels) of fade::carafe."""
     k = _kernel_size(kernels)
-    if _native.supports(x):
-        return _native.backward(grad, x, kernels, k, scale)
-    return _carafe_reference_backward(grad, x, kernels, k, scale)
+    grads = _native.backward(grad, x, kernels, k, scale) if _native.supports(x, kernels, k, scale) else None
+    return _carafe_reference_backward(grad, x, kernels, k, scale) if grads is None else grads
 
 
 @_carafe_backward_op.register_fake

@@ -9,22 +9,46 @@ High-resolution pixel ``y`` reads low-resolution pixel ``min(y // s, n - 1)``. F
 this is ``y // s`` (CARAFE's and F.interpolate's nearest mapping); the extra rows of a floor-mode
 map repeat the last low-resolution row, as if pooling had padded by replication. The kernel
 generator, the reassembly and the gate of every operator use this mapping, so their pixels line up.
+
+Every size is positive. A scale larger than the high-resolution map is valid only over a 1-pixel
+low-resolution map (ceil-mode pooling of a map smaller than one stride); every output pixel then
+reads that pixel, as at any scale of at least ``m`` (:func:`effective_scale`).
 """
 
 from __future__ import annotations
+
+import numbers
+import operator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["check_scale", "compatible_size", "infer_scale", "nearest_upsample", "source_index"]
+__all__ = [
+    "check_map",
+    "check_scale",
+    "check_sizes",
+    "compatible_size",
+    "effective_scale",
+    "fit_to_size",
+    "infer_scale",
+    "nearest_upsample",
+    "source_index",
+]
 
 
 def check_scale(scale: int) -> int:
-    """Return ``scale`` if it is a positive integer, else raise ValueError."""
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+    """Return ``scale`` as an int if it is a positive integer.
+
+    Raises:
+        TypeError: when ``scale`` is not a real number (a bool, a string, a tensor, None, ...).
+        ValueError: when it is a number but not a positive integer (0, -2, 1.5, nan).
+    """
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be a positive integer, got {scale!r} of type {type(scale).__name__}")
+    if not isinstance(scale, numbers.Integral) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    return scale
+    return int(scale)
 
 
 def compatible_size(low: int, high: int, scale: int) -> bool:
@@ -32,15 +56,24 @@ def compatible_size(low: int, high: int, scale: int) -> bool:
     return low >= 1 and abs(high - scale * low) < scale
 
 
+def _check_positive(what: str, kind: str, hw: tuple[int, ...]) -> None:
+    """Raise ValueError unless every extent of ``hw`` is at least 1."""
+    if min(hw, default=1) < 1:
+        raise ValueError(f"{what}: expected a {kind} size (H, W) of positive extents, got {tuple(hw)}")
+
+
 def infer_scale(low_hw: tuple[int, int], high_hw: tuple[int, int]) -> int:
     """The integer scale between two spatial sizes that are exact multiples of each other.
 
     Raises:
-        ValueError: when the sizes are not one exact integer multiple of each other; pass the
-            scale explicitly for the sizes that floor- or ceil-mode pooling leaves behind.
+        ValueError: when a size has an extent below 1, or the sizes are not one exact integer
+            multiple of each other; pass the scale explicitly for the sizes that floor- or
+            ceil-mode pooling leaves behind.
     """
+    _check_positive("cannot infer an integer scale", "low-resolution", low_hw)
+    _check_positive("cannot infer an integer scale", "high-resolution", high_hw)
     (h, w), (ho, wo) = low_hw, high_hw
-    if h >= 1 and w >= 1 and ho % h == 0 and wo % w == 0 and ho // h == wo // w and ho >= h:
+    if ho % h == 0 and wo % w == 0 and ho // h == wo // w and ho >= h:
         return ho // h
     raise ValueError(
         f"cannot infer an integer scale from low-resolution size {tuple(low_hw)} to "
@@ -50,12 +83,26 @@ def infer_scale(low_hw: tuple[int, int], high_hw: tuple[int, int]) -> int:
 
 
 def check_sizes(low_hw: tuple[int, int], high_hw: tuple[int, int], scale: int, what: str) -> None:
-    """Raise ValueError unless ``high_hw`` is a valid high-resolution size for ``low_hw``."""
+    """Raise ValueError unless ``high_hw`` is a valid high-resolution size for ``low_hw``.
+
+    Both sizes must have positive extents and ``|high - scale * low| < scale`` in each dimension.
+    """
+    _check_positive(what, "low-resolution", low_hw)
+    _check_positive(what, "high-resolution", high_hw)
     if not all(compatible_size(n, m, scale) for n, m in zip(low_hw, high_hw)):
         raise ValueError(
             f"{what}: expected a high-resolution size within scale-1 of scale*{tuple(low_hw)} = "
             f"{(scale * low_hw[0], scale * low_hw[1])} at scale {scale}, got {tuple(high_hw)}"
         )
+
+
+def effective_scale(scale: int, high_hw: tuple[int, ...]) -> int:
+    """The smallest scale with the same mapping onto ``high_hw``: ``min(scale, max(high_hw))``.
+
+    Every ``y < m`` has ``y // s == 0`` for all ``s >= m``, so any larger scale reads the same pixels
+    (this bounds the sizes derived from the scale, e.g. in the native kernel).
+    """
+    return min(scale, max(max(high_hw, default=1), 1))
 
 
 def source_index(high: int, low: int, scale: int, device: torch.device | None = None) -> Tensor:
@@ -64,11 +111,52 @@ def source_index(high: int, low: int, scale: int, device: torch.device | None = 
     Returns:
         Tensor[high] of int64.
     """
-    return torch.clamp(torch.arange(high, device=device) // scale, max=low - 1)
+    return torch.clamp(torch.arange(high, device=device) // effective_scale(scale, (high,)), max=low - 1)
+
+
+def check_map(name: str, t: object, dims: str) -> None:
+    """Raise unless ``t`` is a dense 4-D tensor: TypeError for another type or a sparse layout,
+    ValueError for another rank. ``dims`` names its dimensions for the message, e.g. "(B, C, H, W)".
+    """
+    if not isinstance(t, Tensor):
+        kind = type(t).__qualname__ if type(t).__module__ == "builtins" else f"{type(t).__module__}.{type(t).__qualname__}"
+        raise TypeError(f"{name}: expected a torch.Tensor {dims}, got {kind}")
+    if t.layout != torch.strided:
+        raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {t.layout}")
+    if t.dim() != 4:
+        raise ValueError(f"{name}: expected a 4-D tensor {dims}, got {t.dim()}-D shape {tuple(t.shape)}")
+
+
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` as a tuple of two ints; TypeError / ValueError when it is not (H_out, W_out)."""
+    try:
+        items = tuple(size)
+    except TypeError:
+        raise TypeError(f"size: expected (H_out, W_out), two integers, got {size!r}") from None
+    if len(items) != 2 or any(isinstance(n, bool) for n in items):
+        raise ValueError(f"size: expected (H_out, W_out), two integers, got {size!r}")
+    try:
+        return operator.index(items[0]), operator.index(items[1])
+    except TypeError:
+        raise TypeError(f"size: expected (H_out, W_out), two integers, got {size!r}") from None
+
+
+def _gather(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
+    """``x`` read at the shared mapping onto ``size`` (arguments already validated)."""
+    h, w = x.shape[-2:]
+    ho, wo = size
+    if (ho, wo) == (h, w):
+        return x
+    if (ho, wo) == (2 * h, 2 * w) and scale == 2 and x.is_floating_point():
+        # Exact at scale 2 (torch computes the source index as y >> 1); at other scales its float
+        # scale factor misses y // s (e.g. s = 41), so those take the index path.
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    x = x.index_select(-2, source_index(ho, h, scale, x.device))
+    return x.index_select(-1, source_index(wo, w, scale, x.device))
 
 
 def nearest_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
-    """Nearest-neighbour upsampling with the shared mapping.
+    """Nearest-neighbour upsampling with the shared mapping (any dtype).
 
     Args:
         x: Tensor[B, C, H, W].
@@ -76,11 +164,39 @@ def nearest_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
         scale: positive integer.
 
     Returns:
-        Tensor[B, C, H_out, W_out].
+        Tensor[B, C, H_out, W_out] (``x`` itself when the size is unchanged).
+
+    Raises:
+        TypeError: ``x`` not a dense tensor, ``size`` not two integers, ``scale`` not a number.
+        ValueError: ``x`` not 4-D, a non-positive extent, ``scale`` not a positive integer, or
+            ``size`` not within ``scale - 1`` of ``scale * (H, W)``.
     """
-    h, w = x.shape[-2:]
-    ho, wo = size
-    if (ho, wo) == (scale * h, scale * w):
-        return x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="nearest")
-    x = x.index_select(-2, source_index(ho, h, scale, x.device))
-    return x.index_select(-1, source_index(wo, w, scale, x.device))
+    check_map("x", x, "(B, C, H, W)")
+    size = _check_size(size)
+    scale = check_scale(scale)
+    check_sizes(tuple(x.shape[-2:]), size, scale, "size vs x")
+    return _gather(x, size, scale)
+
+
+def fit_to_size(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
+    """Crop or extend a map already upsampled ``scale`` times to the floor- or ceil-mode ``size``.
+
+    Rows and columns past ``scale * (H, W)`` repeat the last one, as :func:`nearest_upsample` does.
+
+    Args:
+        x: Tensor[B, C, s*H, s*W], e.g. the output of a transposed conv or pixel shuffle.
+        size: (H_out, W_out), each within ``scale - 1`` of the size of ``x``.
+        scale: the positive integer s by which ``x`` was upsampled.
+
+    Returns:
+        Tensor[B, C, H_out, W_out] (``x`` itself when the size is unchanged).
+    """
+    check_map("x", x, "(B, C, H, W)")
+    size = _check_size(size)
+    scale = check_scale(scale)
+    hx, wx = x.shape[-2:]
+    _check_positive("x", "spatial", (hx, wx))
+    if hx % scale or wx % scale:
+        raise ValueError(f"x: expected a spatial size that is a multiple of scale {scale}, got {(hx, wx)}")
+    check_sizes((hx // scale, wx // scale), size, scale, "size vs x")
+    return _gather(x, size, 1)

@@ -20,13 +20,17 @@
 // so threads never write the same memory.
 //
 // Plain C++17 without torch headers; called through ctypes. Entry points return 0 on success,
-// 1 when scratch memory cannot be allocated.
+// 1 when scratch memory cannot be allocated, 2 when the shape is invalid or an element count
+// derived from it would exceed kMaxElements (sizes_fit; the Python caller checks the same first).
+// Taps outside x multiply zero, so a NaN or inf kernel weight there propagates as on the
+// pure-PyTorch path.
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <new>
+#include <exception>
+#include <iterator>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -35,6 +39,8 @@ namespace {
 
 using i64 = int64_t;
 
+// Largest element count an entry point accepts: byte offsets of 8-byte elements still fit int64.
+constexpr i64 kMaxElements = INT64_MAX / 8;
 constexpr int kChannelBlock = 4;   // channels sharing one pass over the kernels
 constexpr i64 kGroupChannels = 16;  // channels per forward / grad_x task (they share kernel rows in cache)
 
@@ -96,7 +102,7 @@ int parallel_tasks(i64 ntasks, int nthreads, i64 buf_len, i64 idx_len, const Fn&
     try {
         buf.resize(static_cast<size_t>(workers * buf_len));
         idx.resize(static_cast<size_t>(workers * idx_len));
-    } catch (const std::bad_alloc&) {
+    } catch (const std::exception&) {  // bad_alloc, or length_error beyond the vector's max_size
         return 1;
     }
     std::atomic<i64> next{0};
@@ -199,11 +205,10 @@ T direct_value(const T* xc, const T* kp, const Shape& sh, i64 sy, i64 sx) {
     T acc = 0;
     for (i64 i = 0; i < K; ++i) {
         const i64 yy = sy + i - r;
-        if (yy < 0 || yy >= sh.H) continue;
         for (i64 j = 0; j < K; ++j) {
             const i64 xx = sx + j - r;
-            if (xx < 0 || xx >= sh.W) continue;
-            acc += xc[yy * sh.W + xx] * kp[(i * K + j) * plane];
+            const bool inside = yy >= 0 && yy < sh.H && xx >= 0 && xx < sh.W;
+            acc += (inside ? xc[yy * sh.W + xx] : T(0)) * kp[(i * K + j) * plane];
         }
     }
     return acc;
@@ -378,13 +383,12 @@ void grad_kernel_columns(const T* x, const TapRows<T>& u, const T* gp, T* gkp, c
         for (i64 xo = sh.vec_cols(); xo < wo; ++xo)
             for (i64 i = 0; i < K; ++i) {
                 const i64 yy = sy + i - r;
-                if (yy < 0 || yy >= sh.H) continue;
                 for (i64 j = 0; j < K; ++j) {
                     const i64 xx = sh.W - 1 + j - r;
-                    if (xx < 0 || xx >= sh.W) continue;
+                    const bool inside = yy >= 0 && yy < sh.H && xx >= 0 && xx < sh.W;
                     T acc = 0;
                     for (int cc = 0; cc < CB; ++cc)
-                        acc += gr[cc * plane + xo] * x[((b * sh.C + c + cc) * sh.H + yy) * sh.W + xx];
+                        acc += gr[cc * plane + xo] * (inside ? x[((b * sh.C + c + cc) * sh.H + yy) * sh.W + xx] : T(0));
                     gkr[(i * K + j) * plane + xo] += acc;
                 }
             }
@@ -584,6 +588,44 @@ int backward(const T* grad, const T* x, const T* k, T* gx, T* gk, const Shape& s
     return status != 0 ? status : grad_kernels(grad, x, gk, sh, nthreads);
 }
 
+// a * b and a + b of non-negative counts, or -1 when an operand is -1 or the result would exceed
+// kMaxElements.
+i64 checked_mul(i64 a, i64 b) {
+    i64 r;
+    return (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r) || r > kMaxElements) ? -1 : r;
+}
+
+i64 checked_add(i64 a, i64 b) {
+    return (a < 0 || b < 0 || a > kMaxElements || b > kMaxElements || a + b > kMaxElements) ? -1 : a + b;
+}
+
+// True when the kernels handle this shape (positive spatial extents, K odd, s >= 1) and every
+// element count they derive from it is at most kMaxElements, so no index arithmetic overflows:
+// the tensors, the scaled rows and the scratch of nthreads workers in each phase.
+bool sizes_fit(const Shape& sh, int nthreads) {
+    if (sh.B < 0 || sh.C < 0 || sh.H < 1 || sh.W < 1 || sh.Ho < 1 || sh.Wo < 1 || sh.K < 1 || sh.K % 2 == 0 ||
+        sh.s < 1)
+        return false;
+    const i64 workers = std::max(nthreads, 1);
+    const i64 kk = checked_mul(sh.K, sh.K);
+    const i64 row_len = checked_mul(checked_add(sh.W, sh.K - 1), sh.s);
+    const i64 ring_rows = checked_mul(sh.K, sh.Ho);  // at least K * max_group_rows()
+    const i64 grad_x_scratch = checked_add(checked_mul(checked_mul(ring_rows, kGroupChannels + sh.K), row_len),
+                                           checked_mul(checked_mul(kChannelBlock, sh.s), sh.W));
+    const i64 counts[] = {
+        checked_mul(checked_mul(checked_mul(sh.B, sh.C), sh.H), sh.W),
+        checked_mul(checked_mul(checked_mul(sh.B, kk), sh.Ho), sh.Wo),
+        checked_mul(checked_mul(checked_mul(sh.B, sh.C), sh.Ho), sh.Wo),
+        checked_mul(sh.s, checked_add(sh.H, 1)),
+        checked_mul(sh.s, checked_add(sh.W, sh.K)),
+        checked_mul(workers, checked_mul(checked_mul(kGroupChannels, sh.K), row_len)),
+        checked_mul(workers, checked_mul(checked_mul(sh.C, sh.K), row_len)),
+        checked_mul(workers, grad_x_scratch),
+        checked_mul(workers, ring_rows),
+    };
+    return std::all_of(std::begin(counts), std::end(counts), [](i64 n) { return n >= 0; });
+}
+
 }  // namespace
 
 #define FADE_SHAPE_ARGS i64 B, i64 C, i64 H, i64 W, i64 Ho, i64 Wo, i64 K, i64 s
@@ -592,21 +634,21 @@ int backward(const T* grad, const T* x, const T* k, T* gx, T* gk, const Shape& s
 extern "C" {
 
 int fade_carafe_forward_f32(const float* x, const float* k, float* out, FADE_SHAPE_ARGS, int nthreads) {
-    return forward(x, k, out, FADE_SHAPE, nthreads);
+    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, FADE_SHAPE, nthreads) : 2;
 }
 
 int fade_carafe_forward_f64(const double* x, const double* k, double* out, FADE_SHAPE_ARGS, int nthreads) {
-    return forward(x, k, out, FADE_SHAPE, nthreads);
+    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, FADE_SHAPE, nthreads) : 2;
 }
 
 int fade_carafe_backward_f32(const float* grad, const float* x, const float* k, float* gx, float* gk,
                              FADE_SHAPE_ARGS, int nthreads) {
-    return backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads);
+    return sizes_fit(FADE_SHAPE, nthreads) ? backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads) : 2;
 }
 
 int fade_carafe_backward_f64(const double* grad, const double* x, const double* k, double* gx, double* gk,
                              FADE_SHAPE_ARGS, int nthreads) {
-    return backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads);
+    return sizes_fit(FADE_SHAPE, nthreads) ? backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads) : 2;
 }
 
 }  // extern "C"
