@@ -106,6 +106,7 @@ def compare_command(args: argparse.Namespace) -> int:
                 command=args.command_line,
                 plots=not args.no_plots,
                 log=_log,
+                progress=sys.stderr,
             )
             results.append(result)
             print(root / task / "table.md")
