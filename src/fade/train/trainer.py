@@ -22,10 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..bench.sweeps import machine_info
-from ..io import write_json
+from ..io import lock_folder, read_checked_json, write_checked_json
 from ..models import create_model
 from ..upsamplers import list_upsamplers
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, load_state_dict_file, rng_state, save_checkpoint, set_rng_state
 from .data import CachedDataset, StepBatchSampler, create_data
 from .optim import build_optimizer, set_learning_rate
 from .presets import Preset
@@ -48,9 +48,19 @@ RESULTS = "results.json"
 Log = Callable[[str], None]
 
 
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+SEED_MAX = 2**32 - 1
+"""The largest seed (the batch order seeds generators with ``seed * 1_000_003 + epoch``, which must fit 64 bits)."""
+THREADS_MAX = 1024
+"""The most torch intra-op threads a run accepts (far more than cores only slows it; 10^7 crashes torch)."""
+RESULTS_ADVICE = "delete it and run again (the run is evaluated again from its checkpoint, or retrained without one)"
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        span = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name}: expected an integer {span}, got {value!r}")
     return value
 
 
@@ -69,6 +79,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"device: expected cpu, cuda or cuda:N, got {device!r}") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: expected an available device, got {str(device)!r} (no CUDA device here)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device: expected an available device (cuda:0 to cuda:{count - 1}), got {str(device)!r}")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device: expected cpu, cuda or cuda:N, got {str(device)!r}")
     return device
@@ -159,9 +172,13 @@ def _train_mode(model: nn.Module, freeze_bn: bool) -> None:
                 module.eval()
 
 
-def _load_init(model: nn.Module, path: str, log: Log) -> None:
-    """Load matching tensors of the state dict at ``path`` (e.g. ImageNet-pretrained encoder weights)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def _load_init(model: nn.Module, state: dict[str, torch.Tensor], path: str, log: Log) -> None:
+    """Load the tensors of ``state`` (read from ``path``, e.g. ImageNet-pretrained encoder weights) the model shares."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wrong = [f"{k} {tuple(v.shape)} for {own[k]}" for k, v in state.items() if own.get(k, tuple(v.shape)) != v.shape]
+    if wrong:
+        shapes = "; ".join(wrong[:3])
+        raise ValueError(f"init: expected tensors of the model's shapes, got {len(wrong)} others in {path}: {shapes}")
     result = model.load_state_dict(state, strict=False)
     loaded = len(state) - len(result.unexpected_keys)
     if loaded == 0:
@@ -204,22 +221,41 @@ def train(
     """
     log = log or (lambda message: None)
     check_upsampler(upsampler)
-    _check_int("seed", seed, 0)
+    _check_int("seed", seed, 0, SEED_MAX)
     if stop_after is not None:
         _check_int("stop_after", stop_after, 1)
     if threads is not None:
-        _check_int("threads", threads, 1)
+        _check_int("threads", threads, 1, THREADS_MAX)
     device = resolve_device(device)
-    out = Path(out_dir)
+    with lock_folder(out_dir, name="out_dir") as out:
+        options = {"stop_after": stop_after, "data": data, "init": init, "threads": threads, "log": log}
+        return _train_in_locked_folder(preset, upsampler, out, seed, device, **options)
+
+
+def _train_in_locked_folder(
+    preset: Preset,
+    upsampler: str,
+    out: Path,
+    seed: int,
+    device: torch.device,
+    *,
+    stop_after: int | None,
+    data: tuple[Dataset, Dataset] | None,
+    init: str | None,
+    threads: int | None,
+    log: Log,
+) -> dict:
+    """:func:`train`'s work, its arguments checked, in ``out``, whose lock the caller holds."""
     config = run_config(preset, upsampler, seed, init)
     if (out / RESULTS).exists():
-        results = json.loads((out / RESULTS).read_text())
+        results = read_checked_json(out / RESULTS, RESULTS_ADVICE)
         _check_same_run(config, results["config"], out / RESULTS)
         log(f"{out}: already complete")
         return results
     state = load_checkpoint(out / CHECKPOINT, device) if (out / CHECKPOINT).exists() else None
     if state is not None:
         _check_same_run(config, json.loads(state["config"]), out / CHECKPOINT)
+    init_state = load_state_dict_file(init) if state is None and init is not None else None
     task = create_task(preset.task, **preset.task_options)
     train_set, test_set = data or build_data(preset, task)
     stop = preset.steps if stop_after is None else min(stop_after, preset.steps)
@@ -228,8 +264,8 @@ def train(
     with _run_context(device, threads):
         torch.manual_seed(seed)
         model = build_model(preset, upsampler).to(device)
-        if state is None and init is not None:
-            _load_init(model, init, log)
+        if init_state is not None:
+            _load_init(model, init_state, init, log)
         optimizer = build_optimizer(
             model, preset.optimizer, preset.lr, preset.weight_decay, preset.betas, preset.lr_mult, preset.no_decay
         )
@@ -305,6 +341,6 @@ def train(
         "history": history,
         "config": config,
     }
-    write_json(out / RESULTS, results)
+    write_checked_json(out / RESULTS, results)
     log(f"{upsampler} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return results
