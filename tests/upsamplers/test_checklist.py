@@ -101,9 +101,9 @@ def test_bad_input_raises_value_error_naming_the_problem(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("scale", [0, -2, 2.0, True, "2"])
-def test_bad_scale_raises_value_error(name, scale):
-    with pytest.raises(ValueError, match="scale must be a positive integer, got"):
+@pytest.mark.parametrize("scale, error", [(0, ValueError), (-2, ValueError), (2.5, ValueError), (True, TypeError), ("2", TypeError)])
+def test_bad_scale_raises_a_clear_error(name, scale, error):
+    with pytest.raises(error, match="scale must be a positive integer, got"):
         fade.create_upsampler(name, C, scale=scale)
 
 

@@ -30,17 +30,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.carafe import carafe
-from ..ops.resize import check_scale, check_sizes, nearest_upsample
+from ..ops.resize import check_scale, check_sizes, fit_to_size
+from ._checks import check_bool, check_context, check_ints, check_module, check_pool_input, factory_kwargs
 from .base import Upsampler
-from .pairs import PairedUpsampler, check_pool_input, pooled_size, register_pair
-from .registry import register_upsampler
+from .pairs import PairedUpsampler, pooled_size, register_pair
+from .registry import options_of, register_upsampler
 
 __all__ = ["A2UDown", "A2UKernels", "A2UUp", "a2d"]
 
 
 def _window_margin(name: str, kernel: int, scale: int) -> int:
     """Margin (k - s) / 2 of a k x k window centred on an s x s cell; ValueError if not whole."""
-    if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < scale or (kernel - scale) % 2:
+    check_ints(**{name: kernel})
+    if kernel < scale or (kernel - scale) % 2:
         raise ValueError(
             f"{name}: expected an integer >= scale ({scale}) with kernel - scale even, so that the window "
             f"is centred on each {scale}x{scale} cell, got {kernel!r}"
@@ -113,12 +115,11 @@ class A2UKernels(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        f = {"device": device, "dtype": dtype}
+        check_ints(channels=channels, rank=rank)
+        check_ints(odd=True, kernel_size=kernel_size)
+        check_bool("downsample", downsample)
+        f = factory_kwargs(device, dtype)
         s = self.scale = check_scale(scale)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size: expected a positive odd integer, got {kernel_size!r}")
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"rank: expected a positive integer, got {rank!r}")
         self.channels, self.kernel_size, self.rank = channels, kernel_size, rank
         self.encoder_kernel_size = s + 4 if encoder_kernel_size is None else encoder_kernel_size
         self.down_kernel_size = s + 2 * (kernel_size - 1) if down_kernel_size is None else down_kernel_size
@@ -140,6 +141,8 @@ class A2UKernels(nn.Module):
         """LReLU(GN(filters * x)): every channel convolved with each per-sample filter, (B, d, C, h, w)."""
         b, c, height, width = x.shape
         (h, w), k, s = low_hw, self.encoder_kernel_size, self.scale
+        if b == 0:  # a grouped conv needs at least one group
+            return x.new_zeros((0, self.rank, c, h, w))
         top, bottom = _strided_pad(height, h, s, k)
         left, right = _strided_pad(width, w, s, k)
         padded = F.pad(x, (left, right, top, bottom)).reshape(1, b * c, height + top + bottom, width + left + right)
@@ -160,7 +163,7 @@ class A2UKernels(nn.Module):
 
     def _mix(self, weights: nn.Conv2d, x: Tensor, affinity: Tensor) -> Tensor:
         """Per-sample 1x1 mixing of the d affinity maps: (B, O, h, w)."""
-        p = weights(x.mean(dim=(2, 3), keepdim=True)).view(x.shape[0], -1, self.rank)
+        p = weights(x.mean(dim=(2, 3), keepdim=True)).view(x.shape[0], weights.out_channels // self.rank, self.rank)
         return torch.einsum("bor,brhw->bohw", p, affinity)
 
     def up_kernels(self, x: Tensor, affinity: Tensor) -> Tensor:
@@ -183,6 +186,7 @@ class A2UDown(nn.Module):
 
     def __init__(self, kernels: A2UKernels) -> None:
         super().__init__()
+        check_module("kernels", kernels, A2UKernels)
         self.kernels = kernels
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
@@ -190,7 +194,7 @@ class A2UDown(nn.Module):
         return self.kernels.up_kernels(x, self.kernels.affinity(x, low_hw))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_pool_input(x, self.kernels.scale, self.kernels.channels)
+        check_pool_input(x, self.kernels.scale, self, self.kernels.channels)
         a = self.kernels.affinity(x, pooled_size(x, self.kernels.scale))
         y = a2d(x, self.kernels.down_kernels(x, a), self.kernels.scale)
         return y, self.kernels.up_kernels(x, a)
@@ -206,23 +210,22 @@ class A2UUp(Upsampler):
 
     def forward(self, en: Tensor, de: Tensor, context: Tensor | None) -> Tensor:
         self.check_inputs(en, de)
-        if context is None:
-            raise ValueError("context: expected the upsampling kernels returned by the paired A2UDown, got None")
+        check_context(context, de, "the upsampling kernels returned by the paired A2UDown")
         b, _, h, w = de.shape
         if context.dim() != 4 or context.shape[0] != b or tuple(context.shape[-2:]) != (self.scale * h, self.scale * w):
             raise ValueError(
                 f"context: expected kernels of shape (B, K*K, s*H, s*W) = ({b}, K*K, {self.scale * h}, "
                 f"{self.scale * w}), got {tuple(context.shape)}"
             )
-        return carafe(de, nearest_upsample(context, tuple(en.shape[-2:]), 1), self.scale)
+        return carafe(de, fit_to_size(context, tuple(en.shape[-2:]), self.scale), self.scale)
 
 
-@register_pair("a2u")
+@register_pair("a2u", options_of(A2UKernels, "downsample"))
 def _a2u_pair(en_channels: int, de_channels: int, scale: int, **options) -> tuple[A2UDown, A2UUp]:
     return A2UDown(A2UKernels(en_channels, scale, **options)), A2UUp(en_channels, de_channels, scale)
 
 
-@register_upsampler("a2u")
+@register_upsampler("a2u", options_of(A2UKernels, "downsample"))
 def _a2u(en_channels: int, de_channels: int, scale: int, **options) -> PairedUpsampler:
     """A2U alone: the upsampling kernels come from en (the pre-pool feature); no A2D kernels."""
     return PairedUpsampler(*_a2u_pair(en_channels, de_channels, scale, downsample=False, **options))

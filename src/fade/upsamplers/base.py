@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..ops.resize import check_scale
-from .fade import check_en_de
+from ._checks import check_en_de, check_ints
 
 __all__ = ["Upsampler"]
 
@@ -24,15 +24,16 @@ class Upsampler(nn.Module):
 
     def __init__(self, en_channels: int, de_channels: int, scale: int) -> None:
         super().__init__()
-        for name, c in (("en_channels", en_channels), ("de_channels", de_channels)):
-            if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {c!r}")
+        check_ints(en_channels=en_channels, de_channels=de_channels)
         self.en_channels, self.de_channels = en_channels, de_channels
         self.scale = check_scale(scale)
 
-    def check_inputs(self, en: Tensor, de: Tensor) -> None:
-        """Raise ValueError unless en (B, C_en, H_en, W_en) and de (B, C_de, H, W) fit this module."""
-        check_en_de(en, de, self.en_channels, self.de_channels, self.scale)
+    def check_inputs(self, en: Tensor, de: Tensor, owner: nn.Module | None = None) -> None:
+        """Raise unless en (B, C_en, H_en, W_en) and de (B, C_de, H, W) fit this module.
+
+        ``owner``: the module whose parameters fix the accepted dtype and device (default this one).
+        """
+        check_en_de(en, de, self.en_channels, self.de_channels, self.scale, self if owner is None else owner)
 
     def extra_repr(self) -> str:
         return f"en_channels={self.en_channels}, de_channels={self.de_channels}, scale={self.scale}"

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import check_scale, nearest_upsample
+from ..ops.resize import fit_to_size
+from ._checks import check_ints, check_positive_real, factory_kwargs
 from .base import Upsampler
-from .registry import register_upsampler
+from .registry import options_of, register_upsampler
 
 __all__ = ["DySample", "point_sample", "sampling_positions"]
 
@@ -47,12 +48,14 @@ def sampling_positions(offsets: Tensor, scale: int, groups: int, size: tuple[int
     base = torch.stack([base_x, base_y]).view(2, 1, s * s, h, w)
     pos = offsets.view(b, 2, g, s * s, h, w) + base
     pos = F.pixel_shuffle(pos.reshape(b, 2 * g * s * s, h, w), s)
-    pos = nearest_upsample(pos, size, 1)
+    pos = fit_to_size(pos, size, s)
     return pos.view(b, 2, g, *size).permute(0, 2, 3, 4, 1).reshape(b * g, *size, 2)
 
 
 def point_sample(x: Tensor, positions: Tensor, groups: int) -> Tensor:
     """Bilinear sampling of each channel group at its positions (border padding).
+
+    A NaN or infinite position gives NaN (grid_sample alone would clamp it to the border).
 
     Args:
         x: Tensor[B, C, h, w], C divisible by G.
@@ -69,6 +72,9 @@ def point_sample(x: Tensor, positions: Tensor, groups: int) -> Tensor:
     out = F.grid_sample(
         x.reshape(b * groups, c // groups, h, w), grid, mode="bilinear", padding_mode="border", align_corners=False
     )
+    # Border padding clamps a NaN or infinite position to a border pixel; 0 * position is NaN there
+    # (0 elsewhere), so a non-finite position reads as NaN, as the bilinear formula gives.
+    out = out + 0 * positions.sum(dim=-1).unsqueeze(1)
     return out.view(b, c, *size)
 
 
@@ -94,12 +100,13 @@ class DySample(Upsampler):
         dtype=None,
     ) -> None:
         super().__init__(en_channels, de_channels, scale)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or de_channels % groups:
+        check_ints(groups=groups)
+        if de_channels % groups:
             raise ValueError(
                 f"groups: expected a positive integer dividing de_channels={de_channels}, got {groups!r}"
             )
-        self.groups, self.scope = groups, scope
-        self.offset = nn.Conv2d(de_channels, 2 * groups * check_scale(scale) ** 2, 1, device=device, dtype=dtype)
+        self.groups, self.scope = groups, check_positive_real("scope", scope)
+        self.offset = nn.Conv2d(de_channels, 2 * groups * scale**2, 1, **factory_kwargs(device, dtype))
         nn.init.normal_(self.offset.weight, std=1e-3)
         nn.init.zeros_(self.offset.bias)
 
@@ -113,6 +120,6 @@ class DySample(Upsampler):
         return f"{super().extra_repr()}, groups={self.groups}, scope={self.scope}"
 
 
-@register_upsampler("dysample")
+@register_upsampler("dysample", options_of(DySample))
 def _dysample(en_channels: int, de_channels: int, scale: int, **options) -> DySample:
     return DySample(en_channels, de_channels, scale, **options)

@@ -21,25 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.carafe import carafe
-from ..ops.resize import check_scale, check_sizes, nearest_upsample
+from ..ops.resize import check_scale, nearest_upsample
+from ._checks import check_choice, check_en_de, check_ints, check_module, factory_kwargs
 from .kernels import DecoderKernels, EncoderKernels, NaiveKernels, SemiShiftKernels, SemiShiftLiteKernels
-from .registry import register_upsampler
+from .registry import options_of, register_upsampler
 
 __all__ = ["FADE", "FADELite", "KernelUpsampler"]
 
 Fusion = Literal["none", "skip", "gate"]
-
-
-def check_en_de(en: Tensor, de: Tensor, en_channels: int, de_channels: int, scale: int) -> None:
-    """Raise ValueError unless (en, de) are 4-D, batch-aligned, of the given channels and sizes."""
-    for name, t, c in (("en", en, en_channels), ("de", de, de_channels)):
-        if t.dim() != 4:
-            raise ValueError(f"{name}: expected a 4-D tensor (B, C, H, W), got {t.dim()}-D shape {tuple(t.shape)}")
-        if t.shape[1] != c:
-            raise ValueError(f"{name}: expected {c} channels, got {t.shape[1]} (shape {tuple(t.shape)})")
-    if en.shape[0] != de.shape[0]:
-        raise ValueError(f"batch mismatch: en has batch {en.shape[0]}, de has batch {de.shape[0]}")
-    check_sizes(tuple(de.shape[-2:]), tuple(en.shape[-2:]), scale, "en spatial size vs de")
 
 
 class KernelUpsampler(nn.Module):
@@ -68,9 +57,11 @@ class KernelUpsampler(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if fusion not in ("none", "skip", "gate"):
-            raise ValueError(f"fusion: expected 'none', 'skip' or 'gate', got {fusion!r}")
-        f = {"device": device, "dtype": dtype}
+        if kernel_generator is not None:
+            check_module("kernel_generator", kernel_generator, nn.Module)
+        check_ints(en_channels=en_channels, de_channels=de_channels)
+        check_choice("fusion", fusion, ("none", "skip", "gate"))
+        f = factory_kwargs(device, dtype)
         self.en_channels, self.de_channels = en_channels, de_channels
         self.scale, self.fusion = check_scale(scale), fusion
         self.kernel_generator = kernel_generator
@@ -89,7 +80,7 @@ class KernelUpsampler(nn.Module):
         return self.kernel_generator(en, de, self.scale).softmax(dim=1)
 
     def forward(self, en: Tensor, de: Tensor) -> Tensor:
-        check_en_de(en, de, self.en_channels, self.de_channels, self.scale)
+        check_en_de(en, de, self.en_channels, self.de_channels, self.scale, self)
         size = en.shape[-2:]
         if self.kernel_generator is None:
             up = nearest_upsample(de, size, self.scale)
@@ -143,7 +134,6 @@ class FADE(KernelUpsampler):
         dtype=None,
     ) -> None:
         de_channels = en_channels if de_channels is None else de_channels
-        _check_odd(kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
         generator = SemiShiftKernels(
             en_channels, de_channels, kernel_size, compressed_channels, encoder_kernel_size, device, dtype
         )
@@ -168,63 +158,56 @@ class FADELite(KernelUpsampler):
         dtype=None,
     ) -> None:
         de_channels = en_channels if de_channels is None else de_channels
-        _check_odd(kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
         generator = SemiShiftLiteKernels(en_channels, de_channels, kernel_size, encoder_kernel_size, device, dtype)
         super().__init__(generator, en_channels, de_channels, scale, fusion, device, dtype)
 
 
-def _check_odd(**sizes: int) -> None:
-    for name, k in sizes.items():
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-            raise ValueError(f"{name}: expected a positive odd integer, got {k!r}")
-
-
 # The paper's variants (Tables 2 and 4), each from the same parts. B2 (decoder-only kernels) is
 # "carafe" and B6 is "fade" itself.
-@register_upsampler("fade")
+@register_upsampler("fade", options_of(FADE))
 def _fade(en_channels: int, de_channels: int, scale: int, **options) -> FADE:
     return FADE(en_channels, de_channels, scale, **options)
 
 
-@register_upsampler("fade_lite")
+@register_upsampler("fade_lite", options_of(FADELite))
 def _fade_lite(en_channels: int, de_channels: int, scale: int, **options) -> FADELite:
     return FADELite(en_channels, de_channels, scale, **options)
 
 
-@register_upsampler("semi_shift")
+@register_upsampler("semi_shift", options_of(FADE, "fusion"))
 def _semi_shift(en_channels: int, de_channels: int, scale: int, **options) -> FADE:
     """B4: semi-shift kernels, no gate."""
     return FADE(en_channels, de_channels, scale, fusion="none", **options)
 
 
-@register_upsampler("semi_shift_skip")
+@register_upsampler("semi_shift_skip", options_of(FADE, "fusion"))
 def _semi_shift_skip(en_channels: int, de_channels: int, scale: int, **options) -> FADE:
     """B5: semi-shift kernels + a plain skip (en added)."""
     return FADE(en_channels, de_channels, scale, fusion="skip", **options)
 
 
-@register_upsampler("encoder_kernels")
+@register_upsampler("encoder_kernels", options_of(EncoderKernels))
 def _encoder_kernels(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
     """B1: kernels from the encoder feature only, no gate."""
     generator = EncoderKernels(en_channels, de_channels, **options)
     return KernelUpsampler(generator, en_channels, de_channels, scale, fusion="none")
 
 
-@register_upsampler("naive_kernels")
+@register_upsampler("naive_kernels", options_of(NaiveKernels))
 def _naive_kernels(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
     """B3: kernels from cat(en, nearest_up(de)), no gate."""
     generator = NaiveKernels(en_channels, de_channels, **options)
     return KernelUpsampler(generator, en_channels, de_channels, scale, fusion="none")
 
 
-@register_upsampler("carafe")
+@register_upsampler("carafe", options_of(DecoderKernels))
 def _carafe(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
     """CARAFE (CARAFEPack; B2): kernels from the decoder only, 74,148 parameters at C=256."""
     generator = DecoderKernels(en_channels, de_channels, scale=scale, **options)
     return KernelUpsampler(generator, en_channels, de_channels, scale, fusion="none")
 
 
-@register_upsampler("carafe_gate")
+@register_upsampler("carafe_gate", options_of(DecoderKernels))
 def _carafe_gate(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
     """Table 2's "CARAFE + Gate"."""
     generator = DecoderKernels(en_channels, de_channels, scale=scale, **options)
@@ -232,6 +215,6 @@ def _carafe_gate(en_channels: int, de_channels: int, scale: int, **options) -> K
 
 
 @register_upsampler("nn_gate")
-def _nn_gate(en_channels: int, de_channels: int, scale: int, **options) -> KernelUpsampler:
+def _nn_gate(en_channels: int, de_channels: int, scale: int) -> KernelUpsampler:
     """Table 2's "NN + Gate": nearest-neighbour upsampling, then the gate."""
-    return KernelUpsampler(None, en_channels, de_channels, scale, fusion="gate", **options)
+    return KernelUpsampler(None, en_channels, de_channels, scale, fusion="gate")

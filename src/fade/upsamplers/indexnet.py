@@ -26,10 +26,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import check_scale, check_sizes, nearest_upsample
+from ..ops.resize import check_scale, check_sizes, fit_to_size, nearest_upsample
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_context,
+    check_ints,
+    check_module,
+    check_pool_input,
+    factory_kwargs,
+)
 from .base import Upsampler
-from .pairs import PairedUpsampler, check_pool_input, pooled_size, register_pair
-from .registry import register_upsampler
+from .pairs import PairedUpsampler, pooled_size, register_pair
+from .registry import options_of, register_upsampler
 
 __all__ = ["IndexBlock", "IndexedPool", "IndexedUpsample", "index_maps", "indexed_pool", "indexed_upsample"]
 
@@ -90,7 +99,9 @@ def indexed_upsample(de: Tensor, idx_de: Tensor, size: tuple[int, int], scale: i
         )
     if tuple(idx_de.shape[-2:]) != (scale * h, scale * w):
         raise ValueError(f"idx_de: expected spatial size {(scale * h, scale * w)}, got {tuple(idx_de.shape[-2:])}")
-    return nearest_upsample(de, size, scale) * nearest_upsample(idx_de, size, 1)
+    if idx_de.dtype != de.dtype:
+        raise TypeError(f"idx_de: expected dtype {de.dtype} (that of de), got {idx_de.dtype}")
+    return nearest_upsample(de, size, scale) * fit_to_size(idx_de, size, scale)
 
 
 class IndexBlock(nn.Module):
@@ -117,11 +128,11 @@ class IndexBlock(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if kind not in ("depthwise", "holistic"):
-            raise ValueError(f"kind: expected 'depthwise' or 'holistic', got {kind!r}")
-        if isinstance(expansion, bool) or not isinstance(expansion, int) or expansion < 1:
-            raise ValueError(f"expansion: expected a positive integer, got {expansion!r}")
-        f = {"device": device, "dtype": dtype}
+        check_ints(channels=channels, expansion=expansion)
+        check_choice("kind", kind, ("depthwise", "holistic"))
+        check_bool("nonlinear", nonlinear)
+        check_bool("context", context)
+        f = factory_kwargs(device, dtype)
         self.channels, self.scale, self.kind = channels, check_scale(scale), kind
         self.padding = 1 if context else 0
         s2 = scale**2
@@ -159,6 +170,7 @@ class IndexedPool(nn.Module):
 
     def __init__(self, index_block: IndexBlock) -> None:
         super().__init__()
+        check_module("index_block", index_block, IndexBlock)
         self.index_block = index_block
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
@@ -167,7 +179,7 @@ class IndexedPool(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         s = self.index_block.scale
-        check_pool_input(x, s, self.index_block.channels)
+        check_pool_input(x, s, self, self.index_block.channels)
         idx_en, idx_de = index_maps(self.index_block(x, pooled_size(x, s)))
         return indexed_pool(x, idx_en, s), idx_de
 
@@ -182,8 +194,7 @@ class IndexedUpsample(Upsampler):
 
     def forward(self, en: Tensor, de: Tensor, context: Tensor | None) -> Tensor:
         self.check_inputs(en, de)
-        if context is None:
-            raise ValueError("context: expected the decoder index map returned by the paired IndexedPool, got None")
+        check_context(context, de, "the decoder index map returned by the paired IndexedPool")
         return indexed_upsample(de, context, tuple(en.shape[-2:]), self.scale)
 
 
@@ -199,13 +210,13 @@ def _indexnet_pair(
     return IndexedPool(IndexBlock(en_channels, scale, kind, **options)), up
 
 
-@register_pair("indexnet")
+@register_pair("indexnet", options_of(IndexBlock, "kind"))
 def _indexnet_m2o_pair(en_channels: int, de_channels: int, scale: int, **options) -> tuple[IndexedPool, IndexedUpsample]:
     """The paper's best: M2O depthwise index block, nonlinear, with context (C_de == C_en)."""
     return _indexnet_pair(en_channels, de_channels, scale, "depthwise", **options)
 
 
-@register_pair("indexnet_holistic")
+@register_pair("indexnet_holistic", options_of(IndexBlock, "kind"))
 def _indexnet_holistic_pair(
     en_channels: int, de_channels: int, scale: int, **options
 ) -> tuple[IndexedPool, IndexedUpsample]:
@@ -213,11 +224,11 @@ def _indexnet_holistic_pair(
     return _indexnet_pair(en_channels, de_channels, scale, "holistic", **{"expansion": 2, **options})
 
 
-@register_upsampler("indexnet")
+@register_upsampler("indexnet", options_of(IndexBlock, "kind"))
 def _indexnet_m2o(en_channels: int, de_channels: int, scale: int, **options) -> PairedUpsampler:
     return PairedUpsampler(*_indexnet_m2o_pair(en_channels, de_channels, scale, **options))
 
 
-@register_upsampler("indexnet_holistic")
+@register_upsampler("indexnet_holistic", options_of(IndexBlock, "kind"))
 def _indexnet_holistic(en_channels: int, de_channels: int, scale: int, **options) -> PairedUpsampler:
     return PairedUpsampler(*_indexnet_holistic_pair(en_channels, de_channels, scale, **options))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import check_scale, nearest_upsample
+from ..ops.resize import check_scale, fit_to_size, nearest_upsample
+from ._checks import check_ints, factory_kwargs
 from .base import Upsampler
-from .registry import register_upsampler
+from .registry import options_of, register_upsampler
 
 __all__ = [
     "BilinearUpsample",
@@ -42,7 +43,7 @@ def bilinear_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     """
     check_scale(scale)
     up = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-    return nearest_upsample(up, size, 1)
+    return fit_to_size(up, size, scale)
 
 
 def deconv_geometry(scale: int) -> tuple[int, int]:
@@ -85,12 +86,12 @@ class DeconvUpsample(Upsampler):
         super().__init__(en_channels, de_channels, scale)
         kernel, padding = deconv_geometry(scale)
         self.deconv = nn.ConvTranspose2d(
-            de_channels, de_channels, kernel, stride=scale, padding=padding, device=device, dtype=dtype
+            de_channels, de_channels, kernel, stride=scale, padding=padding, **factory_kwargs(device, dtype)
         )
 
     def forward(self, en: Tensor, de: Tensor) -> Tensor:
         self.check_inputs(en, de)
-        return nearest_upsample(self.deconv(de), tuple(en.shape[-2:]), 1)
+        return fit_to_size(self.deconv(de), tuple(en.shape[-2:]), self.scale)
 
 
 class PixelShuffleUpsample(Upsampler):
@@ -109,15 +110,18 @@ class PixelShuffleUpsample(Upsampler):
         dtype=None,
     ) -> None:
         super().__init__(en_channels, de_channels, scale)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size: expected a positive odd integer, got {kernel_size!r}")
+        check_ints(odd=True, kernel_size=kernel_size)
         self.conv = nn.Conv2d(
-            de_channels, de_channels * scale**2, kernel_size, padding=kernel_size // 2, device=device, dtype=dtype
+            de_channels,
+            de_channels * scale**2,
+            kernel_size,
+            padding=kernel_size // 2,
+            **factory_kwargs(device, dtype),
         )
 
     def forward(self, en: Tensor, de: Tensor) -> Tensor:
         self.check_inputs(en, de)
-        return nearest_upsample(F.pixel_shuffle(self.conv(de), self.scale), tuple(en.shape[-2:]), 1)
+        return fit_to_size(F.pixel_shuffle(self.conv(de), self.scale), tuple(en.shape[-2:]), self.scale)
 
 
 @register_upsampler("nearest")
@@ -131,10 +135,10 @@ def _bilinear(en_channels: int, de_channels: int, scale: int) -> BilinearUpsampl
 
 
 @register_upsampler("deconv")
-def _deconv(en_channels: int, de_channels: int, scale: int, **options) -> DeconvUpsample:
-    return DeconvUpsample(en_channels, de_channels, scale, **options)
+def _deconv(en_channels: int, de_channels: int, scale: int) -> DeconvUpsample:
+    return DeconvUpsample(en_channels, de_channels, scale)
 
 
-@register_upsampler("pixelshuffle")
+@register_upsampler("pixelshuffle", options_of(PixelShuffleUpsample))
 def _pixelshuffle(en_channels: int, de_channels: int, scale: int, **options) -> PixelShuffleUpsample:
     return PixelShuffleUpsample(en_channels, de_channels, scale, **options)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.resize import check_scale, nearest_upsample, source_index
+from ._checks import check_ints, factory_kwargs
 
 __all__ = [
     "DecoderKernels",
@@ -64,7 +65,9 @@ class SemiShiftKernels(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        f = {"device": device, "dtype": dtype}
+        check_ints(en_channels=en_channels, de_channels=de_channels, compressed_channels=compressed_channels)
+        check_ints(odd=True, kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
+        f = factory_kwargs(device, dtype)
         self.compress_en = _conv(en_channels, compressed_channels, 1, bias=True, **f)
         self.compress_de = _conv(de_channels, compressed_channels, 1, bias=False, **f)
         self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
@@ -89,7 +92,9 @@ class SemiShiftLiteKernels(SemiShiftKernels):
         dtype=None,
     ) -> None:
         nn.Module.__init__(self)
-        f = {"device": device, "dtype": dtype}
+        check_ints(en_channels=en_channels, de_channels=de_channels)
+        check_ints(odd=True, kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
+        f = factory_kwargs(device, dtype)
         k2 = kernel_size**2
         self.compress_en = _conv(en_channels, k2, 1, bias=True, **f)
         self.compress_de = _conv(de_channels, k2, 1, bias=False, **f)
@@ -114,7 +119,9 @@ class EncoderKernels(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        f = {"device": device, "dtype": dtype}
+        check_ints(en_channels=en_channels, de_channels=de_channels, compressed_channels=compressed_channels)
+        check_ints(odd=True, kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
+        f = factory_kwargs(device, dtype)
         self.compress = _conv(self.feature_channels(en_channels, de_channels), compressed_channels, 1, **f)
         self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
         xavier_init_(self)
@@ -161,7 +168,9 @@ class DecoderKernels(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        f = {"device": device, "dtype": dtype}
+        check_ints(en_channels=en_channels, de_channels=de_channels, compressed_channels=compressed_channels)
+        check_ints(odd=True, kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
+        f = factory_kwargs(device, dtype)
         self.scale = check_scale(scale)
         self.compress = _conv(de_channels, compressed_channels, 1, **f)
         self.content_encoder = _conv(

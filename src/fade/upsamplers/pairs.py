@@ -22,19 +22,21 @@ both halves counts each parameter once. Paired operators register their pair fac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.resize import check_scale
-from .registry import create_upsampler
+from ._checks import check_module, check_pool_input, factory_kwargs
+from .base import Upsampler
+from .registry import check_name, check_options, create_upsampler, list_upsamplers
 
 __all__ = [
     "MaxPoolDown",
     "PairedUpsampler",
     "PlainUp",
-    "check_pool_input",
     "create_pair",
     "list_pairs",
     "pooled_size",
@@ -42,16 +44,19 @@ __all__ = [
 ]
 
 PairFactory = Callable[..., tuple[nn.Module, nn.Module]]
-_PAIRS: dict[str, PairFactory] = {}
+_PAIRS: dict[str, tuple[PairFactory, tuple[str, ...]]] = {}
 
 
-def register_pair(name: str) -> Callable[[PairFactory], PairFactory]:
-    """Decorator: register ``factory(en_channels, de_channels, scale, **options) -> (down, up)``."""
+def register_pair(name: str, options: Sequence[str] = ()) -> Callable[[PairFactory], PairFactory]:
+    """Decorator: register ``factory(en_channels, de_channels, scale, **options) -> (down, up)``.
+
+    ``options``: the keyword options the factory takes; others are refused.
+    """
 
     def register(factory: PairFactory) -> PairFactory:
         if name in _PAIRS:
             raise ValueError(f"pair {name!r} is already registered")
-        _PAIRS[name] = factory
+        _PAIRS[name] = (factory, tuple(options))
         return factory
 
     return register
@@ -60,16 +65,6 @@ def register_pair(name: str) -> Callable[[PairFactory], PairFactory]:
 def list_pairs() -> list[str]:
     """The names whose operator comes with its own downsampling, sorted."""
     return sorted(_PAIRS)
-
-
-def check_pool_input(x: Tensor, scale: int, channels: int | None = None) -> None:
-    """Raise ValueError unless ``x`` is (B, C, H, W) with H, W >= scale (and C == channels if given)."""
-    if x.dim() != 4:
-        raise ValueError(f"x: expected a 4-D tensor (B, C, H, W), got {x.dim()}-D shape {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"x: expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-    if min(x.shape[-2:]) < scale:
-        raise ValueError(f"x: expected a spatial size of at least {scale} (the scale), got {tuple(x.shape[-2:])}")
 
 
 def pooled_size(x: Tensor, scale: int) -> tuple[int, int]:
@@ -89,7 +84,7 @@ class MaxPoolDown(nn.Module):
         """Plain upsamplers need no context."""
 
     def forward(self, x: Tensor) -> tuple[Tensor, None]:
-        check_pool_input(x, self.scale)
+        check_pool_input(x, self.scale, self)
         return F.max_pool2d(x, self.scale, self.scale), None
 
     def extra_repr(self) -> str:
@@ -101,6 +96,7 @@ class PlainUp(nn.Module):
 
     def __init__(self, upsampler: nn.Module) -> None:
         super().__init__()
+        check_module("upsampler", upsampler, nn.Module)
         self.upsampler = upsampler
 
     def forward(self, en: Tensor, de: Tensor, context: None = None) -> Tensor:
@@ -125,15 +121,23 @@ class PairedUpsampler(nn.Module):
 
     def __init__(self, down: nn.Module, up: nn.Module) -> None:
         super().__init__()
+        check_module("down", down, nn.Module)
+        check_module("up", up, Upsampler)
         self.down, self.up = down, up
 
     def forward(self, en: Tensor, de: Tensor) -> Tensor:
-        self.up.check_inputs(en, de)
+        self.up.check_inputs(en, de, self)
         return self.up(en, de, self.down.context(en, tuple(de.shape[-2:])))
 
 
 def create_pair(
-    name: str, en_channels: int, de_channels: int | None = None, scale: int = 2, **options
+    name: str,
+    en_channels: int,
+    de_channels: int | None = None,
+    scale: int = 2,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    **options,
 ) -> tuple[nn.Module, nn.Module]:
     """The (down, up) pair for upsampler ``name``; valid for every name in ``list_upsamplers()``.
 
@@ -144,6 +148,12 @@ def create_pair(
     Returns:
         ``down`` with ``forward(x) -> (y, context)``, ``up`` with ``forward(en, de, context)``.
     """
-    if name in _PAIRS:
-        return _PAIRS[name](en_channels, en_channels if de_channels is None else de_channels, scale, **options)
-    return MaxPoolDown(scale), PlainUp(create_upsampler(name, en_channels, de_channels, scale, **options))
+    check_name(name, list_upsamplers())
+    if name not in _PAIRS:
+        up = create_upsampler(name, en_channels, de_channels, scale, device, dtype, **options)
+        return MaxPoolDown(scale), PlainUp(up)
+    factory, accepted = _PAIRS[name]
+    check_options(name, options, accepted)
+    f = factory_kwargs(device, dtype)
+    down, up = factory(en_channels, en_channels if de_channels is None else de_channels, scale, **options)
+    return down.to(**f), up.to(**f)

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["create_upsampler", "list_upsamplers", "register_upsampler"]
+from ._checks import factory_kwargs
+
+__all__ = ["create_upsampler", "list_upsamplers", "options_of", "register_upsampler"]
 
 UpsamplerFactory = Callable[..., nn.Module]
-_REGISTRY: dict[str, UpsamplerFactory] = {}
+_REGISTRY: dict[str, tuple[UpsamplerFactory, tuple[str, ...]]] = {}
+
+# Arguments every factory receives itself, never as an option.
+_STRUCTURAL = {"self", "en_channels", "de_channels", "channels", "scale", "device", "dtype", "kernel_generator"}
 
 
-def register_upsampler(name: str) -> Callable[[UpsamplerFactory], UpsamplerFactory]:
-    """Decorator: register ``factory(en_channels, de_channels, scale, **options) -> nn.Module``."""
+def options_of(target: Callable, *fixed: str) -> tuple[str, ...]:
+    """The option names a factory passes on to ``target``: its parameters but the structural ones
+    (channels, scale, device, dtype) and those the factory ``fixed`` itself."""
+    return tuple(p for p in inspect.signature(target).parameters if p not in _STRUCTURAL and p not in fixed)
+
+
+def register_upsampler(name: str, options: Sequence[str] = ()) -> Callable[[UpsamplerFactory], UpsamplerFactory]:
+    """Decorator: register ``factory(en_channels, de_channels, scale, **options) -> nn.Module``.
+
+    ``options``: the keyword options the factory takes (see :func:`options_of`); others are refused.
+    """
 
     def register(factory: UpsamplerFactory) -> UpsamplerFactory:
         if name in _REGISTRY:
             raise ValueError(f"upsampler {name!r} is already registered")
-        _REGISTRY[name] = factory
+        _REGISTRY[name] = (factory, tuple(options))
         return factory
 
     return register
@@ -28,6 +43,22 @@ def register_upsampler(name: str) -> Callable[[UpsamplerFactory], UpsamplerFacto
 def list_upsamplers() -> list[str]:
     """The registered upsampler names, sorted."""
     return sorted(_REGISTRY)
+
+
+def check_name(name: str, valid: Sequence[str]) -> None:
+    """Raise TypeError for a name that is not a str, KeyError listing ``valid`` for an unknown one."""
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a str, one of {', '.join(valid)}; got {type(name).__name__} {name!r}")
+    if name not in valid:
+        raise KeyError(f"unknown upsampler {name!r}; valid names: {', '.join(valid)}")
+
+
+def check_options(name: str, options: Mapping[str, object], accepted: Sequence[str]) -> None:
+    """Raise TypeError naming the options upsampler ``name`` does not take, and those it takes."""
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        listed = ", ".join(sorted(accepted)) or "none"
+        raise TypeError(f"upsampler {name!r}: unknown option(s) {', '.join(unknown)}; accepted options: {listed}")
 
 
 def create_upsampler(
@@ -51,8 +82,13 @@ def create_upsampler(
 
     Raises:
         KeyError: for an unknown name, listing the valid ones.
+        TypeError: for an option the operator does not take (listing those it takes) or an argument
+            of the wrong type.
+        ValueError: for an argument out of range.
     """
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown upsampler {name!r}; valid names: {', '.join(list_upsamplers())}")
+    check_name(name, list_upsamplers())
+    factory, accepted = _REGISTRY[name]
+    check_options(name, options, accepted)
+    f = factory_kwargs(device, dtype)
     de_channels = en_channels if de_channels is None else de_channels
-    return _REGISTRY[name](en_channels, de_channels, scale, **options).to(device=device, dtype=dtype)
+    return factory(en_channels, de_channels, scale, **options).to(**f)

@@ -21,8 +21,9 @@ from torch import Tensor, nn
 
 from ..ops.carafe import carafe
 from ..ops.resize import check_sizes, source_index
+from ._checks import check_ints, factory_kwargs
 from .base import Upsampler
-from .registry import register_upsampler
+from .registry import options_of, register_upsampler
 
 __all__ = ["SAPA", "local_similarity", "sapa_attention"]
 
@@ -51,8 +52,7 @@ def local_similarity(query: Tensor, key: Tensor, kernel_size: int, scale: int) -
             f"query and key: expected (B, d, H, W) and (B, d, h, w) with the same B and d, "
             f"got {tuple(query.shape)} and {tuple(key.shape)}"
         )
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size: expected a positive odd integer, got {kernel_size!r}")
+    check_ints(odd=True, kernel_size=kernel_size)
     (ho, wo), (h, w) = query.shape[-2:], key.shape[-2:]
     check_sizes((h, w), (ho, wo), scale, "query spatial size vs key")
     b, d = query.shape[:2]
@@ -111,9 +111,9 @@ class SAPA(Upsampler):
         dtype=None,
     ) -> None:
         super().__init__(en_channels, de_channels, scale)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size: expected a positive odd integer, got {kernel_size!r}")
-        f = {"device": device, "dtype": dtype}
+        check_ints(embedding_dim=embedding_dim)
+        check_ints(odd=True, kernel_size=kernel_size)
+        f = factory_kwargs(device, dtype)
         self.kernel_size = kernel_size
         self.norm_en = nn.LayerNorm(en_channels, **f)
         self.norm_de = nn.LayerNorm(de_channels, **f)
@@ -138,6 +138,6 @@ class SAPA(Upsampler):
         return f"{super().extra_repr()}, kernel_size={self.kernel_size}"
 
 
-@register_upsampler("sapa")
+@register_upsampler("sapa", options_of(SAPA))
 def _sapa(en_channels: int, de_channels: int, scale: int, **options) -> SAPA:
     return SAPA(en_channels, de_channels, scale, **options)

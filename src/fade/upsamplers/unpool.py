@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import check_scale, check_sizes
+from ..ops.resize import check_scale, check_sizes, nearest_upsample
+from ._checks import check_context, check_pool_input
 from .base import Upsampler
-from .pairs import PairedUpsampler, check_pool_input, pooled_size, register_pair
+from .pairs import PairedUpsampler, pooled_size, register_pair
 from .registry import register_upsampler
 
 __all__ = ["MaxPoolIndices", "MaxUnpool", "max_pool_indices", "max_unpool"]
@@ -71,7 +72,7 @@ class MaxPoolIndices(nn.Module):
         return max_pool_indices(x, low_hw, self.scale)[1]
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_pool_input(x, self.scale)
+        check_pool_input(x, self.scale, self)
         return max_pool_indices(x, pooled_size(x, self.scale), self.scale)
 
     def extra_repr(self) -> str:
@@ -81,7 +82,8 @@ class MaxPoolIndices(nn.Module):
 class MaxUnpool(Upsampler):
     """Up half of max-unpooling: ``forward(en, de, indices)`` -> de placed at the max positions.
 
-    Needs C_en == C_de (one index per channel); no parameters.
+    Needs C_en == C_de (one index per channel); no parameters. Max-pooling takes a NaN in ``en`` as
+    its window's maximum, so where the maximum lies is undefined there: that window's output is NaN.
 
     Shape:
         en: (B, C, H_en, W_en); de: (B, C, H, W); indices: (B, C, H, W) -> (B, C, H_en, W_en).
@@ -97,9 +99,11 @@ class MaxUnpool(Upsampler):
 
     def forward(self, en: Tensor, de: Tensor, context: Tensor | None) -> Tensor:
         self.check_inputs(en, de)
-        if context is None:
-            raise ValueError("context: expected the max indices returned by the paired MaxPoolIndices, got None")
-        return max_unpool(de, context, tuple(en.shape[-2:]))
+        check_context(context, de, "the max indices returned by the paired MaxPoolIndices")
+        size = tuple(en.shape[-2:])
+        out = max_unpool(de, context, size)
+        window_nan = en.flatten(2).gather(2, context.flatten(2)).isnan().view_as(de)
+        return out.masked_fill(nearest_upsample(window_nan, size, self.scale), float("nan"))
 
 
 @register_pair("unpool")

@@ -1,0 +1,176 @@
+"""The argument checks every upsampler shares: constructor numbers, factory dtype/device, (en, de) inputs.
+
+Each check raises TypeError for a value of the wrong type and ValueError for a value out of range,
+with a message naming the argument, what was expected and what came; nothing is allocated first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..ops.resize import check_sizes
+
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_context",
+    "check_en_de",
+    "check_input",
+    "check_ints",
+    "check_module",
+    "check_pool_input",
+    "check_positive_real",
+    "factory_kwargs",
+]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_ints(odd: bool = False, **named: int) -> None:
+    """Raise unless every named value is a positive integer (an odd one with ``odd=True``).
+
+    Example: ``check_ints(en_channels=c_en, compressed_channels=d)``; bool is not an integer.
+    """
+    expected = "a positive odd integer" if odd else "a positive integer"
+    for name, value in named.items():
+        if not _is_int(value):
+            raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}")
+        if value < 1 or (odd and value % 2 == 0):
+            raise ValueError(f"{name}: expected {expected}, got {value!r}")
+
+
+def check_positive_real(name: str, value: float) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0, else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a finite positive real number, got {type(value).__name__} {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a finite positive real number, got {value!r}")
+    return float(value)
+
+
+def check_bool(name: str, value: bool) -> None:
+    """Raise TypeError unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ValueError(f"{name}: expected {listed}, got {value!r}")
+
+
+def check_module(name: str, value: object, kind: type[nn.Module]) -> None:
+    """Raise TypeError unless ``value`` is an instance of ``kind``."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
+
+
+def factory_kwargs(device: torch.device | str | int | None, dtype: torch.dtype | None) -> dict[str, object]:
+    """``{"device": device, "dtype": dtype}`` for torch layers, after checking both.
+
+    Raises:
+        TypeError: dtype not a torch.dtype, or device not a str, int or torch.device.
+        ValueError: a non-floating dtype or an unknown device string.
+    """
+    if dtype is not None:
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"dtype: expected a floating torch.dtype or None, got {type(dtype).__name__} {dtype!r}")
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype: expected a floating torch.dtype (e.g. torch.float32), got {dtype}")
+    if device is not None:
+        if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+            raise TypeError(f"device: expected a str, int or torch.device, got {type(device).__name__} {device!r}")
+        try:
+            torch.device(device)
+        except RuntimeError as error:
+            raise ValueError(f"device: expected a device such as 'cpu' or 'cuda:0', got {device!r} ({error})") from None
+    return {"device": device, "dtype": dtype}
+
+
+def _module_tensor(module: nn.Module) -> Tensor | None:
+    """The module's first parameter or floating buffer: it fixes the dtype and device the module accepts."""
+    for t in module.parameters():
+        return t
+    return next((b for b in module.buffers() if b.is_floating_point()), None)
+
+
+def check_input(name: str, t: object, module: nn.Module, like: Tensor | None = None) -> None:
+    """Raise unless ``t`` is a floating tensor that ``module`` can take (and matches ``like``).
+
+    It must have the dtype and device of the module's parameters (a module without any takes every
+    floating dtype and device) and, when ``like`` is given, those of ``like`` (named "de"). Under
+    autocast the dtypes are left to torch.
+
+    Raises:
+        TypeError: not a tensor, not floating, or the wrong dtype.
+        ValueError: the wrong device.
+    """
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}")
+    reference, what = like, "de"
+    if reference is None:
+        reference, what = _module_tensor(module), f"{type(module).__name__}'s parameters"
+    if reference is None:
+        return
+    if t.dtype != reference.dtype and not torch.is_autocast_enabled(t.device.type):
+        raise TypeError(f"{name}: expected dtype {reference.dtype} (that of {what}), got {t.dtype}")
+    if t.device != reference.device:
+        raise ValueError(f"{name}: expected a tensor on {reference.device} (that of {what}), got {t.device}")
+
+
+def check_en_de(en: Tensor, de: Tensor, en_channels: int, de_channels: int, scale: int, module: nn.Module) -> None:
+    """Raise unless (en, de) are valid inputs of ``module``.
+
+    de as :func:`check_input`, en of de's dtype and device; both 4-D, batch-aligned, of the given
+    channels, de's spatial size positive and en's within ``scale - 1`` of ``scale`` times it.
+
+    Raises:
+        TypeError: a non-tensor, a non-floating dtype or a dtype mismatch.
+        ValueError: a device mismatch or a wrong shape.
+    """
+    check_input("de", de, module)
+    check_input("en", en, module, like=de)
+    for name, t, c in (("en", en, en_channels), ("de", de, de_channels)):
+        if t.dim() != 4:
+            raise ValueError(f"{name}: expected a 4-D tensor (B, C, H, W), got {t.dim()}-D shape {tuple(t.shape)}")
+        if t.shape[1] != c:
+            raise ValueError(f"{name}: expected {c} channels, got {t.shape[1]} (shape {tuple(t.shape)})")
+    if en.shape[0] != de.shape[0]:
+        raise ValueError(f"batch mismatch: en has batch {en.shape[0]}, de has batch {de.shape[0]}")
+    if min(de.shape[-2:]) < 1:
+        raise ValueError(f"de: expected a positive spatial size (H, W), got {tuple(de.shape[-2:])}")
+    check_sizes(tuple(de.shape[-2:]), tuple(en.shape[-2:]), scale, "en spatial size vs de")
+
+
+def check_pool_input(x: Tensor, scale: int, module: nn.Module, channels: int | None = None) -> None:
+    """Raise unless ``x`` is a (B, C, H, W) input of the down half ``module``, H, W >= scale.
+
+    As :func:`check_input`, and C == channels when given.
+    """
+    check_input("x", x, module)
+    if x.dim() != 4:
+        raise ValueError(f"x: expected a 4-D tensor (B, C, H, W), got {x.dim()}-D shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"x: expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    if min(x.shape[-2:]) < scale:
+        raise ValueError(f"x: expected a spatial size of at least {scale} (the scale), got {tuple(x.shape[-2:])}")
+
+
+def check_context(context: object, de: Tensor, what: str) -> None:
+    """Raise unless a pair's ``context`` is a tensor on de's device; ``what`` names what it should be."""
+    if context is None:
+        raise ValueError(f"context: expected {what}, got None")
+    if not isinstance(context, Tensor):
+        raise TypeError(f"context: expected {what} (a torch.Tensor), got {type(context).__name__}")
+    if context.device != de.device:
+        raise ValueError(f"context: expected a tensor on {de.device} (that of de), got {context.device}")
