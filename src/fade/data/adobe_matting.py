@@ -120,7 +120,7 @@ def _check_listed(folder: Path, names: list[str], what: str) -> None:
 
 def _same_size(path: Path, array: np.ndarray, shape: tuple[int, int], what: str) -> None:
     if array.shape[:2] != shape:
-        raise DataError(path, f"{what} of size {shape}", f"size {array.shape[:2]}")
+        raise DataError(path, f"{what} {shape}", f"size {array.shape[:2]}")
 
 
 def _read_alpha(path: Path) -> np.ndarray:
