@@ -154,7 +154,8 @@ def _bench_networks(args: argparse.Namespace, meta: dict, start: float) -> list[
     unknown = sorted(set(args.names or ()) - set(list_upsamplers()))
     if unknown:
         raise ValueError(f"names: expected upsamplers of fade.list_upsamplers() for --suite networks, got {unknown}")
-    rows = run_network_suite(args.names or list_upsamplers(), size=args.input_size, device=args.device)
+    names = args.names or list_upsamplers()
+    rows = run_network_suite(names, size=args.input_size, device=args.device, progress=sys.stderr)
     meta["elapsed_s"] = _elapsed(start)
     out = Path(args.out) / "networks"
     paths = [out / "networks.csv", out / "networks.json", out / "networks.md"]

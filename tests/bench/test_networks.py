@@ -1,5 +1,8 @@
 """What FADE adds to the paper's networks, against the published parameter counts."""
 
+import io
+import re
+
 import pytest
 import torch
 
@@ -77,8 +80,13 @@ def test_matches_published_uses_the_printed_precision():
     assert matches_published(285_084, "0.29M") and not matches_published(275_084, "0.29M")
 
 
-def test_an_upsampler_that_fails_in_a_network_is_recorded():
-    (base, bad) = [r for r in run_network_suite(["no_such_upsampler"], networks=("a2u_matting",), size=32)]
+def test_an_upsampler_that_fails_in_a_network_is_recorded_and_progress_is_shown():
+    progress = io.StringIO()
+    (base, bad) = run_network_suite(["no_such_upsampler"], networks=("a2u_matting",), size=32, progress=progress)
     assert base["upsampler"] == "bilinear" and base["params"] > 0
     assert bad["params"] is None and bad["extra_params"] is None and bad["notes"].startswith("failed: KeyError")
+    # not a terminal: the first step and the closing line (further lines at most one per 10 s)
+    lines = progress.getvalue().splitlines()
+    assert lines[0] == "bench networks 1/2 a2u_matting + bilinear | 0:00 elapsed, ETA ?"
+    assert re.fullmatch(r"bench networks 2/2 done in \d+:\d\d", lines[-1]) and len(lines) <= 3
     assert torch.get_num_threads() == 1

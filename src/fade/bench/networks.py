@@ -15,9 +15,12 @@ the printed digit. Its "IndexNet" in SegFormer-B1 (+12.60M, +30.65) is the holis
 
 from __future__ import annotations
 
+from typing import TextIO
+
 import torch
 
 from ..models import create_model
+from ..progress import Progress
 from .cases import Case
 from .measure import count_flops
 
@@ -112,6 +115,7 @@ def run_network_suite(
     networks: tuple[str, ...] = NETWORKS,
     size: int = 512,
     device: str | torch.device = "cpu",
+    progress: TextIO | None = None,
 ) -> list[dict]:
     """One row per (network, upsampler): parameters and GFLOPs, and their excess over bilinear.
 
@@ -120,48 +124,54 @@ def run_network_suite(
         networks: model names of :func:`fade.models.list_models`.
         size: the input image is (1, C_in, size, size); the published GFLOPs are for 512.
         device: where the networks run.
+        progress: stream on which the network being counted, how many remain and the time left are
+            drawn (:class:`fade.progress.Progress`; None: silent).
 
     Returns:
         Rows over :data:`NETWORK_COLUMNS` (None where not measured or not published).
     """
     device = torch.device(device)
+    names = list(dict.fromkeys(["bilinear", *upsamplers]))
     rows = []
-    for network in networks:
-        measured: dict[str, dict] = {}
-        for name in dict.fromkeys(["bilinear", *upsamplers]):
-            row = dict.fromkeys(NETWORK_COLUMNS)
-            row.update(network=network, upsampler=name, notes="")
-            options = PAPER_UPSAMPLER_OPTIONS.get(network, {})
-            try:
-                torch.manual_seed(0)
-                model = create_model(network, name, upsampler_options=options.get(name, {})).to(device).eval()
-                x = torch.randn(1, _input_channels(model), size, size, device=device)
-                row["input"] = "x".join(map(str, x.shape))
-                row["params"] = sum(p.numel() for p in model.parameters())
-                flops = count_flops(Case(network, model, (x,), ()))
-                row.update(gflops=flops.macs / 1e9, gproducts=flops.products / 1e9)
-                row["uncounted_ops"] = " ".join(flops.uncounted)
-            except Exception as err:  # noqa: BLE001  (an upsampler that cannot serve a network is recorded)
-                row["notes"] = f"failed: {type(err).__name__}: {str(err)[:200]}"
-            measured[name] = row
-        base = measured["bilinear"]
-        for name, row in measured.items():
-            if row["params"] is not None and base["params"] is not None:
-                row["extra_params"] = row["params"] - base["params"]
-            if row["gflops"] is not None and base["gflops"] is not None:
-                row["extra_gflops"] = row["gflops"] - base["gflops"]
-                row["extra_gflops_with_products"] = row["extra_gflops"] + row["gproducts"] - base["gproducts"]
-            if name == "bilinear":
-                published = PAPER_TOTAL_PARAMS.get(network), PAPER_TOTAL_GFLOPS.get(network)
-                ours = row["params"], None if row["gflops"] is None else row["gflops"] + row["gproducts"]
-            else:
-                published = PAPER_EXTRA_PARAMS.get((network, name)), PAPER_EXTRA_GFLOPS.get((network, name))
-                ours = row["extra_params"], row["extra_gflops_with_products"]
-            row["paper_params"], row["paper_gflops"] = published
-            for key, printed, value in zip(("params_match_paper", "gflops_match_paper"), published, ours):
-                if printed is not None and value is not None:
-                    row[key] = matches_published(value, printed)
-            rows.append(row)
+    with Progress(len(networks) * len(names), "bench networks", progress) as bar:
+        for network in networks:
+            measured: dict[str, dict] = {}
+            for name in names:
+                bar.begin(f"{network} + {name}")
+                row = dict.fromkeys(NETWORK_COLUMNS)
+                row.update(network=network, upsampler=name, notes="")
+                options = PAPER_UPSAMPLER_OPTIONS.get(network, {})
+                try:
+                    torch.manual_seed(0)
+                    model = create_model(network, name, upsampler_options=options.get(name, {})).to(device).eval()
+                    x = torch.randn(1, _input_channels(model), size, size, device=device)
+                    row["input"] = "x".join(map(str, x.shape))
+                    row["params"] = sum(p.numel() for p in model.parameters())
+                    flops = count_flops(Case(network, model, (x,), ()))
+                    row.update(gflops=flops.macs / 1e9, gproducts=flops.products / 1e9)
+                    row["uncounted_ops"] = " ".join(flops.uncounted)
+                except Exception as err:  # noqa: BLE001  (an upsampler that cannot serve a network is recorded)
+                    row["notes"] = f"failed: {type(err).__name__}: {str(err)[:200]}"
+                measured[name] = row
+                bar.advance()
+            base = measured["bilinear"]
+            for name, row in measured.items():
+                if row["params"] is not None and base["params"] is not None:
+                    row["extra_params"] = row["params"] - base["params"]
+                if row["gflops"] is not None and base["gflops"] is not None:
+                    row["extra_gflops"] = row["gflops"] - base["gflops"]
+                    row["extra_gflops_with_products"] = row["extra_gflops"] + row["gproducts"] - base["gproducts"]
+                if name == "bilinear":
+                    published = PAPER_TOTAL_PARAMS.get(network), PAPER_TOTAL_GFLOPS.get(network)
+                    ours = row["params"], None if row["gflops"] is None else row["gflops"] + row["gproducts"]
+                else:
+                    published = PAPER_EXTRA_PARAMS.get((network, name)), PAPER_EXTRA_GFLOPS.get((network, name))
+                    ours = row["extra_params"], row["extra_gflops_with_products"]
+                row["paper_params"], row["paper_gflops"] = published
+                for key, printed, value in zip(("params_match_paper", "gflops_match_paper"), published, ours):
+                    if printed is not None and value is not None:
+                        row[key] = matches_published(value, printed)
+                rows.append(row)
     return rows
 
 
