@@ -1,4 +1,5 @@
 import gzip
+import struct
 
 import numpy as np
 import pytest
@@ -77,3 +78,40 @@ def test_empty_and_missing_files(tmp_path):
         read_idx(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="expected a file at .*nothing"):
         read_idx(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_header_whose_size_overflows_int64_is_refused_before_allocating(tmp_path, gz):
+    """dims 2^32-1 x 2^32-1 x 2^32-1 of float64: 8 * (2^32-1)^3 bytes, far beyond int64; the file holds 16."""
+    header = struct.pack(">BBBB", 0, 0, 0x0E, 3) + struct.pack(">3I", *(3 * [2**32 - 1]))
+    data = header + bytes(16)
+    path = tmp_path / "huge.idx"
+    path.write_bytes(gzip.compress(data) if gz else data)
+    expected = 8 * (2**32 - 1) ** 3
+    with pytest.raises(ValueError, match=rf"huge\.idx: .*expected {expected} data bytes, got 16 \(truncated\)"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("dims", [(0,), (3, 0, 2), ()])
+def test_empty_and_zero_dimensional_arrays(tmp_path, write_idx, dims):
+    array = np.arange(int(np.prod(dims)), dtype=np.int16).reshape(dims)
+    got = read_idx(write_idx(tmp_path / "e.idx", array))
+    assert got.shape == dims and got.dtype == np.int16
+    np.testing.assert_array_equal(got, array)
+
+
+def test_short_header_names_expected_and_got_bytes(tmp_path):
+    path = tmp_path / "short.idx"
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + b"\x00\x00\x00\x05\x00\x00")
+    with pytest.raises(ValueError, match=r"short\.idx: expected a 16-byte header for 3 dims, got 10 bytes in all"):
+        read_idx(path)
+
+
+def test_corrupt_gzip_payload_names_file(tmp_path, write_idx):
+    """A flipped byte inside the deflate stream: a CRC or stream error, reported as a corrupt gzip file."""
+    path = write_idx(tmp_path / "flip.gz", np.arange(3000, dtype=np.int32), gz=True)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"flip\.gz: expected a complete gzip stream, got a truncated or corrupt"):
+        read_idx(path)
