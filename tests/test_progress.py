@@ -130,6 +130,8 @@ def test_bad_arguments_are_refused_with_the_argument_named():
     with pytest.raises(ValueError, match="interval_s must be >= 0, got -1"):
         Progress(1, interval_s=-1)
     progress = Progress(1)
+    with pytest.raises(ValueError, match="steps must be >= 0, got -1"):
+        progress.advance(-1)
     progress.advance()
     with pytest.raises(ValueError, match=r"1 \+ 1 steps done exceeds total 1"):
         progress.advance()

@@ -13,7 +13,6 @@ are printed, at most one per ``interval_s`` apart from the first and the last. A
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ def _is_terminal(stream: TextIO) -> bool:
 def _width(stream: TextIO) -> int:
     try:
         columns = os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
         columns = 0
     return columns or 80  # a terminal that does not know its size says 0
 
@@ -106,12 +105,15 @@ class Progress:
         return self.elapsed_s / self.done * (self.total - self.done)
 
     def begin(self, label: str) -> None:
-        """Step ``done + 1`` starts: show it as ``label``."""
+        """Step ``done + 1`` starts: show it as ``label`` (drawn at once on a terminal; for steps of many
+        per second, such as training steps, :meth:`advance` alone is the cheaper call)."""
         self.label, self.running, self._labelled = label, True, True
         self._draw(force=self.terminal)
 
     def advance(self, steps: int = 1) -> None:
         """``steps`` more steps are finished."""
+        if steps < 0:
+            raise ValueError(f"Progress.advance: steps must be >= 0, got {steps}")
         if self.done + steps > self.total:
             raise ValueError(f"Progress.advance: {self.done} + {steps} steps done exceeds total {self.total}")
         self.done += steps
