@@ -105,8 +105,10 @@ class Progress:
         return self.elapsed_s / self.done * (self.total - self.done)
 
     def begin(self, label: str) -> None:
-        """Step ``done + 1`` starts: show it as ``label`` (drawn at once on a terminal; for steps of many
-        per second, such as training steps, :meth:`advance` alone is the cheaper call)."""
+        """Step ``done + 1`` starts: show it as ``label``.
+
+        Drawn at once on a terminal; for many steps a second (training steps) :meth:`advance` alone is cheaper.
+        """
         self.label, self.running, self._labelled = label, True, True
         self._draw(force=self.terminal)
 
