@@ -270,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     configure_bench(subparsers)
     from .train.cli import configure_training
+    from .train.visualize import configure_visualize
 
     configure_training(subparsers)
+    configure_visualize(subparsers)
     for subparser in subparsers.choices.values():
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

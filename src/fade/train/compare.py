@@ -29,7 +29,7 @@ from ..progress import Progress
 from .presets import Preset
 from .stats import clearly_above, paired_differences, separated
 from .tasks import create_task
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .trainer import CHECKPOINT, SEED_MAX, build_data, check_upsampler, resolve_device, train
 
 __all__ = [
@@ -61,7 +61,7 @@ FORMATS: dict[str, tuple[str, float, int]] = {
 }
 """Per metric: column label, display scale and decimals (matting in the meters' Composition-1K units)."""
 MODEL = "model.pt"
-"""The final weights (a state dict) kept in every upsampler's first-seed run folder."""
+"""The final weights kept in every upsampler's first-seed run folder (a checkpoint without the optimiser)."""
 FLAG = "†"
 """Marks a result that is not clearly above the trivial baseline."""
 FLAG_NOTE = (
@@ -402,7 +402,7 @@ def _compare_in_locked_folder(
                     run_log(f"{name} seed {seed}: failed: {error}")
                     result = {"status": "failed", "error": str(error)}
                 if result["status"] == "complete" and seed == min(seeds):
-                    _keep_model(run_dir, device, run_log)
+                    _keep_model(run_dir, run_log)
                 runs.append(
                     {"upsampler": name, "seed": seed, **{k: result.get(k) for k in _RUN_KEYS}, "status": result["status"]}
                 )
@@ -449,8 +449,12 @@ def _compare_in_locked_folder(
 _RUN_KEYS = ("metrics", "parameters", "train_seconds", "final_loss", "machine", "error")
 
 
-def _keep_model(run_dir: Path, device: str | torch.device, log: Log) -> None:
-    """Copy the final weights of a finished run's checkpoint to ``run_dir/model.pt`` (once; kept for visualising)."""
+def _keep_model(run_dir: Path, log: Log) -> None:
+    """Keep the final weights of a finished run as ``run_dir/model.pt`` (once), for ``fade visualize``.
+
+    model.pt is a checkpoint (:func:`~fade.train.checkpoint.save_checkpoint`, checksummed) holding
+    only ``config``, ``step`` and ``model``: a fraction of checkpoint.pt, which also holds the optimiser.
+    """
     target = run_dir / MODEL
     if target.exists():
         return
@@ -458,7 +462,7 @@ def _keep_model(run_dir: Path, device: str | torch.device, log: Log) -> None:
         log(f"{run_dir}: no {CHECKPOINT} to keep the final weights from (trained elsewhere?); fade visualize needs one")
         return
     state = load_checkpoint(run_dir / CHECKPOINT, torch.device("cpu"))
-    atomic_write(target, lambda f: torch.save(state["model"], f))
+    save_checkpoint(target, {k: state[k] for k in ("config", "step", "model")})
 
 
 def near_best(rows: list[dict], metric: str, direction: str) -> dict[str, bool | None]:
