@@ -23,7 +23,7 @@ from .pairs import (
     list_pairs,
     register_pair,
 )
-from .registry import create_upsampler, list_upsamplers, register_upsampler
+from .registry import create_upsampler, list_options, list_upsamplers, register_upsampler
 from .sapa import SAPA
 from .unpool import MaxPoolIndices, MaxUnpool
 
@@ -50,6 +50,7 @@ __all__ = [
     "PlainUp",
     "create_pair",
     "create_upsampler",
+    "list_options",
     "list_pairs",
     "list_upsamplers",
     "register_pair",

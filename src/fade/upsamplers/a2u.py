@@ -222,7 +222,8 @@ class A2UUp(Upsampler):
 
 @register_pair("a2u", options_of(A2UKernels, "downsample"))
 def _a2u_pair(en_channels: int, de_channels: int, scale: int, **options) -> tuple[A2UDown, A2UUp]:
-    return A2UDown(A2UKernels(en_channels, scale, **options)), A2UUp(en_channels, de_channels, scale)
+    up = A2UUp(en_channels, de_channels, scale)
+    return A2UDown(A2UKernels(en_channels, scale, **options)), up
 
 
 @register_upsampler("a2u", options_of(A2UKernels, "downsample"))

@@ -201,12 +201,12 @@ class IndexedUpsample(Upsampler):
 def _indexnet_pair(
     en_channels: int, de_channels: int, scale: int, kind: BlockKind, **options
 ) -> tuple[IndexedPool, IndexedUpsample]:
+    up = IndexedUpsample(en_channels, de_channels, scale)
     if kind == "depthwise" and en_channels != de_channels:
         raise ValueError(
             "depthwise IndexNet predicts one index map per encoder channel: expected de_channels == "
             f"en_channels, got en_channels={en_channels}, de_channels={de_channels}"
         )
-    up = IndexedUpsample(en_channels, de_channels, scale)
     return IndexedPool(IndexBlock(en_channels, scale, kind, **options)), up
 
 

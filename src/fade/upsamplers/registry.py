@@ -10,7 +10,7 @@ from torch import nn
 
 from ._checks import factory_kwargs
 
-__all__ = ["create_upsampler", "list_upsamplers", "options_of", "register_upsampler"]
+__all__ = ["create_upsampler", "list_options", "list_upsamplers", "options_of", "register_upsampler"]
 
 UpsamplerFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, tuple[UpsamplerFactory, tuple[str, ...]]] = {}
@@ -43,6 +43,12 @@ def register_upsampler(name: str, options: Sequence[str] = ()) -> Callable[[Upsa
 def list_upsamplers() -> list[str]:
     """The registered upsampler names, sorted."""
     return sorted(_REGISTRY)
+
+
+def list_options(name: str) -> list[str]:
+    """The keyword options upsampler ``name`` takes (beyond channels, scale, device, dtype), sorted."""
+    check_name(name, list_upsamplers())
+    return sorted(_REGISTRY[name][1])
 
 
 def check_name(name: str, valid: Sequence[str]) -> None:

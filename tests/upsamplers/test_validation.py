@@ -1,0 +1,355 @@
+"""Hostile input for every registered upsampler: each family of bad argument, table-driven over
+``fade.list_upsamplers()`` (a new name is covered automatically), plus the cases of issue 9."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import fade
+from fade.upsamplers import DySample, FADELite, KernelUpsampler, list_options
+from fade.upsamplers.a2u import A2UDown, A2UKernels
+from fade.upsamplers.indexnet import IndexBlock, IndexedPool
+from fade.upsamplers.kernels import (
+    DecoderKernels,
+    EncoderKernels,
+    NaiveKernels,
+    SemiShiftKernels,
+    SemiShiftLiteKernels,
+)
+from fade.upsamplers.pairs import PairedUpsampler, PlainUp
+
+NAMES = fade.list_upsamplers()
+C = 4
+LOW, HIGH = (4, 3), (9, 7)  # floor-mode at s = 2
+SIZE_ONLY = {"bilinear", "carafe", "deconv", "dysample", "nearest", "pixelshuffle"}
+
+
+def inputs(batch=2, dtype=torch.float32):
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(batch, C, *HIGH, generator=g, dtype=dtype),
+        torch.randn(batch, C, *LOW, generator=g, dtype=dtype),
+    )
+
+
+def has_parameters(module):
+    return any(True for _ in module.parameters())
+
+
+def ups(name):
+    """The stand-alone upsampler and the pair's up half (with the context its down half gives)."""
+    en, de = inputs()
+    down, up = fade.create_pair(name, C)
+    _, context = down(en)
+    return [
+        (fade.create_upsampler(name, C), lambda m, e, d: m(e, d)),
+        (up, lambda m, e, d: m(e, d, context)),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# forward(en, de)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("bad", [lambda t: t.numpy(), lambda t: t.tolist(), lambda t: None])
+def test_non_tensor_inputs_are_type_errors_naming_the_argument(name, bad):
+    en, de = inputs()
+    for module, call in ups(name):
+        with pytest.raises(TypeError, match="en: expected a torch.Tensor, got"):
+            call(module, bad(en), de)
+        with pytest.raises(TypeError, match="de: expected a torch.Tensor, got"):
+            call(module, en, bad(de))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int64, torch.uint8, torch.complex64])
+def test_non_floating_inputs_are_type_errors(name, dtype):
+    en, de = inputs()
+    for module, call in ups(name):
+        with pytest.raises(TypeError, match=f"en: expected a floating-point tensor, got dtype {dtype}"):
+            call(module, en.to(dtype), de)
+        with pytest.raises(TypeError, match=f"de: expected a floating-point tensor, got dtype {dtype}"):
+            call(module, en, de.to(dtype))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_en_and_de_of_different_dtypes_are_type_errors(name):
+    """Never a silent float64 result (carafe_gate and nn_gate gave one)."""
+    en, de = inputs()
+    for module, call in ups(name):
+        with pytest.raises(TypeError, match=r"en: expected dtype torch.float32 \(that of de\), got torch.float64"):
+            call(module, en.double(), de)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inputs_must_have_the_parameters_dtype_and_parameterless_modules_take_any(name):
+    """The one policy: a module takes the dtype of its parameters; one without any takes every
+    floating dtype and then computes in it."""
+    en, de = inputs()
+    module = fade.create_upsampler(name, C).eval()
+    if has_parameters(module):
+        with pytest.raises(TypeError, match=r"de: expected dtype torch.float32 \(that of .*parameters\), got torch.float64"):
+            module(en.double(), de.double())
+        assert module.double()(en.double(), de.double()).dtype == torch.float64
+    else:
+        out = module(en.double(), de.double())
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out.float(), module(en, de))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inputs_on_different_devices_are_value_errors(name):
+    en, de = inputs()
+    for module, call in ups(name):
+        with pytest.raises(ValueError, match=r"en: expected a tensor on cpu \(that of de\), got meta"):
+            call(module, en.to("meta"), de)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_meta_inputs_give_a_shape_only_result_or_a_device_error(name):
+    """Inputs on meta, module on the CPU: a module with parameters refuses them (ValueError); one
+    without computes the shape (never uninitialised memory on the CPU, as unpool gave)."""
+    en, de = (t.to("meta") for t in inputs())
+    module = fade.create_upsampler(name, C)
+    if has_parameters(module):
+        with pytest.raises(ValueError, match=r"de: expected a tensor on cpu \(that of .*parameters\), got meta"):
+            module(en, de)
+        with pytest.raises(ValueError, match=r"de: expected a tensor on meta \(that of .*parameters\), got cpu"):
+            fade.create_upsampler(name, C, device="meta")(*inputs())
+    else:
+        out = module(en, de)
+        assert out.is_meta and out.shape == (2, C, *HIGH)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_spatial_sizes_are_value_errors_that_say_so(name):
+    en, de = inputs()
+    module = fade.create_upsampler(name, C)
+    with pytest.raises(ValueError, match=r"de: expected a positive spatial size \(H, W\), got \(0, 3\)"):
+        module(en, de[:, :, :0])
+    with pytest.raises(ValueError, match=r"en spatial size vs de: .*positive extents, got \(0, 7\)"):
+        module(en[:, :, :0], de)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_batch_gives_the_empty_result(name):
+    en, de = inputs(batch=0)
+    out = fade.create_upsampler(name, C).eval()(en, de)
+    assert out.shape == (0, C, *HIGH)
+    down, up = fade.create_pair(name, C)
+    pooled, context = down(en)
+    assert pooled.shape == (0, C, *(n // 2 for n in HIGH))
+    assert up(en, pooled, context).shape == (0, C, *HIGH)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_channels_last_and_non_contiguous_inputs_give_the_same_result(name):
+    en, de = inputs()
+    module = fade.create_upsampler(name, C).eval()
+    with torch.no_grad():
+        expected = module(en, de)
+        strided = module(en.transpose(2, 3).contiguous().transpose(2, 3), de.transpose(2, 3).contiguous().transpose(2, 3))
+        cl = module(en.contiguous(memory_format=torch.channels_last), de.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(strided, expected)
+    torch.testing.assert_close(cl, expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_down_half_checks_its_input_like_the_up_half(name):
+    en, _ = inputs()
+    down, _ = fade.create_pair(name, C)
+    with pytest.raises(TypeError, match="x: expected a torch.Tensor, got ndarray"):
+        down(en.numpy())
+    with pytest.raises(TypeError, match="x: expected a floating-point tensor, got dtype torch.int64"):
+        down(en.long())
+    if has_parameters(down):
+        with pytest.raises(TypeError, match=r"x: expected dtype torch.float32 \(that of .*parameters\), got torch.float64"):
+            down(en.double())
+        with pytest.raises(ValueError, match=r"x: expected a tensor on cpu \(that of .*parameters\), got meta"):
+            down(en.to("meta"))
+
+
+@pytest.mark.parametrize("name", sorted(fade.upsamplers.list_pairs()))
+def test_paired_context_must_be_a_tensor_on_des_device(name):
+    en, de = inputs()
+    down, up = fade.create_pair(name, C)
+    _, context = down(en)
+    with pytest.raises(TypeError, match=r"context: expected .* \(a torch.Tensor\), got ndarray"):
+        up(en, de, context.detach().numpy())
+    with pytest.raises(ValueError, match=r"context: expected a tensor on cpu \(that of de\), got meta"):
+        up(en, de, context.to("meta"))
+
+
+# ------------------------------------------------------------------------------------------------
+# NaN and infinity
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("target", ["en", "de"])
+def test_a_nan_shows_up_wherever_the_output_depends_on_it(name, target):
+    """The output pixels that change when one input value changes must be NaN when it is NaN (no
+    clamping or argmax hides it); an upsampler that reads only en's size stays finite and exact."""
+    en, de = inputs()
+    module = fade.create_upsampler(name, C).eval()
+    index = (0, 1, 2, 1)
+
+    def run(value=None, delta=0.0):
+        x = {"en": en.clone(), "de": de.clone()}
+        x[target][index] = x[target][index] + delta if value is None else value
+        with torch.no_grad():
+            return module(x["en"], x["de"])
+
+    clean = run()
+    depends = run(delta=10.0) != clean
+    with_nan = run(value=float("nan"))
+    if target == "en" and name in SIZE_ONLY:
+        assert not depends.any()
+        torch.testing.assert_close(with_nan, clean, rtol=0, atol=0)
+    else:
+        assert depends.any()
+        assert with_nan[depends].isnan().all(), f"{int((~with_nan[depends].isnan()).sum())} silently finite"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_dysample_non_finite_offsets_give_nan_not_a_border_pixel(bad):
+    """grid_sample clamps a NaN/inf position to the border (a copy of pixel (0, 0))."""
+    module = DySample(C, C).eval()
+    en, de = inputs()
+    de[0, :, 1, 1] = bad
+    with torch.no_grad():
+        out = module(en, de)
+    # every offset of point (1, 1) is non-finite, so all its s x s outputs in every channel are
+    assert out[0, :, 2:4, 2:4].isnan().all()
+    assert torch.isfinite(out[1]).all()
+
+
+def test_unpool_nan_in_en_makes_its_window_nan():
+    """Max-pooling takes the NaN as the window's maximum; where de's value goes is undefined."""
+    module = fade.create_upsampler("unpool", 1, scale=2)
+    en = torch.tensor([[[[1.0, 5.0], [float("nan"), 2.0]]]])
+    out = module(en, torch.tensor([[[[7.0]]]]))
+    assert out.isnan().all()
+    en[0, 0, 1, 0] = float("inf")  # infinity is an honest maximum
+    torch.testing.assert_close(module(en, torch.tensor([[[[7.0]]]])), torch.tensor([[[[0.0, 0.0], [7.0, 0.0]]]]))
+
+
+# ------------------------------------------------------------------------------------------------
+# constructor arguments
+# ------------------------------------------------------------------------------------------------
+
+# Invalid for every kind of option: integer sizes, bool flags, positive reals and named choices.
+ALWAYS_INVALID = [-3, 0, -0.5, float("nan"), float("inf"), "3", [3]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("value", ALWAYS_INVALID, ids=repr)
+def test_every_option_rejects_a_hostile_value_naming_itself(name, value):
+    for option in list_options(name):
+        for build in (fade.create_upsampler, fade.create_pair):
+            with pytest.raises((TypeError, ValueError), match=f"^{option}: expected"):
+                build(name, C, **{option: value})
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "kernel_size" in list_options(n)])
+@pytest.mark.parametrize(
+    "value, error, match",
+    [
+        (-3, ValueError, "positive odd integer, got -3"),
+        (0, ValueError, "positive odd integer, got 0"),
+        (4, ValueError, "positive odd integer, got 4"),
+        (3.0, TypeError, "positive odd integer, got float 3.0"),
+        (True, TypeError, "positive odd integer, got bool True"),
+        (np.int64(3), TypeError, "positive odd integer, got int64"),
+    ],
+)
+def test_kernel_size_is_a_positive_odd_int(name, value, error, match):
+    """kernel_size=-3 built K=3 (carafe, carafe_gate, encoder_kernels, naive_kernels), 0 failed in
+    conv, an even K only at forward."""
+    with pytest.raises(error, match=f"kernel_size: expected a {match}"):
+        fade.create_upsampler(name, C, kernel_size=value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "value, error", [(0, ValueError), (-4, ValueError), (4.0, TypeError), (True, TypeError), ("4", TypeError), (None, TypeError)]
+)
+def test_channels_are_positive_ints(name, value, error):
+    """create_upsampler('fade', 0) built a module; negative or float channels failed deep in torch."""
+    for build in (fade.create_upsampler, fade.create_pair):
+        with pytest.raises(error, match=r"en_channels: expected a positive integer, got"):
+            build(name, value, C)
+        if value is not None:  # de_channels=None means de_channels = en_channels
+            with pytest.raises(error, match=r"de_channels: expected a positive integer, got"):
+                build(name, C, value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_options_list_the_accepted_ones(name):
+    accepted = ", ".join(list_options(name)) or "none"
+    for build in (fade.create_upsampler, fade.create_pair):
+        with pytest.raises(TypeError, match=f"upsampler '{name}': unknown option\\(s\\) bogus; accepted options: {accepted}$"):
+            build(name, C, bogus=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_device_and_dtype_are_checked_before_building(name):
+    for build in (fade.create_upsampler, fade.create_pair):
+        with pytest.raises(ValueError, match="dtype: expected a floating torch.dtype .*, got torch.int64"):
+            build(name, C, dtype=torch.int64)
+        with pytest.raises(ValueError, match="dtype: expected a floating torch.dtype .*, got torch.complex64"):
+            build(name, C, dtype=torch.complex64)
+        with pytest.raises(TypeError, match="dtype: expected a floating torch.dtype or None, got str 'float32'"):
+            build(name, C, dtype="float32")
+        with pytest.raises(ValueError, match="device: expected a device such as 'cpu' or 'cuda:0', got 'gpu'"):
+            build(name, C, device="gpu")
+
+
+@pytest.mark.parametrize("build", [fade.create_upsampler, fade.create_pair])
+def test_names_must_be_registered_strings(build):
+    with pytest.raises(KeyError, match="unknown upsampler 'FADE'; valid names: " + ", ".join(NAMES)):
+        build("FADE", C)
+    with pytest.raises(TypeError, match="name: expected a str"):
+        build(["fade"], C)
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: fade.FADE(0), "en_channels: expected a positive integer, got 0"),
+        (lambda: fade.FADE(4, compressed_channels=0), "compressed_channels: expected a positive integer, got 0"),
+        (lambda: fade.FADE(4, encoder_kernel_size=-1), "encoder_kernel_size: expected a positive odd integer, got -1"),
+        (lambda: FADELite(4, kernel_size=-3), "kernel_size: expected a positive odd integer, got -3"),
+        (lambda: SemiShiftKernels(4, 4, compressed_channels=-2), "compressed_channels: expected a positive integer"),
+        (lambda: SemiShiftLiteKernels(4, -4), "de_channels: expected a positive integer, got -4"),
+        (lambda: EncoderKernels(4, 4, kernel_size=-3), "kernel_size: expected a positive odd integer, got -3"),
+        (lambda: NaiveKernels(4, 4, kernel_size=0), "kernel_size: expected a positive odd integer, got 0"),
+        (lambda: DecoderKernels(4, 4, kernel_size=-3), "kernel_size: expected a positive odd integer, got -3"),
+        (lambda: KernelUpsampler(None, 0, 4), "en_channels: expected a positive integer, got 0"),
+        (lambda: KernelUpsampler("kernels", 4, 4), "kernel_generator: expected a Module, got str"),
+        (lambda: fade.upsamplers.SAPA(4, 4, embedding_dim=0), "embedding_dim: expected a positive integer, got 0"),
+        (lambda: DySample(4, 4, scope=float("nan")), "scope: expected a finite positive real number, got nan"),
+        (lambda: DySample(4, 4, scope=0), "scope: expected a finite positive real number, got 0"),
+        (lambda: DySample(4, 4, groups=True), "groups: expected a positive integer, got bool True"),
+        (lambda: A2UKernels(4, rank=0), "rank: expected a positive integer, got 0"),
+        (lambda: A2UKernels(4, downsample=1), "downsample: expected True or False, got int 1"),
+        (lambda: A2UKernels(0), "channels: expected a positive integer, got 0"),
+        (lambda: A2UDown(torch.nn.Identity()), "kernels: expected a A2UKernels, got Identity"),
+        (lambda: IndexBlock(4, nonlinear="yes"), "nonlinear: expected True or False, got str 'yes'"),
+        (lambda: IndexBlock(4, expansion=0), "expansion: expected a positive integer, got 0"),
+        (lambda: IndexedPool(None), "index_block: expected a IndexBlock, got NoneType"),
+        (lambda: PlainUp(len), "upsampler: expected a Module, got builtin_function_or_method"),
+        (lambda: PairedUpsampler(torch.nn.Identity(), torch.nn.Identity()), "up: expected a Upsampler, got Identity"),
+    ],
+)
+def test_module_classes_check_their_arguments(build, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        build()
+
+
+def test_scope_takes_any_finite_positive_real():
+    assert DySample(4, 4, scope=1).scope == 1.0 and math.isclose(DySample(4, 4, scope=0.5).scope, 0.5)
