@@ -23,7 +23,14 @@ from torch import Tensor, nn
 from ..ops.carafe import carafe
 from ..ops.resize import check_scale, nearest_upsample
 from ._checks import check_choice, check_en_de, check_ints, check_module, factory_kwargs
-from .kernels import DecoderKernels, EncoderKernels, NaiveKernels, SemiShiftKernels, SemiShiftLiteKernels
+from .kernels import (
+    DecoderKernels,
+    EncoderKernels,
+    NaiveKernels,
+    SemiShiftKernels,
+    SemiShiftLiteKernels,
+    pointwise,
+)
 from .registry import options_of, register_upsampler
 
 __all__ = ["FADE", "FADELite", "KernelUpsampler"]
@@ -76,24 +83,30 @@ class KernelUpsampler(nn.Module):
             nn.init.zeros_(self.gate.bias)
 
     def kernels(self, en: Tensor, de: Tensor) -> Tensor:
-        """The normalised reassembly kernels, Tensor[B, K*K, H_en, W_en]."""
+        """The normalised reassembly kernels, Tensor[B, K*K, H_en, W_en].
+
+        Without a kernel generator, the 1x1 kernel 1 (B, 1, H_en, W_en): reassembly with it is
+        nearest-neighbour upsampling.
+        """
+        if self.kernel_generator is None:
+            return de.new_ones(de.shape[0], 1, *en.shape[-2:])
         return self.kernel_generator(en, de, self.scale).softmax(dim=1)
 
     def forward(self, en: Tensor, de: Tensor) -> Tensor:
         check_en_de(en, de, self.en_channels, self.de_channels, self.scale, self)
-        size = en.shape[-2:]
-        if self.kernel_generator is None:
-            up = nearest_upsample(de, size, self.scale)
-        else:
-            up = carafe(de, self.kernels(en, de), self.scale)
-        if self.fusion == "none":
-            return up
+        kernels = self.kernels(en, de)
         if self.aligner is not None:
-            en = self.aligner(en)
-        if self.fusion == "skip":
-            return up + en
-        g = torch.sigmoid(nearest_upsample(self.gate(de), size, self.scale))
-        return en * g + up * (1 - g)
+            en = pointwise(self.aligner, en)
+        if self.fusion == "gate":
+            gate = nearest_upsample(torch.sigmoid(pointwise(self.gate, de)), en.shape[-2:], self.scale)
+            # The reassembly is linear in each pixel's kernel, so up * (1 - G) is the reassembly with
+            # kernels * (1 - G): the one full-size tensor made is the output, and autograd keeps none.
+            out = carafe(de, kernels * (1 - gate), self.scale)
+            if torch.is_grad_enabled() and (en.requires_grad or gate.requires_grad):
+                return out.add_(en * gate)  # addcmul_'s backward would make two full-size temporaries
+            return out.addcmul_(en, gate)
+        up = carafe(de, kernels, self.scale)
+        return up.add_(en) if self.fusion == "skip" else up
 
     def extra_repr(self) -> str:
         return f"en_channels={self.en_channels}, de_channels={self.de_channels}, scale={self.scale}, fusion={self.fusion!r}"

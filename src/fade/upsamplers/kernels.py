@@ -21,11 +21,34 @@ __all__ = [
     "NaiveKernels",
     "SemiShiftKernels",
     "SemiShiftLiteKernels",
+    "pointwise",
 ]
 
 
 def _conv(cin: int, cout: int, k: int, bias: bool = True, groups: int = 1, **factory) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias, groups=groups, **factory)
+
+
+def pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``conv(x)`` for a 1x1 conv (stride 1, no padding, one group), as a batched matrix product.
+
+    The same values as the conv; on CPU it is faster, and its backward writes the input's gradient
+    directly, where the conv's backward also fills a column buffer the size of the input. Inputs
+    that are not contiguous (e.g. channels-last) go to the conv itself.
+
+    Args:
+        conv: the 1x1 conv. x: Tensor[B, C_in, H, W].
+
+    Returns:
+        Tensor[B, C_out, H, W].
+    """
+    if not x.is_contiguous():
+        return conv(x)
+    b, c, h, w = x.shape
+    weight = conv.weight.view(1, conv.out_channels, c).expand(b, -1, -1)
+    flat = x.view(b, c, h * w)
+    out = torch.bmm(weight, flat) if conv.bias is None else torch.baddbmm(conv.bias.view(1, -1, 1), weight, flat)
+    return out.view(b, conv.out_channels, h, w)
 
 
 def xavier_init_(module: nn.Module) -> None:
@@ -74,8 +97,8 @@ class SemiShiftKernels(nn.Module):
         xavier_init_(self)
 
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
-        high = self.content_encoder(self.compress_en(en))
-        low = self.content_encoder(self.compress_de(de))
+        high = self.content_encoder(pointwise(self.compress_en, en))
+        low = self.content_encoder(pointwise(self.compress_de, de))
         return high + nearest_upsample(low, en.shape[-2:], scale)
 
 
@@ -134,7 +157,7 @@ class EncoderKernels(nn.Module):
         return en
 
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
-        return self.content_encoder(self.compress(self.features(en, de, scale)))
+        return self.content_encoder(pointwise(self.compress, self.features(en, de, scale)))
 
 
 class NaiveKernels(EncoderKernels):
@@ -183,7 +206,7 @@ class DecoderKernels(nn.Module):
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
         if scale != self.scale:
             raise ValueError(f"DecoderKernels was built for scale {self.scale}, got scale {scale}")
-        logits = F.pixel_shuffle(self.content_encoder(self.compress(de)), scale)
+        logits = F.pixel_shuffle(self.content_encoder(pointwise(self.compress, de)), scale)
         (ho, wo), (h, w) = en.shape[-2:], logits.shape[-2:]
         if (ho, wo) != (h, w):
             logits = logits.index_select(-2, source_index(ho, h, 1, logits.device))
