@@ -1,10 +1,15 @@
 import hashlib
+import io
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from fade.io import CorruptFileError, FolderLockedError
 from fade.train import create_task, train
 from fade.train.checkpoint import load_checkpoint
 
@@ -26,7 +31,8 @@ def test_run_writes_results_with_the_task_metrics(task, tiny_data, tmp_path):
     preset = TINY[task]
     result = train(preset, "fade", tmp_path, data=tiny_data(task))
     written = json.loads((tmp_path / "results.json").read_text())
-    assert written.pop("sha256") == hashlib.sha256(json.dumps(result, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    canonical = json.dumps(result, sort_keys=True, separators=(",", ":")).encode()
+    assert written.pop("sha256") == hashlib.sha256(canonical).hexdigest()
     assert written == result
     assert result["status"] == "complete"
     assert (result["task"], result["upsampler"], result["seed"], result["steps"]) == (task, "fade", 0, preset.steps)
@@ -123,3 +129,101 @@ def test_same_batches_for_every_upsampler(tiny_data, tmp_path, monkeypatch):
     assert len(seen["bilinear"]) == TINY["reconstruction"].steps
     for a, b in zip(seen["bilinear"], seen["carafe"]):
         assert torch.equal(a, b)
+
+
+def _no_model(monkeypatch):
+    """Fail the test if the run gets as far as building its model."""
+    monkeypatch.setattr("fade.train.trainer.build_model", lambda *a, **k: pytest.fail("built the model"))
+
+
+def _flip(path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "random", "header bit", "tensor bit", "old format"])
+def test_a_damaged_checkpoint_is_refused_before_training(damage, tiny_data, tmp_path, monkeypatch):
+    """A bit flipped in a tensor used to load silently and change the results."""
+    preset, data = TINY["reconstruction"], tiny_data("reconstruction")
+    train(preset, "bilinear", tmp_path, data=data, stop_after=2)
+    path = tmp_path / "checkpoint.pt"
+    raw = path.read_bytes()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(raw[: len(raw) - 1000])
+    elif damage == "random":
+        path.write_bytes(os.urandom(len(raw)))
+    elif damage == "header bit":
+        _flip(path, 30)
+    elif damage == "tensor bit":
+        weight = max(load_checkpoint(path, torch.device("cpu"))["model"].values(), key=torch.Tensor.numel)
+        _flip(path, raw.index(weight.numpy().tobytes()[:64]) + 3)  # a bit of a weight, inside the payload
+        payload = path.read_bytes().split(b"\n", 1)[1]
+        flipped = max(torch.load(io.BytesIO(payload), weights_only=True)["model"].values(), key=torch.Tensor.numel)
+        assert not torch.equal(flipped, weight)  # torch alone would load the altered weights without a word
+    else:
+        torch.save(load_checkpoint(path, torch.device("cpu")), path)
+    _no_model(monkeypatch)
+    with pytest.raises(CorruptFileError, match=rf"^{path}: .*; delete it to restart the run from step 0"):
+        train(preset, "bilinear", tmp_path, data=data)
+
+
+def test_a_damaged_results_file_is_refused_and_deleting_it_evaluates_again(tiny_data, tmp_path, monkeypatch):
+    preset, data = TINY["reconstruction"], tiny_data("reconstruction")
+    first = train(preset, "bilinear", tmp_path, data=data)
+    results = tmp_path / "results.json"
+    results.write_text(results.read_text().replace('"seed": 0', '"seed": 1', 1))
+    with pytest.raises(CorruptFileError, match=rf"^{results}: content does not match its checksum.*; delete it and"):
+        train(preset, "bilinear", tmp_path, data=data)
+    results.unlink()
+    assert train(preset, "bilinear", tmp_path, data=data)["metrics"] == first["metrics"]  # from the final checkpoint
+
+
+def test_a_folder_held_by_another_process_is_refused_before_training(tiny_data, tmp_path, monkeypatch):
+    hold = "\n".join(
+        ["import sys", "from fade.io import lock_folder", "with lock_folder(sys.argv[1]):", "    print('locked', flush=True)"]
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold + "\n    sys.stdin.read()", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        _no_model(monkeypatch)
+        with pytest.raises(FolderLockedError, match=rf"{tmp_path} is in use by another run \(pid {holder.pid}, host"):
+            train(TINY["reconstruction"], "bilinear", tmp_path, data=tiny_data("reconstruction"))
+    finally:
+        holder.communicate("")
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file", "unwritable"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_training(where, tiny_data, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    out = {"a file": tmp_path / "file", "below a file": tmp_path / "file" / "run", "unwritable": "/sys/fade-run"}[where]
+    _no_model(monkeypatch)
+    message = rf"out_dir: expected a (writable )?folder, got {out}"
+    with pytest.raises((NotADirectoryError, PermissionError), match=message):
+        train(TINY["reconstruction"], "bilinear", out, data=tiny_data("reconstruction"))
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"seed": -1}, ValueError, r"seed: expected an integer in \[0, 4294967295\], got -1"),
+        ({"seed": 2**32}, ValueError, r"seed: expected an integer in \[0, 4294967295\], got 4294967296"),
+        ({"seed": 1.0}, TypeError, "seed: expected an integer, got float 1.0"),
+        ({"seed": True}, TypeError, "seed: expected an integer, got bool True"),
+        ({"threads": 0}, ValueError, r"threads: expected an integer in \[1, 1024\], got 0"),
+        ({"threads": 10**7}, ValueError, r"threads: expected an integer in \[1, 1024\], got 10000000"),
+        ({"stop_after": 0}, ValueError, "stop_after: expected an integer >= 1, got 0"),
+    ],
+)
+def test_bad_run_arguments_are_refused_before_the_folder_is_touched(options, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        train(TINY["reconstruction"], "bilinear", tmp_path / "run", **options)
+    assert not (tmp_path / "run").exists()
