@@ -5,9 +5,11 @@ The reference implements the facts-file formula literally, one output value at a
 ``sx = min(x//s, W-1)``, ``r = K//2`` and zero outside x; its gradients are accumulated in the same loops.
 """
 
+import ctypes
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -331,3 +333,134 @@ def test_concurrent_builds_share_one_cached_library(monkeypatch, tmp_path):
     monkeypatch.setattr(_native.subprocess, "run", None)  # a third call must not compile
     assert hasattr(_native._build(compiler), "fade_carafe_backward_f64")
     assert [p.name for p in tmp_path.iterdir()] == [cached.name] and cached.stat().st_mtime_ns == built
+
+
+@pytest.mark.parametrize(
+    ("x", "kernels", "message"),
+    [
+        (np.zeros((1, 1, 2, 2), np.float32), torch.zeros(1, 9, 4, 4), r"x: expected a torch.Tensor .*got numpy.ndarray"),
+        (torch.zeros(1, 1, 2, 2), [[0.0]], r"kernels: expected a torch.Tensor \(B, K\*K, H_out, W_out\), got list"),
+        (None, torch.zeros(1, 9, 4, 4), r"x: expected a torch.Tensor .*got NoneType"),
+        (torch.zeros(1, 1, 2, 2).to_sparse(), torch.zeros(1, 9, 4, 4), r"x: expected a dense .*got layout torch.sparse_coo"),
+    ],
+)
+def test_non_tensor_inputs_raise_type_error(x, kernels, message):
+    with pytest.raises(TypeError, match=message):
+        carafe(x, kernels)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.int32, torch.int64, torch.complex64, torch.float8_e4m3fn])
+@pytest.mark.parametrize("argument", ["x", "kernels"])
+def test_unsupported_dtypes_raise_type_error(dtype, argument):
+    tensors = {"x": torch.zeros(1, 1, 2, 2), "kernels": torch.zeros(1, 9, 4, 4)}
+    tensors[argument] = tensors[argument].to(dtype)
+    supported = r"\(torch.float16, torch.bfloat16, torch.float32, torch.float64\)"
+    with pytest.raises(TypeError, match=rf"{argument}: expected a floating dtype {supported}, got {dtype}"):
+        carafe(tensors["x"], tensors["kernels"])
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape", "scale", "message"),
+    [
+        ((1, 1, 0, 10), (1, 9, 0, 20), None, r"x: expected a spatial size \(H, W\) of positive extents, got \(0, 10\)"),
+        ((1, 1, 0, 10), (1, 9, 0, 20), 2, r"x: expected a spatial size \(H, W\) of positive extents, got \(0, 10\)"),
+        ((1, 1, 3, 3), (1, 9, 6, 0), 2, r"kernels: expected a spatial size \(H_out, W_out\) of positive .*\(6, 0\)"),
+    ],
+)
+def test_zero_spatial_sizes_are_named(x_shape, k_shape, scale, message):
+    with pytest.raises(ValueError, match=message):
+        carafe(torch.zeros(x_shape), torch.zeros(k_shape), scale)
+
+
+def test_zero_channels_and_empty_batch(path):
+    for x_shape, k_shape in [((2, 0, 3, 4), (2, 9, 7, 8)), ((0, 0, 3, 4), (0, 9, 6, 8))]:
+        x = torch.randn(x_shape, requires_grad=True)
+        kernels = torch.randn(k_shape, requires_grad=True)
+        out = carafe(x, kernels, 2)
+        assert out.shape == (x_shape[0], 0, *k_shape[2:])
+        gx, gk = torch.autograd.grad(out, (x, kernels), torch.ones_like(out))
+        assert gx.shape == x.shape and torch.equal(gk, torch.zeros_like(kernels))
+
+
+def test_meta_backward_gives_shapes():
+    x = torch.empty(2, 4, 7, 5, device="meta", requires_grad=True)
+    kernels = torch.empty(2, 25, 15, 11, device="meta", requires_grad=True)
+    out = carafe(x, kernels, 2)
+    gx, gk = torch.autograd.grad(out, (x, kernels), torch.empty_like(out))
+    assert gx.device.type == gk.device.type == "meta" and gx.shape == x.shape and gk.shape == kernels.shape
+
+
+@pytest.mark.parametrize("scale", [5, 2**31, 2**48, 2**62, 2**63 - 1, 2**64, 10**30])
+def test_scales_beyond_the_output_over_a_one_pixel_map(path, scale):
+    # Any scale >= the output extent reads pixel 0 everywhere (ceil-mode pooling of a tiny map).
+    assert carafe(torch.tensor([[[[1.5]]]]), torch.ones(1, 1, 1, 1), scale).item() == 1.5
+    gen = torch.Generator().manual_seed(scale % 1000)
+    x = torch.randn(1, 2, 1, 1, generator=gen, dtype=D)
+    kernels = torch.randn(1, 9, 3, 5, generator=gen, dtype=D)
+    grad = torch.randn(1, 2, 3, 5, generator=gen, dtype=D)
+    ref = naive_carafe(x, kernels, scale, grad)
+    for got, want in zip(forward_and_grads(x, kernels, scale, grad), ref):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_output_beyond_a_tensor_is_refused_before_allocating():
+    x = torch.zeros(1, 1, 1, 1).expand(1, 2**20, 1, 1)
+    kernels = torch.zeros(1, 1, 1, 1).expand(1, 1, 2**22, 2**22)
+    with pytest.raises(ValueError, match=r"output: shape \(1, 1048576, 4194304, 4194304\) of torch.float32 needs more"):
+        carafe(x, kernels, 2**22)
+
+
+def test_native_refuses_sizes_it_cannot_index(monkeypatch):
+    monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+    assert _native._fits((2, 3, 7, 5, 15, 11, 5, 2), 2)
+    assert not _native._fits((1, 1, 1, 1, 1, 1, 1, 2**62), 1)
+    assert not _native._fits((1, 2**40, 1, 2**20, 1, 2**21, 1, 2), 1)
+    lib = _native._library()
+    null = ctypes.c_void_p()
+    # The C++ entry points check the same bounds (and the shape) before touching memory: status 2.
+    for shape in [(1, 1, 1, 1, 1, 1, 1, 2**62), (1, 1, 1, 1, 1, 1, 2, 1), (1, 1, 0, 1, 1, 1, 1, 1), (1, 2**62, 1, 1, 1, 1, 1, 1)]:
+        assert lib.fade_carafe_forward_f32(null, null, null, *shape, 1) == 2
+        assert lib.fade_carafe_backward_f64(null, null, null, null, null, *shape, 1) == 2
+    # Scratch that fits int64 but not in memory: status 1, and forward() returns None.
+    x, kernels = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1)
+    assert _native._fits((1, 1, 1, 1, 1, 1, 1, 2**47), 1)
+    assert _native.forward(x, kernels, 1, 2**47) is None
+    assert _native.backward(x, x, kernels, 1, 2**47) is None
+
+
+def test_sizes_the_native_kernel_cannot_hold_take_the_fallback(monkeypatch):
+    monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+    calls = []
+    for name in ("forward", "backward"):
+        original = getattr(_native, name)
+        monkeypatch.setattr(_native, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    x, kernels, grad, ref = inputs(CASES[0])
+    monkeypatch.setattr(_native, "_MAX_ELEMENTS", 1000)  # below this case's scratch
+    for got, want in zip(forward_and_grads(x, kernels, 2, grad), ref):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert calls == []
+    monkeypatch.setattr(_native, "_MAX_ELEMENTS", 2**60)
+    forward_and_grads(x, kernels, 2, grad)
+    assert calls == ["forward", "backward"]
+    # When the kernel cannot allocate its scratch, the fallback computes the result.
+    monkeypatch.setattr(_native, "forward", lambda *a: None)
+    monkeypatch.setattr(_native, "backward", lambda *a: None)
+    for got, want in zip(forward_and_grads(x, kernels, 2, grad), ref):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_nan_and_inf_weights_outside_x_propagate_alike(monkeypatch):
+    # 5x5 from 2x2 at scale 2: row and column 4 are floor-mode, computed by definition natively.
+    x = torch.randn(1, 2, 2, 2, dtype=D)
+    kernels = torch.rand(1, 9, 5, 5, dtype=D)
+    kernels[0, 0, :, 4] = float("nan")  # tap (-1, -1): outside x for every pixel of row 0
+    kernels[0, 8, 4, :] = float("inf")  # tap (+1, +1): outside x on the last rows
+    grad = torch.randn(1, 2, 5, 5, dtype=D)
+    grad[0, 1, 4, 4] = float("nan")
+    results = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv(_native.DISABLE_ENV, flag)
+        results[flag] = forward_and_grads(x, kernels, 2, grad)
+    for native, fallback in zip(results["0"], results["1"]):
+        assert torch.equal(native.isnan(), fallback.isnan()) and native.isnan().any()
+        torch.testing.assert_close(native, fallback, rtol=1e-12, atol=1e-12, equal_nan=True)

@@ -1,9 +1,19 @@
 """The shared low-to-high mapping: hand-computed cases."""
 
+import numpy as np
 import pytest
 import torch
 
-from fade.ops.resize import check_sizes, compatible_size, infer_scale, nearest_upsample, source_index
+from fade.ops.resize import (
+    check_scale,
+    check_sizes,
+    compatible_size,
+    effective_scale,
+    fit_to_size,
+    infer_scale,
+    nearest_upsample,
+    source_index,
+)
 
 
 def test_source_index_exact_floor_and_ceil_sizes():
@@ -42,3 +52,81 @@ def test_nearest_upsample_matches_loop():
         for y in range(size[0]):
             for w in range(size[1]):
                 assert torch.equal(out[0, :, y, w], x[0, :, min(y // s, 2), min(w // s, 1)])
+
+
+def test_nearest_upsample_is_exact_at_every_scale():
+    # F.interpolate's float scale factor reads row y // s - 1 at some scales (41, 47, 55, ...).
+    x = torch.arange(3, dtype=torch.float32).view(1, 1, 3, 1)
+    for s in (2, 3, 41, 47, 55, 61, 97):
+        out = nearest_upsample(x, (3 * s, s), s)
+        assert out[0, 0, :, 0].tolist() == [float(y // s) for y in range(3 * s)]
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int64, torch.uint8, torch.float16, torch.complex64])
+def test_nearest_upsample_any_dtype(dtype):
+    x = torch.tensor([[1, 0], [0, 1]]).to(dtype).view(1, 1, 2, 2)
+    assert torch.equal(nearest_upsample(x, (4, 5), 2), x[..., [0, 0, 1, 1], :][..., [0, 0, 1, 1, 1]])
+
+
+@pytest.mark.parametrize(
+    ("x", "size", "scale", "error", "message"),
+    [
+        (torch.zeros(1, 1, 4, 4), (20, 20), 2, ValueError, r"size vs x: .*\(8, 8\) at scale 2, got \(20, 20\)"),
+        (torch.zeros(1, 1, 4, 4), (8, 8), 0, ValueError, r"scale must be a positive integer, got 0"),
+        (torch.zeros(1, 1, 4, 4), (8, 8), -2, ValueError, r"scale must be a positive integer, got -2"),
+        (torch.zeros(1, 1, 4, 4), (8, 8), 2.0, ValueError, r"scale must be a positive integer, got 2.0"),
+        (torch.zeros(1, 1, 4, 4), (8, 8), True, TypeError, r"scale must be a positive integer, got True"),
+        (torch.zeros(1, 1, 4, 4), (8, 8), "2", TypeError, r"scale must be a positive integer, got '2'"),
+        (torch.zeros(1, 1, 4, 4), (8, 8), None, TypeError, r"scale must be a positive integer, got None"),
+        (torch.zeros(1, 1, 0, 4), (0, 8), 2, ValueError, r"x: expected a spatial size .*positive.*got \(0, 4\)"),
+        (torch.zeros(1, 1, 4, 4), (-8, 8), 2, ValueError, r"size: expected .*positive extents, got \(-8, 8\)"),
+        (torch.zeros(1, 1, 4, 4), (0, 8), 2, ValueError, r"size: expected .*positive extents, got \(0, 8\)"),
+        (torch.zeros(1, 1, 4, 4), (8,), 2, ValueError, r"size: expected \(H_out, W_out\), two integers, got \(8,\)"),
+        (torch.zeros(1, 1, 4, 4), (8.0, 8), 2, TypeError, r"size: expected \(H_out, W_out\), two integers"),
+        (torch.zeros(1, 1, 4, 4), None, 2, TypeError, r"size: expected \(H_out, W_out\), two integers, got None"),
+        (torch.zeros(4, 4), (8, 8), 2, ValueError, r"x: expected a 4-D tensor \(B, C, H, W\), got 2-D shape"),
+        (np.zeros((1, 1, 4, 4)), (8, 8), 2, TypeError, r"x: expected a torch.Tensor .*got numpy.ndarray"),
+        (torch.zeros(1, 1, 4, 4).to_sparse(), (8, 8), 2, TypeError, r"x: expected a dense .*sparse_coo"),
+    ],
+)
+def test_nearest_upsample_rejects_bad_input(x, size, scale, error, message):
+    with pytest.raises(error, match=message):
+        nearest_upsample(x, size, scale)
+
+
+def test_check_scale_types_and_values():
+    assert check_scale(3) == 3 and type(check_scale(np.int64(3))) is int
+    for bad in (0, -1, 1.5, 2.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale must be a positive integer"):
+            check_scale(bad)
+    for bad in (True, "2", None, [2], torch.tensor(2), 2j):
+        with pytest.raises(TypeError, match="scale must be a positive integer"):
+            check_scale(bad)
+
+
+def test_zero_extents_are_named_as_such():
+    with pytest.raises(ValueError, match=r"x: expected a low-resolution size \(H, W\) of positive extents, got \(0, 10\)"):
+        check_sizes((0, 10), (0, 10), 2, "x")
+    with pytest.raises(ValueError, match=r"expected a high-resolution size .* got \(4, 0\)"):
+        check_sizes((2, 1), (4, 0), 2, "x")
+    with pytest.raises(ValueError, match=r"cannot infer an integer scale: expected a low-resolution .*\(0, 3\)"):
+        infer_scale((0, 3), (0, 6))
+
+
+def test_scales_beyond_the_output_read_the_same_pixels():
+    # Over a 1-pixel map every scale >= the output extent maps all pixels to pixel 0.
+    assert effective_scale(2**70, (3, 5)) == 5 and effective_scale(2, (3, 5)) == 2
+    assert source_index(3, 1, 2**70).tolist() == [0, 0, 0]
+    x = torch.tensor([[[[7.0]]]])
+    assert nearest_upsample(x, (3, 1), 2**70).flatten().tolist() == [7.0, 7.0, 7.0]
+
+
+def test_fit_to_size_crops_or_repeats_an_upsampled_map():
+    up = torch.arange(6 * 4, dtype=torch.float64).view(1, 1, 6, 4)  # 3x2 upsampled at s = 2
+    assert fit_to_size(up, (6, 4), 2) is up
+    out = fit_to_size(up, (7, 3), 2)
+    assert torch.equal(out, up[..., [0, 1, 2, 3, 4, 5, 5], :][..., [0, 1, 2]])
+    with pytest.raises(ValueError, match=r"size vs x: .*\(6, 4\) at scale 2, got \(8, 4\)"):
+        fit_to_size(up, (8, 4), 2)
+    with pytest.raises(ValueError, match=r"x: expected a spatial size that is a multiple of scale 4, got \(6, 4\)"):
+        fit_to_size(up, (6, 4), 4)

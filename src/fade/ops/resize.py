@@ -136,9 +136,11 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     if len(items) != 2 or any(isinstance(n, bool) for n in items):
         raise ValueError(f"size: expected (H_out, W_out), two integers, got {size!r}")
     try:
-        return operator.index(items[0]), operator.index(items[1])
+        size = operator.index(items[0]), operator.index(items[1])
     except TypeError:
         raise TypeError(f"size: expected (H_out, W_out), two integers, got {size!r}") from None
+    _check_positive("size", "high-resolution", size)
+    return size
 
 
 def _gather(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
@@ -172,6 +174,7 @@ def nearest_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
             ``size`` not within ``scale - 1`` of ``scale * (H, W)``.
     """
     check_map("x", x, "(B, C, H, W)")
+    _check_positive("x", "spatial", tuple(x.shape[-2:]))
     size = _check_size(size)
     scale = check_scale(scale)
     check_sizes(tuple(x.shape[-2:]), size, scale, "size vs x")
@@ -192,10 +195,10 @@ def fit_to_size(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
         Tensor[B, C, H_out, W_out] (``x`` itself when the size is unchanged).
     """
     check_map("x", x, "(B, C, H, W)")
-    size = _check_size(size)
-    scale = check_scale(scale)
     hx, wx = x.shape[-2:]
     _check_positive("x", "spatial", (hx, wx))
+    size = _check_size(size)
+    scale = check_scale(scale)
     if hx % scale or wx % scale:
         raise ValueError(f"x: expected a spatial size that is a multiple of scale {scale}, got {(hx, wx)}")
     check_sizes((hx // scale, wx // scale), size, scale, "size vs x")
