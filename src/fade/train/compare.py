@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from ..io import atomic_write, lock_folder, write_checked_json, write_file
 from ..progress import Progress
 from .presets import Preset
+from .record import data_record, describe_data
 from .stats import clearly_above, paired_differences, separated
 from .tasks import create_task
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -257,6 +258,7 @@ def _setup_lines(meta: dict) -> list[str]:
             f"`{p['data']}` {p['size'][0]}x{p['size'][1]}, {samples}; {p['steps']} steps of {p['batch_size']}, "
             f"{p['optimizer']} lr {p['lr']:g}, {p['schedule']} schedule.  "
         ),
+        *([f"{describe_data(meta['data'])}.  "] if "data" in meta else []),
         f"Seeds {', '.join(map(str, seeds))} ({spread}).",
     ]
 
@@ -423,6 +425,7 @@ def _compare_in_locked_folder(
         "seeds": list(seeds),
         "train_samples": len(data[0]),
         "test_samples": len(data[1]),
+        "data": data_record(preset, *data),
     }
     results = {
         "meta": meta,

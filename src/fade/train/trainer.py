@@ -29,6 +29,7 @@ from .checkpoint import load_checkpoint, load_state_dict_file, rng_state, save_c
 from .data import CachedDataset, StepBatchSampler, create_data
 from .optim import build_optimizer, set_learning_rate
 from .presets import Preset
+from .record import data_record, describe_data
 from .tasks import Task, create_task
 
 __all__ = [
@@ -258,6 +259,8 @@ def _train_in_locked_folder(
     init_state = load_state_dict_file(init) if state is None and init is not None else None
     task = create_task(preset.task, **preset.task_options)
     train_set, test_set = data or build_data(preset, task)
+    data_used = data_record(preset, train_set, test_set)
+    log(describe_data(data_used))
     stop = preset.steps if stop_after is None else min(stop_after, preset.steps)
     schedule = preset.lr_schedule()
 
@@ -336,6 +339,7 @@ def _train_in_locked_folder(
         "eval_seconds": round(eval_seconds, 2),
         "train_samples": len(train_set),
         "test_samples": len(test_set),
+        "data": data_used,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": machine,
         "history": history,
