@@ -85,11 +85,12 @@ def train_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     """``fade compare``: every upsampler x seed per task; tables, figures and a cross-task summary."""
-    from .compare import compare, write_summary
+    from .compare import check_comparison, compare, write_summary
 
     tasks = TASK_NAMES if args.task == "all" else (args.task,)
     preset_name = args.preset or ("quick" if args.quick else "cpu")
     upsamplers = args.upsamplers or list(QUICK_UPSAMPLERS if args.quick else UPSAMPLERS)
+    check_comparison(upsamplers, args.seeds, args.device)
     root = Path(args.out) / ("quick" if args.quick else "")
     presets = {task: _preset(task, preset_name, args.steps) for task in tasks}
     results = []

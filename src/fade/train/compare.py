@@ -37,6 +37,7 @@ __all__ = [
     "FORMATS",
     "MODEL",
     "aggregate",
+    "check_comparison",
     "compare",
     "mark_trivial",
     "markdown_table",
@@ -326,6 +327,19 @@ def _panels(rows: list[dict], metrics: dict[str, str], trivial: dict | None, pre
     return panels
 
 
+def check_comparison(upsamplers: Sequence[str], seeds: Sequence[int], device: str | torch.device) -> None:
+    """ValueError unless the upsamplers are known, the seeds in range, neither empty nor repeated, the device here."""
+    if not upsamplers or not seeds:
+        raise ValueError(f"upsamplers, seeds: expected at least one of each, got {list(upsamplers)}, {list(seeds)}")
+    for name in upsamplers:
+        check_upsampler(name)
+    if len(set(upsamplers)) != len(upsamplers) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"upsamplers, seeds: expected no repeats, got {list(upsamplers)}, {list(seeds)}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= SEED_MAX for s in seeds):
+        raise ValueError(f"seeds: expected integers in [0, {SEED_MAX}], got {list(seeds)}")
+    resolve_device(device)
+
+
 def compare(
     preset: Preset,
     upsamplers: Sequence[str],
@@ -356,15 +370,7 @@ def compare(
         The dict written to results.json.
     """
     log = log or (lambda message: None)
-    if not upsamplers or not seeds:
-        raise ValueError(f"upsamplers, seeds: expected at least one of each, got {list(upsamplers)}, {list(seeds)}")
-    for name in upsamplers:
-        check_upsampler(name)
-    if len(set(upsamplers)) != len(upsamplers) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"upsamplers, seeds: expected no repeats, got {list(upsamplers)}, {list(seeds)}")
-    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= SEED_MAX for s in seeds):
-        raise ValueError(f"seeds: expected integers in [0, {SEED_MAX}], got {list(seeds)}")
-    resolve_device(device)
+    check_comparison(upsamplers, seeds, device)
     with lock_folder(out_dir, command=command or None, name="out_dir") as out:
         options = {"device": device, "threads": threads, "data": data, "command": command, "plots": plots, "log": log}
         options["progress"] = progress
