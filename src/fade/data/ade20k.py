@@ -61,7 +61,15 @@ from .transforms import (
     resize,
 )
 
-__all__ = ["ADE20K", "ADE20K_CLASSES", "ADE20K_FOLDER", "IGNORE_INDEX", "find_ade20k", "list_ade20k", "reduce_zero_label"]
+__all__ = [
+    "ADE20K",
+    "ADE20K_CLASSES",
+    "ADE20K_FOLDER",
+    "IGNORE_INDEX",
+    "find_ade20k",
+    "list_ade20k",
+    "reduce_zero_label",
+]
 
 ADE20K_FOLDER = "ADEChallengeData2016"
 ADE20K_CLASSES = 150
@@ -119,11 +127,14 @@ def list_ade20k(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]]:
     images, labels = stems(images_dir, _IMAGE_SUFFIX), stems(labels_dir, _LABEL_SUFFIX)
     missing = sorted(images.keys() - labels.keys())
     if missing:
-        raise DataError(labels_dir / f"{missing[0]}{_LABEL_SUFFIX}", f"the annotation of {images[missing[0]]}", "no such file")
+        annotation = labels_dir / f"{missing[0]}{_LABEL_SUFFIX}"
+        raise DataError(annotation, f"the annotation of {images[missing[0]]}", "no such file")
     unexpected = sorted(labels.keys() - images.keys())
     if unexpected:
         image = images_dir / f"{unexpected[0]}{_IMAGE_SUFFIX}"
-        raise DataError(labels[unexpected[0]], f"only annotations of images (no {image})", "an annotation without image")
+        raise DataError(
+            labels[unexpected[0]], f"only annotations of images (no {image})", "an annotation without image"
+        )
     if not images:
         raise DataError(images_dir, f"*{_IMAGE_SUFFIX} images", "an empty folder")
     return [(images[stem], labels[stem]) for stem in sorted(images)]
@@ -175,7 +186,8 @@ class ADE20K(Dataset):
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
             ):
                 raise ValueError(f"{name}: expected two positive integers, got {value!r}")
-        if not (isinstance(ratio_range, (tuple, list)) and len(ratio_range) == 2 and 0 < ratio_range[0] <= ratio_range[1]):
+        pair = isinstance(ratio_range, (tuple, list)) and len(ratio_range) == 2
+        if not (pair and 0 < ratio_range[0] <= ratio_range[1]):
             raise ValueError(f"ratio_range: expected (low, high) with 0 < low <= high, got {ratio_range!r}")
         if not 0 < cat_max_ratio <= 1:
             raise ValueError(f"cat_max_ratio: expected a share in (0, 1], got {cat_max_ratio!r}")

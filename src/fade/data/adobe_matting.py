@@ -392,7 +392,8 @@ class AdobeMattingTrain(Dataset):
             bg = resize(bg, (int(bg.shape[0] * ratio), int(bg.shape[1] * ratio)), "bicubic")
         corner = unknown_centred_crop(rng, trimap, self.crop_size)
         if corner is None:
-            return (*(resize(a, self.crop_size, "nearest") for a in (fg, alpha, trimap)), resize(bg, self.crop_size, "bicubic"))
+            fg, alpha, trimap = (resize(a, self.crop_size, "nearest") for a in (fg, alpha, trimap))
+            return fg, alpha, trimap, resize(bg, self.crop_size, "bicubic")
         window = (slice(corner[0], corner[0] + side), slice(corner[1], corner[1] + side))
         return fg[window], alpha[window], trimap[window], bg[window]
 
@@ -438,7 +439,8 @@ class Composition1K(Dataset):
         for name in merged:
             stem = Path(name).stem.rsplit("_", 1)[0]
             if stem not in by_stem:
-                raise DataError(alpha_dir / f"{stem}.png", f"the alpha matte of {self.root / 'merged' / name}", "no such file")
+                merged_path = self.root / "merged" / name
+                raise DataError(alpha_dir / f"{stem}.png", f"the alpha matte of {merged_path}", "no such file")
             alphas.append(by_stem[stem])
         return alphas
 

@@ -127,7 +127,9 @@ def aligned_size(height: int, width: int, divisor: int) -> tuple[int, int]:
     return math.ceil(height / divisor) * divisor, math.ceil(width / divisor) * divisor
 
 
-def random_ratio_scale(rng: np.random.Generator, scale: tuple[int, int], ratio_range: tuple[float, float]) -> tuple[int, int]:
+def random_ratio_scale(
+    rng: np.random.Generator, scale: tuple[int, int], ratio_range: tuple[float, float]
+) -> tuple[int, int]:
     """mmseg's ``random_sample_ratio``: ratio ~ U[low, high), scale = (int(s0 * ratio), int(s1 * ratio))."""
     low, high = ratio_range
     ratio = rng.random() * (high - low) + low
@@ -215,7 +217,7 @@ def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> Tensor:
     if pad_h == 0 and pad_w == 0:
         return x
     if mode == "reflect" and (pad_h >= height or pad_w >= width):
-        raise ValueError(f"x: reflect padding by ({pad_h}, {pad_w}) needs H and W larger than that, got {(height, width)}")
+        raise ValueError(f"x: reflect padding by ({pad_h}, {pad_w}) needs larger H and W, got {(height, width)}")
     flat = x.reshape(-1, *x.shape[-3:]) if x.dim() >= 3 else x[None]
     out = F.pad(flat, (0, pad_w, 0, pad_h), mode=mode)
     return out.reshape(*x.shape[:-2], height + pad_h, width + pad_w)
