@@ -7,8 +7,8 @@ binary built for another instruction set.
 
 Trust: a library is loaded only from a folder owned by the current user and not writable by group
 or others (a missing one is created with mode 0700), and only when the file itself is owned by the
-current user and not writable by group or others. The file is checked once opened and loaded
-through that open file (``/proc/self/fd``), so it cannot be swapped in between. A cached file that
+current user and not writable by group or others. The file is checked once opened, and the bytes
+read from it are loaded from a private copy, so it cannot be swapped in between. A cached file that
 fails these checks or does not load is rebuilt over, with a warning. When the cache folder itself
 cannot be trusted (another owner, group- or other-writable, not a folder, cannot be created), a
 warning names it and the kernel is built in a private temporary folder that is removed once the
@@ -107,7 +107,8 @@ def _cache_folder() -> tuple[Path, str | None]:
     """The cache folder (created with mode 0700 if missing) and why it cannot be trusted, or None."""
     folder = _cache_dir()
     try:
-        folder.mkdir(mode=_PRIVATE_MODE, parents=True, exist_ok=True)
+        if not os.path.lexists(folder):
+            folder.mkdir(mode=_PRIVATE_MODE, parents=True, exist_ok=True)
         st = folder.stat()
     except OSError as err:
         return folder, f"cannot be created or read ({err.strerror or err})"
@@ -130,20 +131,23 @@ def _declare(lib: ctypes.CDLL) -> None:
 def _load(path: Path) -> ctypes.CDLL:
     """Load the library at ``path`` if the current user alone can have written it.
 
+    The open file is checked, and the bytes read from it are loaded from a private copy, so the
+    file cannot be swapped between the check and the load.
+
     Raises:
         OSError: not a regular file (symbolic links included), not trusted, or not loadable.
         AttributeError: an entry point is missing.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
+    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
+        st = os.fstat(file.fileno())
         reason = "is not a regular file" if not stat.S_ISREG(st.st_mode) else _distrust(st)
         if reason is not None:
             raise OSError(f"{path} {reason}")
-        opened = Path(f"/proc/self/fd/{fd}")
-        lib = ctypes.CDLL(str(opened if opened.exists() else path))
-    finally:
-        os.close(fd)
+        content = file.read()
+    with tempfile.TemporaryDirectory(prefix="fade-native-") as private:
+        copy = Path(private) / path.name
+        copy.write_bytes(content)
+        lib = ctypes.CDLL(str(copy))
     _declare(lib)
     return lib
 
@@ -164,8 +168,8 @@ def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> ctypes.CDLL
             raise _BuildError(f"exit status {err.returncode}: {err.stderr or ''}") from None
         except (subprocess.TimeoutExpired, OSError) as err:
             raise _BuildError(str(err)) from None
-        os.chmod(tmp, _PRIVATE_MODE)  # the linker creates its output with the umask's mode
         try:
+            os.chmod(tmp, _PRIVATE_MODE)  # the linker creates its output with the umask's mode
             lib = _load(Path(tmp))
         except (OSError, AttributeError) as err:
             raise _BuildError(f"exit status 0 but no loadable library came out ({err})") from None
