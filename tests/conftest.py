@@ -1,5 +1,15 @@
+import os
+
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Property tests: "quick" (the default: few examples, the same ones every run) or, with
+# HYPOTHESIS_PROFILE=long, many random ones. The autouse fixture below is safe to share between examples.
+_UNCHECKED = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+settings.register_profile("quick", max_examples=20, deadline=None, derandomize=True, suppress_health_check=_UNCHECKED)
+settings.register_profile("long", max_examples=2000, deadline=None, database=None, suppress_health_check=_UNCHECKED)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 
 @pytest.fixture(autouse=True)
