@@ -190,6 +190,13 @@ def test_training_samples_are_reproducible_and_vary_with_epoch(adobe):
     assert not torch.equal(first["image"], later["image"])
 
 
+@pytest.mark.parametrize("side", [2, 9, 100])
+def test_any_crop_size_including_ones_larger_than_the_images(adobe, side):
+    dataset = AdobeMattingTrain(adobe, crop_size=(side, side))
+    for key in ((0, 0), (4, 1), (7, 2)):
+        assert all(value.shape[-2:] == (side, side) for value in dataset[key].values())
+
+
 def test_big_foregrounds_get_trimaps_with_known_regions(tmp_path):
     root = write_adobe_matting(tmp_path, train_sizes=((160, 200),), backgrounds=2, seed=4)
     dataset = AdobeMattingTrain(root, crop_size=(64, 64))

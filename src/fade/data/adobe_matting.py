@@ -385,11 +385,12 @@ class AdobeMattingTrain(Dataset):
         ratio = max(height / bg.shape[0], width / bg.shape[1])
         if ratio > 1:
             bg = resize(bg, (math.ceil(bg.shape[0] * ratio), math.ceil(bg.shape[1] * ratio)), "bicubic")
-        if height < side + 1 or width < side + 1:
-            ratio = 1.1 * side / min(height, width)
+        ratio = 1.1 * side / min(height, width)
+        while height < side + 1 or width < side + 1:  # once, unless the crop is tiny
             size = (int(height * ratio), int(width * ratio))
             fg, alpha, trimap = (resize(a, size, "nearest") for a in (fg, alpha, trimap))
             bg = resize(bg, (int(bg.shape[0] * ratio), int(bg.shape[1] * ratio)), "bicubic")
+            height, width = trimap.shape
         corner = unknown_centred_crop(rng, trimap, self.crop_size)
         if corner is None:
             fg, alpha, trimap = (resize(a, self.crop_size, "nearest") for a in (fg, alpha, trimap))
