@@ -280,6 +280,8 @@ def test_validation_of_every_argument():
         iou_from_confusion(np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match=r"cm: expected a square \(K, K\) matrix with K >= 1, got shape \(0, 0\)"):
         iou_from_confusion(np.zeros((0, 0)))
+    with pytest.raises(ValueError, match=r"pred: expected labels that fit int64, got 9223372036854775808"):
+        mean_iou(np.full((2, 2), 2**63, np.uint64), labels, 3)
     # An empty batch adds nothing.
     meter = SegmentationMeter(3)
     meter.update(np.zeros((0, 4, 4), np.int64), np.zeros((0, 4, 4), np.int64))

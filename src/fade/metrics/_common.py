@@ -49,6 +49,8 @@ def as_labels(x: ArrayLike, name: str) -> np.ndarray:
     a = to_numpy(x, name)
     if a.dtype.kind not in "biu":
         raise TypeError(f"{name}: expected an integer label map, got dtype {a.dtype}")
+    if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: expected labels that fit int64, got {a.max()}")
     return a.astype(np.int64)
 
 
