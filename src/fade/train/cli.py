@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..cli import int_range
-from ..io import lock_folder
+from ..io import check_writable_folder, lock_folder
 from .trainer import SEED_MAX, THREADS_MAX
 
 __all__ = ["QUICK_UPSAMPLERS", "UPSAMPLERS", "compare_command", "configure_training", "train_command"]
@@ -64,6 +64,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.data:
         preset = preset.replace(data=args.data)
     out = Path(args.out or Path("results/train") / args.task / args.preset / args.upsampler / f"seed{args.seed}")
+    check_writable_folder(out, name="out")
     result = train(
         preset,
         args.upsampler,

@@ -1,0 +1,161 @@
+"""``fade train`` / ``fade compare`` facing bad files, full disks, busy folders and Ctrl-C: one line, the right status,
+and a run that can be resumed."""
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fade.cli import main
+from fade.train import create_task
+from fade.train.checkpoint import load_checkpoint
+from fade.train.presets import PRESETS
+from fade.train.trainer import build_model
+
+from .conftest import TINY
+
+
+@pytest.fixture
+def tiny_presets(monkeypatch):
+    for task, preset in TINY.items():
+        monkeypatch.setitem(PRESETS, (task, "tiny"), preset)
+
+
+def _train(out, *extra) -> list[str]:
+    return ["train", "--task", "reconstruction", "--upsampler", "nearest", "--preset", "tiny", "--out", str(out), *extra]
+
+
+def _one_line_error(capsys, command: str = "train") -> str:
+    err = capsys.readouterr().err.splitlines(keepends=True)
+    errors = [line for line in err if line.startswith(f"fade {command}: ")]
+    assert len(errors) == 1 and "Traceback" not in "".join(err), err
+    return errors[0]
+
+
+def _init_files(tmp_path) -> dict:
+    model = build_model(TINY["reconstruction"], "nearest")
+    state = model.state_dict()
+    name = next(k for k, v in state.items() if v.ndim == 4)
+    torch.save({**state, name: torch.zeros(1, 2, 3, 4)}, tmp_path / "wrong_shape.pt")
+    torch.save(torch.ones(3), tmp_path / "tensor.pt")
+    (tmp_path / "text.pt").write_text("these are not weights\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    return {
+        "missing": tmp_path / "missing.pt",
+        "tensor": tmp_path / "tensor.pt",
+        "wrong shape": tmp_path / "wrong_shape.pt",
+        "text": tmp_path / "text.pt",
+        "empty": tmp_path / "empty.pt",
+        "folder": tmp_path,
+    }
+
+
+@pytest.mark.parametrize("kind", ["missing", "tensor", "wrong shape", "text", "empty", "folder"])
+def test_a_bad_init_file_is_one_line_and_status_2(kind, tiny_presets, tmp_path, capsys):
+    path = _init_files(tmp_path)[kind]
+    assert main(_train(tmp_path / "run", "--init", str(path))) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith("fade train: error: init: expected ") or line.startswith("fade train: error: init: the ")
+    if kind not in ("tensor", "wrong shape"):
+        assert str(path) in line
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_damaged_run_files_name_the_file_and_what_to_do(tiny_presets, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_train(out, "--stop-after", "2")) == 0
+    checkpoint = out / "checkpoint.pt"
+    good = checkpoint.read_bytes()
+    checkpoint.write_bytes(good[:-10])
+    assert main(_train(out)) == 2
+    assert _one_line_error(capsys).startswith(f"fade train: error: {checkpoint}: expected ")
+    checkpoint.write_bytes(good)
+    assert main(_train(out)) == 0
+    results = out / "results.json"
+    results.write_text(results.read_text()[:-40])
+    assert main(_train(out)) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith(f"fade train: error: {results}: expected a JSON file written by fade, got invalid JSON")
+    assert line.endswith("delete it and run again (the run is evaluated again from its checkpoint, or retrained without one)\n")
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(tiny_presets, tmp_path, capsys, monkeypatch):
+    calls = []
+    real_fsync = os.fsync
+
+    def full_after_first_checkpoint(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", full_after_first_checkpoint)
+        assert main(_train(tmp_path / "run")) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith("fade train: error: No space left on device (free some space, then run the same command")
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))["step"] == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt"]
+    assert main(_train(tmp_path / "run")) == 0
+    assert "resuming at step 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file", "unwritable"])
+def test_an_output_that_cannot_be_a_folder_is_one_line_before_training(where, tiny_presets, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    out = {"a file": tmp_path / "file", "below a file": tmp_path / "file" / "run", "unwritable": "/sys/fade-run"}[where]
+    for argv in (_train(out), ["compare", "--preset", "tiny", "--task", "matting", "--out", str(out)]):
+        assert main(argv) == 2
+        assert "error: out: expected a " in _one_line_error(capsys, argv[0])
+    assert (tmp_path / "file").read_text() == "x"
+
+
+HOLDER = (
+    "import sys\nfrom fade.io import lock_folder\nwith lock_folder(sys.argv[1], command='fade train ... (first)'):\n"
+    "    print('locked', flush=True)\n    sys.stdin.read()\n"
+)
+
+
+def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(tiny_presets, tmp_path, capsys):
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        for argv in (_train(out), ["compare", "--preset", "tiny", "--task", "matting", "--out", str(out)]):
+            assert main(argv) == 2
+            line = _one_line_error(capsys, argv[0])
+            assert f"error: {out} is in use by another run (pid {holder.pid}, host " in line
+            assert "command fade train ... (first), started " in line
+    finally:
+        holder.communicate("")
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_ctrl_c_is_one_line_status_130_and_the_run_resumes_bit_identically(tiny_presets, tmp_path, capsys, monkeypatch):
+    assert main(_train(tmp_path / "straight")) == 0
+    task_type = type(create_task("reconstruction"))
+    real_loss, calls = task_type.loss, []
+
+    def interrupted_at_step_3(self, model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss(self, model, batch)
+
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        patch.setattr(task_type, "loss", interrupted_at_step_3)
+        assert main(_train(tmp_path / "run")) == 130
+    assert _one_line_error(capsys) == (
+        "fade train: interrupted; run the same command again to resume from the last checkpoint\n"
+    )
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt"]
+    assert main(_train(tmp_path / "run")) == 0
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoint.pt", torch.device("cpu"))["model"]
+    resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))["model"]
+    assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
