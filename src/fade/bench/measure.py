@@ -170,9 +170,13 @@ class FlopCount(NamedTuple):
     macs: int
     """Multiply-adds of the operators with a flop formula (convolutions, matrix products, ``fade::carafe``)."""
     products: int
-    """Element-wise multiplications (``aten.mul``), one per output element."""
+    """Element-wise multiplications (``aten.mul``, and the product of ``aten.addcmul``), one per output element."""
     uncounted: list[str]
     """Operators that ran on tensors and were counted as 0 (views excluded)."""
+
+
+_PRODUCTS = (torch.ops.aten.mul, torch.ops.aten.addcmul, torch.ops.aten.addcmul_)
+"""Operators counted as element-wise products, one per output element."""
 
 
 def count_flops(case: Case) -> FlopCount:
@@ -184,7 +188,7 @@ def count_flops(case: Case) -> FlopCount:
     (additions, activations, normalisations, resampling) count 0 and are listed in ``uncounted``.
     """
     counter = FlopCounterMode(
-        display=False, custom_mapping={**custom_flop_formulas(), torch.ops.aten.mul: product_flop}
+        display=False, custom_mapping={**custom_flop_formulas(), **dict.fromkeys(_PRODUCTS, product_flop)}
     )
     recorder = _OpRecorder()
     with torch.no_grad(), counter, recorder:
@@ -196,5 +200,6 @@ def count_flops(case: Case) -> FlopCount:
             if op.overloadpacket not in counter.flop_registry and not op.is_view
         }
     )
-    products = counter.get_flop_counts().get("Global", {}).get(torch.ops.aten.mul, 0)
+    counts = counter.get_flop_counts().get("Global", {})
+    products = sum(counts.get(op, 0) for op in _PRODUCTS)
     return FlopCount((counter.get_total_flops() - products) // 2, products, uncounted)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..ops.carafe import carafe
 from ..ops.resize import check_scale, nearest_upsample
-from ._checks import check_choice, check_en_de, check_ints, check_module, factory_kwargs
+from ._checks import check_choice, check_en_de, check_ints, check_module, conv2d, factory_kwargs
 from .kernels import (
     DecoderKernels,
     EncoderKernels,
@@ -74,11 +74,11 @@ class KernelUpsampler(nn.Module):
         self.kernel_generator = kernel_generator
         self.aligner = None
         if fusion != "none" and en_channels != de_channels:
-            self.aligner = nn.Conv2d(en_channels, de_channels, 1, bias=False, **f)
+            self.aligner = conv2d(en_channels, de_channels, 1, bias=False, **f)
             nn.init.xavier_uniform_(self.aligner.weight)
         self.gate = None
         if fusion == "gate":
-            self.gate = nn.Conv2d(de_channels, 1, 1, **f)
+            self.gate = conv2d(de_channels, 1, 1, **f)
             nn.init.xavier_uniform_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
 
@@ -99,12 +99,13 @@ class KernelUpsampler(nn.Module):
             en = pointwise(self.aligner, en)
         if self.fusion == "gate":
             gate = nearest_upsample(torch.sigmoid(pointwise(self.gate, de)), en.shape[-2:], self.scale)
-            # The reassembly is linear in each pixel's kernel, so up * (1 - G) is the reassembly with
-            # kernels * (1 - G): the one full-size tensor made is the output, and autograd keeps none.
-            out = carafe(de, kernels * (1 - gate), self.scale)
             if torch.is_grad_enabled() and (en.requires_grad or gate.requires_grad):
-                return out.add_(en * gate)  # addcmul_'s backward would make two full-size temporaries
-            return out.addcmul_(en, gate)
+                # The reassembly is linear in each pixel's kernel: up * (1 - G) is the reassembly with
+                # kernels * (1 - G), so autograd keeps no full-size tensor (addcmul_'s backward would
+                # make two full-size temporaries, en * G makes one).
+                return carafe(de, kernels * (1 - gate), self.scale).add_(en * gate)
+            up = carafe(de, kernels, self.scale)
+            return torch.mul(up, 1 - gate, out=up).addcmul_(en, gate)  # in place: no temporaries
         up = carafe(de, kernels, self.scale)
         return up.add_(en) if self.fusion == "skip" else up
 
