@@ -5,6 +5,8 @@ import json
 import re
 from dataclasses import replace
 
+import pytest
+
 from fade.bench.operator import TARGETS, run_operator_suite
 from fade.bench.plots import FIGURES
 from fade.bench.sweeps import COLUMNS, QUICK, run_sweep
@@ -100,3 +102,32 @@ def test_operator_suite_reports_each_check_against_its_target():
         "carafe_fwdbwd",
     }
     assert all(v is not None for v in result["peak_extra_mib"].values())
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_zero_warmup_is_honoured_not_dropped(tmp_path):
+    """`--warmup 0` was taken for "not given" (falsy) and silently replaced by the default."""
+    argv = ["bench", "--names", "nearest", "--channels", "4", "--sizes", "2", "--batches", "1", "--base-channels", "4"]
+    argv += ["--base-size", "2", "--repeats", "1", "--warmup", "0", "--no-plots", "--no-memory", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    config = json.loads((tmp_path / "full" / "bench.json").read_text())["meta"]["config"]
+    assert (config["warmup"], config["min_repeats"], config["channels"], config["sizes"]) == (0, 1, [4], [2])
+
+
+def test_networks_suite_refuses_names_that_are_not_upsamplers(tmp_path, capsys):
+    assert main(["bench", "--suite", "networks", "--names", "fade_authors", "--out", str(tmp_path)]) == 2
+    assert "error: names: expected upsamplers of fade.list_upsamplers() for --suite networks, got ['fade_authors']" in (
+        _one_line_error(capsys)
+    )
+
+
+def test_an_output_that_is_a_file_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("fade.bench.sweeps.run_sweep", lambda *a, **k: pytest.fail("measured"))
+    (tmp_path / "file").write_text("x")
+    assert main(["bench", "--out", str(tmp_path / "file" / "bench")]) == 2
+    assert "error: out: expected a folder, got " in _one_line_error(capsys)
