@@ -76,3 +76,10 @@ def test_input_mean_reconstruction_by_hand():
     two = task.trivial_baseline([], [{"image": image}, {"image": torch.full((1, 28, 28), 0.25)}])
     assert two["mae"] == pytest.approx(0.25)
     assert two["psnr"] == math.inf
+
+
+def test_sets_of_images_of_different_sizes_are_scored_one_by_one():
+    # Full-size test sets (ADE20K val, Composition-1K test) are not held in memory and differ in size.
+    data = _segmentation_set() + [{"image": torch.zeros(3, 2, 5), "label": torch.zeros(2, 5, dtype=torch.int64)}]
+    baseline = create_task("segmentation").trivial_baseline([], data)
+    assert baseline["pixel_accuracy"] == pytest.approx((24 + 10) / (31 + 10))

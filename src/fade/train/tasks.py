@@ -76,8 +76,12 @@ class Task(ABC):
 
 
 def _batches(dataset: Dataset, keys: tuple[str, ...]) -> Iterable[list[Tensor]]:
-    """The tensors of ``keys``, batch by batch, in order."""
-    for batch in DataLoader(dataset, batch_size=_BASELINE_BATCH):
+    """The tensors of ``keys``, batch by batch, in order (one sample at a time unless the set is held
+    in memory: full-size test images differ in size)."""
+    from .data import CachedDataset
+
+    batch_size = _BASELINE_BATCH if isinstance(dataset, CachedDataset) else 1
+    for batch in DataLoader(dataset, batch_size=batch_size):
         yield [batch[k] for k in keys]
 
 
@@ -127,11 +131,13 @@ class SegmentationTask(Task):
     def trivial_baseline(self, train: Dataset, test: Dataset) -> dict[str, float]:
         from ..metrics import SegmentationMeter
 
-        labels = torch.cat([label for (label,) in _batches(test, ("label",))])
-        valid = labels[labels != IGNORE_INDEX]
-        classes = int(valid.max()) + 1 if valid.numel() else 1
-        meter = SegmentationMeter(max(classes, BACKGROUND + 1), ignore_index=IGNORE_INDEX)
-        meter.update(torch.full_like(labels, BACKGROUND), labels)
+        classes = BACKGROUND + 1
+        for (label,) in _batches(test, ("label",)):
+            valid = label[label != IGNORE_INDEX]
+            classes = max(classes, int(valid.max()) + 1 if valid.numel() else 0)
+        meter = SegmentationMeter(classes, ignore_index=IGNORE_INDEX)
+        for (label,) in _batches(test, ("label",)):
+            meter.update(torch.full_like(label, BACKGROUND), label)
         summary = meter.compute()
         return {k: float(summary[k]) for k in self.metrics}
 
