@@ -340,6 +340,11 @@ def test_bad_samples_are_named_when_read(ade):
     write_image(label_path, np.ones((40, 56, 3), np.uint8))
     with pytest.raises(DataError, match=rf"{label_path}: expected an 8-bit single-channel label map .*found mode RGB"):
         dataset[0]
+    write_image(label_path, np.ones((40, 56), np.uint8))
+    data = image_path.read_bytes()
+    image_path.write_bytes(data[: len(data) // 2])  # a cut download
+    with pytest.raises(DataError, match=rf"{image_path}: expected a readable image, found a corrupt"):
+        dataset[0]
     image_path.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with pytest.raises(DataError, match=rf"{image_path}: expected a readable image, found a corrupt"):
         dataset[0]
