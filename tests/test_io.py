@@ -249,3 +249,14 @@ def test_committed_results_carry_valid_checksums():
     assert paths, root
     for path in paths:
         assert isinstance(read_checked_json(path, ADVICE), dict)
+
+
+def test_locking_removes_what_a_killed_writer_left_half_written(tmp_path):
+    """kill -9 during atomic_write leaves its temporary file; the next run in the folder removes it."""
+    names = [".checkpoint.pt.k3j_x9a2.tmp", ".results.json.abcdefgh.tmp", ".fade-write-check.zz9_1abc.tmp"]
+    kept = [".notes.tmp", "checkpoint.pt", "results.json.tmp", ".x.toolongname.tmp"]
+    for name in names + kept:
+        (tmp_path / name).write_text("x")
+    with lock_folder(tmp_path):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)

@@ -6,7 +6,7 @@ parsed arguments and returning an exit status.
 Errors: a malformed or out-of-range option is refused while parsing (numeric options use
 :func:`int_range` and :func:`float_range`); while a command runs, a user error (:data:`USER_ERRORS`:
 ValueError for bad values or bad files, OSError for paths, disks, devices and locked folders,
-MemoryError) becomes one line on stderr and exit status 2, an interruption one line and status 130.
+MemoryError) becomes one line on stderr and exit status 2; Ctrl-C one line and status 130, SIGTERM 143.
 Any other exception is a bug in fade and shows its traceback; ``--debug`` shows it for all.
 """
 
@@ -16,6 +16,7 @@ import argparse
 import errno
 import json
 import math
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from .io import FolderLockedError
 
-__all__ = ["USER_ERRORS", "bench", "float_range", "int_range", "main"]
+__all__ = ["USER_ERRORS", "Terminated", "bench", "float_range", "int_range", "main"]
 
 USER_ERRORS = (ValueError, OSError, MemoryError)
 """Exceptions a command reports as the user's mistake or the machine's state (one line, exit status 2)."""
@@ -251,6 +252,14 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=bench)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler) as an exception: files being written are cleaned up, locks released."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def _describe(error: BaseException) -> str:
     """One line for a user error: the message, the file an OSError names, what to do when the disk is full."""
     if isinstance(error, OSError) and error.strerror and not isinstance(error, FolderLockedError):
@@ -278,19 +287,23 @@ def main(argv: list[str] | None = None) -> int:
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.command_line = "fade " + " ".join(sys.argv[1:] if argv is None else argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if args.debug:
             raise
+        what, status = ("terminated (SIGTERM)", 143) if isinstance(stop, Terminated) else ("interrupted", 130)
         hint = ON_INTERRUPT.get(args.command)
-        print(f"fade {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
-        return 130
+        print(f"fade {args.command}: {what}" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return status
     except USER_ERRORS as error:
         if args.debug:
             raise
         print(f"fade {args.command}: error: {_describe(error)}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

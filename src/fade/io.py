@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -44,6 +45,8 @@ LOCK_FILE = ".fade.lock"
 CHECKSUM_KEY = "sha256"
 """The key of a checked JSON file that holds the SHA-256 of the rest of its content."""
 _MAGIC = b"FADE-CHECKED-1"
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+"""Names of :func:`atomic_write`'s temporary files (``tempfile.mkstemp``: 8 random characters)."""
 _HEADER_MAX = 128
 
 
@@ -197,7 +200,7 @@ def check_writable_folder(folder: str | os.PathLike, name: str = "out") -> Path:
             raise NotADirectoryError(errno.ENOTDIR, f"{name}: expected a folder, got {folder} ({what})")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".fade-write-check.")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".fade-write-check.", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
@@ -222,8 +225,9 @@ def lock_folder(folder: str | os.PathLike, command: str | None = None, name: str
     """Hold an exclusive OS lock on ``folder`` (created if needed) for the ``with`` block.
 
     The lock file ``folder/.fade.lock`` records the holder (pid, host, command, start time); it is
-    removed when the block ends. A crashed or killed holder releases the lock with its process.
-    Locks are per open file, so a second lock from the same process is refused too.
+    removed when the block ends. A crashed or killed holder releases the lock with its process; the
+    temporary files a killed :func:`atomic_write` left in the folder are removed on locking. Locks are
+    per open file, so a second lock from the same process is refused too.
 
     Raises:
         FolderLockedError: another run holds the lock (the message names it).
@@ -245,6 +249,10 @@ def lock_folder(folder: str | os.PathLike, command: str | None = None, name: str
         if same:
             break
         os.close(fd)  # the previous holder removed the file after we opened it: lock the new one
+    for leftover in folder.iterdir():
+        if _TEMPORARY.fullmatch(leftover.name):  # a killed run's half-written file: never read, now removed
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
     try:
         info = {
             "pid": os.getpid(),

@@ -3,6 +3,7 @@ and a run that can be resumed."""
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 
@@ -159,3 +160,26 @@ def test_ctrl_c_is_one_line_status_130_and_the_run_resumes_bit_identically(tiny_
     straight = load_checkpoint(tmp_path / "straight" / "checkpoint.pt", torch.device("cpu"))["model"]
     resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))["model"]
     assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_sigterm_is_one_line_status_143_and_leaves_a_resumable_run(tiny_presets, tmp_path, capsys, monkeypatch):
+    """`kill PID` (a scheduler ending a job): the files being written are cleaned up, the lock released."""
+    task_type = type(create_task("reconstruction"))
+    real_loss, calls = task_type.loss, []
+
+    def killed_at_step_3(self, model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_loss(self, model, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(task_type, "loss", killed_at_step_3)
+        assert main(_train(tmp_path / "run")) == 143
+    assert _one_line_error(capsys) == (
+        "fade train: terminated (SIGTERM); run the same command again to resume from the last checkpoint\n"
+    )
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # main() restored the handler it replaced
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt"]
+    assert main(_train(tmp_path / "run")) == 0
+    assert "resuming at step 2" in capsys.readouterr().err

@@ -58,12 +58,13 @@ def _preset(task: str, name: str, steps: int | None):
 
 def train_command(args: argparse.Namespace) -> int:
     """``fade train``: one run; prints the results.json path and the metrics."""
-    from .trainer import train
+    from .trainer import resolve_device, train
 
     preset = _preset(args.task, args.preset, args.steps)
     if args.data:
         preset = preset.replace(data=args.data)
     out = Path(args.out or Path("results/train") / args.task / args.preset / args.upsampler / f"seed{args.seed}")
+    resolve_device(args.device)
     check_writable_folder(out, name="out")
     result = train(
         preset,
