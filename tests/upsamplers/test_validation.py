@@ -353,3 +353,53 @@ def test_module_classes_check_their_arguments(build, match):
 
 def test_scope_takes_any_finite_positive_real():
     assert DySample(4, 4, scope=1).scope == 1.0 and math.isclose(DySample(4, 4, scope=0.5).scope, 0.5)
+
+
+# ------------------------------------------------------------------------------------------------
+# sizes too large to build or compute
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("channels", [2**40, 2**63 - 1, 2**64])
+def test_huge_channels_are_refused_before_allocating(name, channels):
+    with pytest.raises(ValueError, match="en_channels: expected a positive integer of at most 268,435,456, got"):
+        fade.create_upsampler(name, channels)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("scale", [2**31, 2**63 - 1])
+def test_a_huge_scale_is_refused_or_reads_like_any_scale_past_ens_size(name, scale):
+    """A weight that grows with the scale is refused before allocating; otherwise a scale past
+    en's size maps every output pixel to de's one pixel, exactly as scale = max(H_en, W_en)."""
+    torch.manual_seed(0)
+    try:
+        huge = fade.create_upsampler(name, C, scale=scale).eval()
+    except ValueError as error:
+        assert "of at most 268,435,456" in str(error)
+        return
+    torch.manual_seed(0)
+    small = fade.create_upsampler(name, C, scale=5).eval()
+    assert [p.shape for p in huge.parameters()] == [p.shape for p in small.parameters()]
+    en, de = torch.randn(2, C, 5, 3), torch.randn(2, C, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(huge(en, de), small(en, de), rtol=0, atol=0)
+
+
+def test_a_weight_past_the_limit_names_the_layer():
+    with pytest.raises(ValueError, match=r"Conv2d\(4, 536870912, kernel_size=1, groups=1\): expected a weight of at most"):
+        DySample(4, 4, scale=2**13, groups=4)
+    with pytest.raises(ValueError, match=r"ConvTranspose2d\(4, 4, kernel_size=16384\): expected a weight of at most"):
+        fade.create_upsampler("deconv", 4, scale=2**13)
+
+
+def test_unpool_refuses_indices_outside_the_plane():
+    en, de = inputs()
+    _, up = fade.create_pair("unpool", C)
+    indices = torch.zeros(2, C, *LOW, dtype=torch.int64)
+    indices[0, 0, 0, 0] = HIGH[0] * HIGH[1]
+    with pytest.raises(ValueError, match=r"indices: expected flat indices into the \(9, 7\) plane, in \[0, 63\), got values in \[0, 63\]"):
+        up(en, de, indices)
+    indices[0, 0, 0, 0] = -1
+    with pytest.raises(ValueError, match=r"got values in \[-1, 0\]"):
+        up(en, de, indices)

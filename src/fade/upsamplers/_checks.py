@@ -24,8 +24,15 @@ __all__ = [
     "check_module",
     "check_pool_input",
     "check_positive_real",
+    "conv2d",
+    "conv_transpose2d",
     "factory_kwargs",
+    "linear",
 ]
+
+# The most elements one layer's weight may have (1 GiB in float32): arguments asking for more are
+# refused before anything is allocated, instead of exhausting memory while initialising.
+MAX_WEIGHT_ELEMENTS = 2**28
 
 
 def _is_int(value: object) -> bool:
@@ -33,7 +40,8 @@ def _is_int(value: object) -> bool:
 
 
 def check_ints(odd: bool = False, **named: int) -> None:
-    """Raise unless every named value is a positive integer (an odd one with ``odd=True``).
+    """Raise unless every named value is a positive integer (an odd one with ``odd=True``) of at most
+    ``MAX_WEIGHT_ELEMENTS`` (every size here is at least one weight's size).
 
     Example: ``check_ints(en_channels=c_en, compressed_channels=d)``; bool is not an integer.
     """
@@ -43,6 +51,8 @@ def check_ints(odd: bool = False, **named: int) -> None:
             raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}")
         if value < 1 or (odd and value % 2 == 0):
             raise ValueError(f"{name}: expected {expected}, got {value!r}")
+        if value > MAX_WEIGHT_ELEMENTS:
+            raise ValueError(f"{name}: expected {expected} of at most {MAX_WEIGHT_ELEMENTS:,}, got {value!r}")
 
 
 def check_positive_real(name: str, value: float) -> float:
@@ -93,6 +103,36 @@ def factory_kwargs(device: torch.device | str | int | None, dtype: torch.dtype |
         except RuntimeError as error:
             raise ValueError(f"device: expected a device such as 'cpu' or 'cuda:0', got {device!r} ({error})") from None
     return {"device": device, "dtype": dtype}
+
+
+def _check_weight(layer: str, elements: int) -> None:
+    if elements > MAX_WEIGHT_ELEMENTS:
+        raise ValueError(
+            f"{layer}: expected a weight of at most {MAX_WEIGHT_ELEMENTS:,} elements, got {elements:,}; "
+            "reduce the channels, kernel size or scale"
+        )
+
+
+def conv2d(in_channels: int, out_channels: int, kernel_size: int, groups: int = 1, **kwargs) -> nn.Conv2d:
+    """``nn.Conv2d`` after checking the size of its weight (at most ``MAX_WEIGHT_ELEMENTS``)."""
+    layer = f"Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size}, groups={groups})"
+    _check_weight(layer, in_channels // groups * out_channels * kernel_size**2)
+    return nn.Conv2d(in_channels, out_channels, kernel_size, groups=groups, **kwargs)
+
+
+def conv_transpose2d(in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> nn.ConvTranspose2d:
+    """``nn.ConvTranspose2d`` after checking the size of its weight."""
+    _check_weight(
+        f"ConvTranspose2d({in_channels}, {out_channels}, kernel_size={kernel_size})",
+        in_channels * out_channels * kernel_size**2,
+    )
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, **kwargs)
+
+
+def linear(in_features: int, out_features: int, **kwargs) -> nn.Linear:
+    """``nn.Linear`` after checking the size of its weight."""
+    _check_weight(f"Linear({in_features}, {out_features})", in_features * out_features)
+    return nn.Linear(in_features, out_features, **kwargs)
 
 
 def _module_tensor(module: nn.Module) -> Tensor | None:

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ..ops.carafe import carafe
 from ..ops.resize import check_scale, check_sizes, fit_to_size
-from ._checks import check_bool, check_context, check_ints, check_module, check_pool_input, factory_kwargs
+from ._checks import check_bool, check_context, check_ints, check_module, check_pool_input, conv2d, factory_kwargs
 from .base import Upsampler
 from .pairs import PairedUpsampler, pooled_size, register_pair
 from .registry import options_of, register_upsampler
@@ -128,10 +128,10 @@ class A2UKernels(nn.Module):
         groups = math.gcd(32, channels)
         self.norm_u = nn.GroupNorm(groups, channels, **f)
         self.norm_v = nn.GroupNorm(groups, channels, **f)
-        self.filter_u = nn.Conv2d(channels, rank, 1, **f)
-        self.filter_v = nn.Conv2d(channels, rank, 1, **f)
-        self.up_weights = nn.Conv2d(channels, rank * kernel_size**2 * s**2, 1, **f)
-        self.down_weights = nn.Conv2d(channels, rank * self.down_kernel_size**2, 1, **f) if downsample else None
+        self.filter_u = conv2d(channels, rank, 1, **f)
+        self.filter_v = conv2d(channels, rank, 1, **f)
+        self.up_weights = conv2d(channels, rank * kernel_size**2 * s**2, 1, **f)
+        self.down_weights = conv2d(channels, rank * self.down_kernel_size**2, 1, **f) if downsample else None
         for m in (self.filter_u, self.filter_v, self.up_weights, self.down_weights):
             if m is not None:
                 nn.init.xavier_uniform_(m.weight)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.resize import fit_to_size
-from ._checks import check_ints, check_positive_real, factory_kwargs
+from ._checks import check_ints, check_positive_real, conv2d, factory_kwargs
 from .base import Upsampler
 from .registry import options_of, register_upsampler
 
@@ -106,7 +106,7 @@ class DySample(Upsampler):
                 f"groups: expected a positive integer dividing de_channels={de_channels}, got {groups!r}"
             )
         self.groups, self.scope = groups, check_positive_real("scope", scope)
-        self.offset = nn.Conv2d(de_channels, 2 * groups * scale**2, 1, **factory_kwargs(device, dtype))
+        self.offset = conv2d(de_channels, 2 * groups * scale**2, 1, **factory_kwargs(device, dtype))
         nn.init.normal_(self.offset.weight, std=1e-3)
         nn.init.zeros_(self.offset.bias)
 

@@ -34,6 +34,7 @@ from ._checks import (
     check_ints,
     check_module,
     check_pool_input,
+    conv2d,
     factory_kwargs,
 )
 from .base import Upsampler
@@ -140,14 +141,14 @@ class IndexBlock(nn.Module):
         out = s2 * self.maps
         kernel = scale + 2 * self.padding
         if not nonlinear:
-            self.layers = nn.Sequential(nn.Conv2d(channels, out, kernel, stride=scale, bias=False, **f))
+            self.layers = nn.Sequential(conv2d(channels, out, kernel, stride=scale, bias=False, **f))
         else:
             hidden = s2 * expansion * channels if kind == "depthwise" else expansion * channels
             self.layers = nn.Sequential(
-                nn.Conv2d(channels, hidden, kernel, stride=scale, bias=False, **f),
+                conv2d(channels, hidden, kernel, stride=scale, bias=False, **f),
                 nn.BatchNorm2d(hidden, **f),
                 nn.ReLU6(),
-                nn.Conv2d(hidden, out, 1, groups=s2 if kind == "depthwise" else 1, bias=False, **f),
+                conv2d(hidden, out, 1, groups=s2 if kind == "depthwise" else 1, bias=False, **f),
             )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

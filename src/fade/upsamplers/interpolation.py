@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import check_scale, fit_to_size, nearest_upsample
-from ._checks import check_ints, factory_kwargs
+from ..ops.resize import check_scale, check_sizes, fit_to_size, nearest_upsample, source_index
+from ._checks import check_ints, conv2d, conv_transpose2d, factory_kwargs
 from .base import Upsampler
 from .registry import options_of, register_upsampler
 
@@ -42,8 +42,13 @@ def bilinear_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
         Tensor[B, C, H_out, W_out].
     """
     check_scale(scale)
-    up = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-    return fit_to_size(up, size, scale)
+    check_sizes(tuple(x.shape[-2:]), size, scale, "size vs x")
+    # A one-pixel dimension is constant at any scale: it is interpolated at scale 1 and repeated, so
+    # a huge scale never builds the s-times map.
+    (h, w), (ho, wo) = x.shape[-2:], size
+    up = F.interpolate(x, scale_factor=(scale if h > 1 else 1, scale if w > 1 else 1), mode="bilinear", align_corners=False)
+    up = up.index_select(-2, source_index(ho, up.shape[-2], 1, x.device))
+    return up.index_select(-1, source_index(wo, up.shape[-1], 1, x.device))
 
 
 def deconv_geometry(scale: int) -> tuple[int, int]:
@@ -85,7 +90,7 @@ class DeconvUpsample(Upsampler):
     def __init__(self, en_channels: int, de_channels: int, scale: int = 2, device=None, dtype=None) -> None:
         super().__init__(en_channels, de_channels, scale)
         kernel, padding = deconv_geometry(scale)
-        self.deconv = nn.ConvTranspose2d(
+        self.deconv = conv_transpose2d(
             de_channels, de_channels, kernel, stride=scale, padding=padding, **factory_kwargs(device, dtype)
         )
 
@@ -111,7 +116,7 @@ class PixelShuffleUpsample(Upsampler):
     ) -> None:
         super().__init__(en_channels, de_channels, scale)
         check_ints(odd=True, kernel_size=kernel_size)
-        self.conv = nn.Conv2d(
+        self.conv = conv2d(
             de_channels,
             de_channels * scale**2,
             kernel_size,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.resize import check_scale, nearest_upsample, source_index
-from ._checks import check_ints, factory_kwargs
+from ._checks import check_ints, conv2d, factory_kwargs
 
 __all__ = [
     "DecoderKernels",
@@ -26,7 +26,7 @@ __all__ = [
 
 
 def _conv(cin: int, cout: int, k: int, bias: bool = True, groups: int = 1, **factory) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias, groups=groups, **factory)
+    return conv2d(cin, cout, k, padding=k // 2, bias=bias, groups=groups, **factory)
 
 
 def pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:

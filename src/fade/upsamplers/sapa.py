@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.carafe import carafe
-from ..ops.resize import check_sizes, source_index
-from ._checks import check_ints, factory_kwargs
+from ..ops.resize import check_sizes, effective_scale, source_index
+from ._checks import check_ints, factory_kwargs, linear
 from .base import Upsampler
 from .registry import options_of, register_upsampler
 
@@ -56,7 +56,8 @@ def local_similarity(query: Tensor, key: Tensor, kernel_size: int, scale: int) -
     (ho, wo), (h, w) = query.shape[-2:], key.shape[-2:]
     check_sizes((h, w), (ho, wo), scale, "query spatial size vs key")
     b, d = query.shape[:2]
-    k, r, s = kernel_size, kernel_size // 2, scale
+    # the same mapping at any scale past the query's size (keeps s * w small; see effective_scale)
+    k, r, s = kernel_size, kernel_size // 2, effective_scale(scale, (ho, wo))
     rows = source_index(ho, h, s, query.device)
     q = query.permute(0, 2, 3, 1)
     core = min(wo, s * w)
@@ -117,16 +118,16 @@ class SAPA(Upsampler):
         self.kernel_size = kernel_size
         self.norm_en = nn.LayerNorm(en_channels, **f)
         self.norm_de = nn.LayerNorm(de_channels, **f)
-        self.query = nn.Linear(en_channels, embedding_dim, **f)
-        self.key = nn.Linear(de_channels, embedding_dim, **f)
+        self.query = linear(en_channels, embedding_dim, **f)
+        self.key = linear(de_channels, embedding_dim, **f)
         for m in (self.query, self.key):
             nn.init.trunc_normal_(m.weight, std=0.02)
             nn.init.zeros_(m.bias)
 
     @staticmethod
-    def _embed(x: Tensor, norm: nn.LayerNorm, linear: nn.Linear) -> Tensor:
+    def _embed(x: Tensor, norm: nn.LayerNorm, projection: nn.Linear) -> Tensor:
         """Per-pixel LayerNorm then Linear over channels: (B, C, H, W) -> (B, d, H, W)."""
-        return linear(norm(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        return projection(norm(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
 
     def forward(self, en: Tensor, de: Tensor) -> Tensor:
         self.check_inputs(en, de)

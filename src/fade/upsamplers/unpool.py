@@ -32,12 +32,15 @@ def max_pool_indices(x: Tensor, low_hw: tuple[int, int], scale: int) -> tuple[Te
     """
     check_scale(scale)
     check_sizes(low_hw, tuple(x.shape[-2:]), scale, "x spatial size vs the pooled size")
-    width, (h, w) = x.shape[-1], low_hw
-    cropped = x[..., : scale * h, : scale * w]
-    pad_h, pad_w = scale * h - cropped.shape[-2], scale * w - cropped.shape[-1]
+    (height, width), (h, w) = x.shape[-2:], low_hw
+    # A window taller than x (only when h == 1) pools all of x's rows: the same as a window of
+    # height H, without padding to s rows (likewise columns).
+    sh, sw = min(scale, height), min(scale, width)
+    cropped = x[..., : sh * h, : sw * w]
+    pad_h, pad_w = sh * h - cropped.shape[-2], sw * w - cropped.shape[-1]
     fitted = F.pad(cropped, (0, pad_w, 0, pad_h), value=float("-inf")) if pad_h or pad_w else cropped
-    values, flat = F.max_pool2d(fitted, scale, scale, return_indices=True)
-    return values, flat // (scale * w) * width + flat % (scale * w)
+    values, flat = F.max_pool2d(fitted, (sh, sw), (sh, sw), return_indices=True)
+    return values, flat // (sw * w) * width + flat % (sw * w)
 
 
 def max_unpool(de: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
@@ -55,6 +58,13 @@ def max_unpool(de: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
         raise ValueError(f"indices: expected shape {tuple(de.shape)} (that of de), got {tuple(indices.shape)}")
     if indices.dtype != torch.int64:
         raise ValueError(f"indices: expected dtype torch.int64, got {indices.dtype}")
+    if indices.numel() and not indices.is_meta and not torch.compiler.is_compiling():
+        low, high = (int(v) for v in indices.aminmax())
+        if low < 0 or high >= size[0] * size[1]:
+            raise ValueError(
+                f"indices: expected flat indices into the {tuple(size)} plane, in [0, {size[0] * size[1]}), "
+                f"got values in [{low}, {high}]"
+            )
     b, c = de.shape[:2]
     out = de.new_zeros((b, c, size[0] * size[1]))
     return out.scatter(2, indices.flatten(2), de.flatten(2)).view(b, c, *size)
