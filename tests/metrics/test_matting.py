@@ -312,7 +312,7 @@ def test_validation_of_every_argument():
         gradient_error(a, a, known, normalize=1)
     with pytest.raises(TypeError, match=r"normalize: expected True or False, got str 'no'"):
         MattingMeter(normalize="no")
-    with pytest.raises(ValueError, match=r"pred: expected a dense tensor holding data, got layout torch.strided on meta"):
+    with pytest.raises(ValueError, match=r"pred: expected a dense tensor holding data, got layout .* on meta"):
         sad_error(torch.zeros(4, 5, device="meta"), a, known)
     with pytest.raises(TypeError, match=r"gt: expected a numpy array or a torch tensor, got list"):
         sad_error(a, a.tolist(), known)

@@ -31,7 +31,7 @@ def _write_set(folder, images, labels, gz):
 def tiny_sets(tmp_path_factory):
     """The same 20 train / 6 test random 28x28 images in two folders: gzipped and raw."""
     rng = np.random.default_rng(5)
-    images = {"train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "test": rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)}
+    images = {split: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for split, n in (("train", 20), ("test", 6))}
     labels = {split: rng.integers(0, 10, len(a), dtype=np.uint8) for split, a in images.items()}
     base = tmp_path_factory.mktemp("idx")
     _write_set(base / "gz", images, labels, gz=True)

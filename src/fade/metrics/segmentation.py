@@ -29,7 +29,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import ArrayLike, as_labels, as_values, check_int, check_ndim, check_real, check_same_shape, check_spatial, to_numpy
+from ._common import (
+    ArrayLike,
+    as_labels,
+    as_values,
+    check_int,
+    check_ndim,
+    check_real,
+    check_same_shape,
+    check_spatial,
+    to_numpy,
+)
 
 __all__ = [
     "SegmentationMeter",

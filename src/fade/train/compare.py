@@ -171,8 +171,9 @@ def paired_statistics(rows: list[dict], metrics: dict[str, str], reference: str 
     """Paired per-seed differences against ``reference`` and against each metric's best ranked upsampler.
 
     Returns:
-        ``{"reference": name or None, "against_reference": {metric: {upsampler: paired}}, "best": {metric:
-        name or None}, "against_best": {metric: {upsampler: paired}}}`` (see :func:`fade.train.stats.paired_differences`).
+        ``{"reference": name or None, "against_reference": {metric: {upsampler: paired}},
+        "best": {metric: name or None}, "against_best": {metric: {upsampler: paired}}}``, each
+        ``paired`` as :func:`fade.train.stats.paired_differences` gives it.
     """
     has_reference = any(r["upsampler"] == reference and "metrics" in r for r in rows)
     best = {m: next(iter(ranking(rows, m, d)), None) for m, d in metrics.items()}
@@ -411,9 +412,8 @@ def _compare_in_locked_folder(
                     result = {"status": "failed", "error": str(error)}
                 if result["status"] == "complete" and seed == min(seeds):
                     _keep_model(run_dir, run_log)
-                runs.append(
-                    {"upsampler": name, "seed": seed, **{k: result.get(k) for k in _RUN_KEYS}, "status": result["status"]}
-                )
+                record = {k: result.get(k) for k in _RUN_KEYS}
+                runs.append({"upsampler": name, "seed": seed, **record, "status": result["status"]})
                 bar.advance()
     rows = aggregate(runs, upsamplers, list(task.metrics))
     trivial = {"predictor": task.trivial, "metrics": task.trivial_baseline(*data)}
@@ -569,7 +569,10 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
             p
             for r in results
             for p in _panels(
-                r["rows"], {m: r["metrics"][m] for m in create_task(r["task"]).primary}, r.get("trivial"), f"{r['task']}: "
+                r["rows"],
+                {m: r["metrics"][m] for m in create_task(r["task"]).primary},
+                r.get("trivial"),
+                f"{r['task']}: ",
             )
         ]
         paths.append(plot_task(panels, out / "summary.png", f"Upsamplers across tasks ({spread}; seeds {seeds})"))

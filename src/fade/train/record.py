@@ -43,7 +43,8 @@ def dataset_digest(dataset: Dataset) -> str | None:
 
 
 def data_record(preset: Preset, train: Dataset, test: Dataset) -> dict:
-    """The data of a run: ``{"source", "root", "files", "train_samples", "test_samples", "train_sha256", "test_sha256"}``.
+    """The data of a run: ``{"source", "root", "files", "train_samples", "test_samples", "train_sha256",
+    "test_sha256"}``.
 
     ``root`` is the folder the source was given (None: its default places); ``files`` the idx files
     actually read for sources of :data:`FASHION_MNIST_SOURCES` (None for others).

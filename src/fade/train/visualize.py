@@ -180,7 +180,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[P
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as error:
-        raise ValueError(f"{weights}: expected the weights of {upsampler} in {preset.model}, got others ({error})") from None
+        problem = f"expected the weights of {upsampler} in {preset.model}, got others ({error})"
+        raise ValueError(f"{weights}: {problem}") from None
     return preset, upsampler, model.eval()
 
 
@@ -202,6 +203,7 @@ def _figures(image: Tensor, stages: list[Stage], index: int, title: str, out: Pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     paths = []
     fig, axes = plt.subplots(len(stages) + 1, 2, figsize=(5.0, 2.4 * (len(stages) + 1)), squeeze=False)
@@ -245,17 +247,20 @@ def _figures(image: Tensor, stages: list[Stage], index: int, title: str, out: Pa
             height, width = entropy.shape
             size = min(CROP, height, width)
             top, left = (height - size) // 2, (width - size) // 2
-            shown = row[0].imshow(entropy.numpy(), cmap="magma", vmin=0.0, vmax=math.log(kernels.shape[0]))
-            row[0].add_patch(matplotlib.patches.Rectangle((left - 0.5, top - 0.5), size, size, fill=False, ec="cyan"))
-            row[0].set_title(f"{stage.name}: kernel entropy (nats)\nmean {entropy.mean():.3f} of max {math.log(kernels.shape[0]):.3f}", fontsize=6)
+            uniform = math.log(kernels.shape[0])
+            shown = row[0].imshow(entropy.numpy(), cmap="magma", vmin=0.0, vmax=uniform)
+            row[0].add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, ec="cyan"))
+            heading = f"{stage.name}: kernel entropy (nats)\nmean {entropy.mean():.3f} of max {uniform:.3f}"
+            row[0].set_title(heading, fontsize=6)
             fig.colorbar(shown, ax=row[0], fraction=0.046)
             k = math.isqrt(kernels.shape[0])
-            mosaic = row[1].imshow(kernel_mosaic(kernels, top, left, size).numpy(), cmap="viridis", interpolation="nearest")
+            tiles = kernel_mosaic(kernels, top, left, size).numpy()
+            drawn = row[1].imshow(tiles, cmap="viridis", interpolation="nearest")
             for line in range(1, size):
                 row[1].axhline(line * k - 0.5, color="white", linewidth=0.3)
                 row[1].axvline(line * k - 0.5, color="white", linewidth=0.3)
             row[1].set_title(f"{k}x{k} kernels of the boxed {size}x{size} pixels", fontsize=6)
-            fig.colorbar(mosaic, ax=row[1], fraction=0.046)
+            fig.colorbar(drawn, ax=row[1], fraction=0.046)
             for ax in row:
                 ax.set_xticks([])
                 ax.set_yticks([])
