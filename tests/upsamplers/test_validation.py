@@ -403,3 +403,17 @@ def test_unpool_refuses_indices_outside_the_plane():
     indices[0, 0, 0, 0] = -1
     with pytest.raises(ValueError, match=r"got values in \[-1, 0\]"):
         up(en, de, indices)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sparse_inputs_are_type_errors(name):
+    en, de = inputs()
+    module = fade.create_upsampler(name, C)
+    with pytest.raises(TypeError, match="en: expected a dense \\(strided\\) tensor, got layout torch.sparse_coo"):
+        module(en.to_sparse(), de)
+
+
+def test_cuda_without_cuda_is_a_value_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device: expected an available device, got 'cuda' \(torch.cuda.is_available\(\) is False\)"):
+        fade.create_upsampler("fade", C, device="cuda")

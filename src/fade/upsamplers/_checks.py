@@ -88,7 +88,7 @@ def factory_kwargs(device: torch.device | str | int | None, dtype: torch.dtype |
 
     Raises:
         TypeError: dtype not a torch.dtype, or device not a str, int or torch.device.
-        ValueError: a non-floating dtype or an unknown device string.
+        ValueError: a non-floating dtype, an unknown device string or CUDA where there is none.
     """
     if dtype is not None:
         if not isinstance(dtype, torch.dtype):
@@ -99,9 +99,11 @@ def factory_kwargs(device: torch.device | str | int | None, dtype: torch.dtype |
         if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
             raise TypeError(f"device: expected a str, int or torch.device, got {type(device).__name__} {device!r}")
         try:
-            torch.device(device)
+            kind = torch.device(device).type
         except RuntimeError as error:
             raise ValueError(f"device: expected a device such as 'cpu' or 'cuda:0', got {device!r} ({error})") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: expected an available device, got {device!r} (torch.cuda.is_available() is False)")
     return {"device": device, "dtype": dtype}
 
 
@@ -150,13 +152,15 @@ def check_input(name: str, t: object, module: nn.Module, like: Tensor | None = N
     autocast the dtypes are left to torch.
 
     Raises:
-        TypeError: not a tensor, not floating, or the wrong dtype.
+        TypeError: not a tensor, not floating, not dense, or the wrong dtype.
         ValueError: the wrong device.
     """
     if not isinstance(t, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}")
+    if t.layout != torch.strided:
+        raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {t.layout}")
     reference, what = like, "de"
     if reference is None:
         reference, what = _module_tensor(module), f"{type(module).__name__}'s parameters"
