@@ -89,6 +89,7 @@ def test_cli_compare_writes_tables_figures_and_summary(tiny_presets, tmp_path, c
     assert (
         "segmentation mIoU (%) ↑" in summary and "matting SAD ↓" in summary and "reconstruction PSNR (dB) ↑" in summary
     )
+    assert "| trivial baseline | " in summary and "Trivial baselines, on the same test sets: segmentation: all-" in summary
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr()
     assert str(out / "summary.md") in printed.out
