@@ -545,7 +545,7 @@ def write_summary(results: list[dict], out_dir: str | Path, command: str, plots:
     machines = sum((Counter(r["meta"]["machines"]) for r in results), Counter())
     seeds = sorted({s for r in results for s in r["meta"]["seeds"]})
     total = sum(r["meta"]["train_seconds_total"] for r in results)
-    spread = "mean ± sample std" if len(seeds) > 1 else "one run (nothing is separated from the best)"
+    spread = "mean ± sample std" if len(seeds) > 1 else "one run (no pairing: only the best is listed as best)"
     presets = ", ".join(f"`{r['meta']['preset']['task']}/{r['meta']['preset']['name']}`" for r in results)
     baselines = "; ".join(f"{r['task']}: {r['trivial']['predictor']}" for r in results if "trivial" in r)
     text = [
