@@ -96,11 +96,16 @@ def aggregate(runs: list[dict], upsamplers: Sequence[str], metrics: Sequence[str
     return rows
 
 
+def _value(value: float, metric: str) -> str:
+    """``value`` in the metric's display units."""
+    _, scale, decimals = FORMATS[metric]
+    return f"{value * scale:.{decimals}f}"
+
+
 def _cell(stats: dict, metric: str) -> str:
     """The mean ± std in the metric's display units (the mean alone for one seed)."""
-    _, scale, decimals = FORMATS[metric]
-    text = f"{stats['mean'] * scale:.{decimals}f}"
-    return text if stats["std"] is None else f"{text} ± {stats['std'] * scale:.{decimals}f}"
+    text = _value(stats["mean"], metric)
+    return text if stats["std"] is None else f"{text} ± {_value(stats['std'], metric)}"
 
 
 def mark_trivial(rows: list[dict], baseline: dict[str, float], metrics: dict[str, str]) -> None:
@@ -122,11 +127,6 @@ def ranking(rows: list[dict], metric: str, direction: str) -> list[str]:
     scored = [r for r in rows if "metrics" in r and not _flagged(r, metric)]
     scored.sort(key=lambda r: r["metrics"][metric]["mean"], reverse=direction == "max")
     return [r["upsampler"] for r in scored]
-
-
-def _value(value: float, metric: str) -> str:
-    _, scale, decimals = FORMATS[metric]
-    return f"{value * scale:.{decimals}f}"
 
 
 def markdown_table(rows: list[dict], metrics: dict[str, str], trivial: dict | None = None) -> str:
