@@ -130,3 +130,23 @@ def test_fit_to_size_crops_or_repeats_an_upsampled_map():
         fit_to_size(up, (8, 4), 2)
     with pytest.raises(ValueError, match=r"x: expected a spatial size that is a multiple of scale 4, got \(6, 4\)"):
         fit_to_size(up, (6, 4), 4)
+
+
+def test_mapping_helpers_refuse_bad_arguments():
+    for high, low, scale in [(-1, 3, 2), (4, 0, 2), (4, -2, 2)]:
+        with pytest.raises(ValueError, match=rf"source_index: expected high >= 0 and low >= 1, got high={high}, low={low}"):
+            source_index(high, low, scale)
+    with pytest.raises(ValueError, match="scale must be a positive integer, got 0"):
+        source_index(4, 2, 0)
+    assert source_index(0, 2, 2).tolist() == []
+    with pytest.raises(ValueError, match="scale must be a positive integer, got 0"):
+        check_sizes((2, 2), (4, 4), 0, "x")
+    with pytest.raises(ValueError, match=r"x: expected a low-resolution size \(H, W\), got \(4,\)"):
+        check_sizes((4,), (8,), 2, "x")
+    with pytest.raises(ValueError, match=r"expected a high-resolution size \(H, W\), got \(8, 8, 8\)"):
+        infer_scale((4, 4), (8, 8, 8))
+
+
+@pytest.mark.parametrize("shape", [(1, 0, 1, 1), (0, 3, 2, 2)])
+def test_nearest_upsample_empty_maps(shape):
+    assert nearest_upsample(torch.zeros(shape), (2 * shape[2], 2 * shape[3]), 2).shape == (*shape[:2], 2 * shape[2], 2 * shape[3])

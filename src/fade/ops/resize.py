@@ -57,8 +57,10 @@ def compatible_size(low: int, high: int, scale: int) -> bool:
 
 
 def _check_positive(what: str, kind: str, hw: tuple[int, ...]) -> None:
-    """Raise ValueError unless every extent of ``hw`` is at least 1."""
-    if min(hw, default=1) < 1:
+    """Raise ValueError unless ``hw`` is (H, W) with both extents at least 1."""
+    if len(hw) != 2:
+        raise ValueError(f"{what}: expected a {kind} size (H, W), got {tuple(hw)}")
+    if min(hw) < 1:
         raise ValueError(f"{what}: expected a {kind} size (H, W) of positive extents, got {tuple(hw)}")
 
 
@@ -87,6 +89,7 @@ def check_sizes(low_hw: tuple[int, int], high_hw: tuple[int, int], scale: int, w
 
     Both sizes must have positive extents and ``|high - scale * low| < scale`` in each dimension.
     """
+    check_scale(scale)
     _check_positive(what, "low-resolution", low_hw)
     _check_positive(what, "high-resolution", high_hw)
     if not all(compatible_size(n, m, scale) for n, m in zip(low_hw, high_hw)):
@@ -110,7 +113,13 @@ def source_index(high: int, low: int, scale: int, device: torch.device | None = 
 
     Returns:
         Tensor[high] of int64.
+
+    Raises:
+        ValueError: ``high`` negative, ``low`` below 1 or ``scale`` not a positive integer.
     """
+    if high < 0 or low < 1:
+        raise ValueError(f"source_index: expected high >= 0 and low >= 1, got high={high}, low={low}")
+    check_scale(scale)
     return torch.clamp(torch.arange(high, device=device) // effective_scale(scale, (high,)), max=low - 1)
 
 
@@ -149,7 +158,7 @@ def _gather(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     ho, wo = size
     if (ho, wo) == (h, w):
         return x
-    if (ho, wo) == (2 * h, 2 * w) and scale == 2 and x.is_floating_point():
+    if (ho, wo) == (2 * h, 2 * w) and scale == 2 and x.is_floating_point() and x.numel() > 0:
         # Exact at scale 2 (torch computes the source index as y >> 1); at other scales its float
         # scale factor misses y // s (e.g. s = 41), so those take the index path.
         return F.interpolate(x, scale_factor=2, mode="nearest")
