@@ -29,7 +29,7 @@ BAD_OPTIONS = [
     (["bench", "--names", "fade", "bogus"], "--names"),
     (["bench", "--threads", "0"], "--threads"),
     *[(["bench", "--input-size", value], "--input-size") for value in ("0", "33", "-32", "512.0")],
-    *[(["bench", option, v], option) for option in ("--max-call-s", "--memory-budget-gib") for v in ("0", "-1", "nan", "inf")],
+    *[(["bench", o, v], o) for o in ("--max-call-s", "--memory-budget-gib") for v in ("0", "-1", "nan", "inf")],
 ]
 
 
@@ -134,4 +134,5 @@ def test_the_console_script_exits_2_with_one_line_and_no_traceback(tmp_path):
         timeout=120,
     )
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == "fade bench: error: argument --sizes: expected an integer >= 1, got '0' (see fade bench --help)\n"
+    expected = "fade bench: error: argument --sizes: expected an integer >= 1, got '0' (see fade bench --help)\n"
+    assert done.stderr == expected

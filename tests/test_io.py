@@ -167,10 +167,12 @@ def test_writable_folder_is_created_with_its_parents(tmp_path):
 
 def test_a_file_where_the_folder_or_a_parent_should_be_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NotADirectoryError, match=r"out: expected a folder, got .*file \(it is a file\)"):
+    with pytest.raises(NotADirectoryError, match=r"out: expected a folder, got .*file \(it is not a folder\)"):
         check_writable_folder(tmp_path / "file")
-    with pytest.raises(NotADirectoryError, match=r"run: expected a folder, got .*file/sub \(its parent .*file is a file\)"):
+    with pytest.raises(NotADirectoryError, match=r"run: expected a folder, got .*file/sub \(its parent .*file is not"):
         check_writable_folder(tmp_path / "file" / "sub", name="run")
+    with pytest.raises(NotADirectoryError, match=r"out: expected a folder, got /dev/null \(it is not a folder\)"):
+        check_writable_folder("/dev/null")
 
 
 def test_a_folder_that_cannot_be_written_is_refused():

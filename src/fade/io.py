@@ -190,13 +190,13 @@ def check_writable_folder(folder: str | os.PathLike, name: str = "out") -> Path:
     """Create ``folder`` (and parents) if needed and prove a file can be created in it.
 
     Raises:
-        NotADirectoryError: ``folder`` or one of its parents is a file.
+        NotADirectoryError: ``folder`` or one of its parents exists and is not a folder (a file, a device).
         PermissionError / OSError: the folder cannot be created or written (message names it).
     """
     folder = Path(folder)
     for part in (folder, *folder.parents):
         if part.exists() and not part.is_dir():
-            what = "it is a file" if part == folder else f"its parent {part} is a file"
+            what = "it is not a folder" if part == folder else f"its parent {part} is not a folder"
             raise NotADirectoryError(errno.ENOTDIR, f"{name}: expected a folder, got {folder} ({what})")
     try:
         folder.mkdir(parents=True, exist_ok=True)

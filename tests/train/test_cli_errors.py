@@ -14,7 +14,7 @@ from fade.cli import main
 from fade.train import create_task
 from fade.train.checkpoint import load_checkpoint
 from fade.train.presets import PRESETS
-from fade.train.trainer import build_model
+from fade.train.trainer import RESULTS_ADVICE, build_model
 
 from .conftest import TINY
 
@@ -26,7 +26,8 @@ def tiny_presets(monkeypatch):
 
 
 def _train(out, *extra) -> list[str]:
-    return ["train", "--task", "reconstruction", "--upsampler", "nearest", "--preset", "tiny", "--out", str(out), *extra]
+    run = ["--task", "reconstruction", "--upsampler", "nearest", "--preset", "tiny", "--out", str(out)]
+    return ["train", *run, *extra]
 
 
 def _one_line_error(capsys, command: str = "train") -> str:
@@ -80,7 +81,7 @@ def test_damaged_run_files_name_the_file_and_what_to_do(tiny_presets, tmp_path, 
     assert main(_train(out)) == 2
     line = _one_line_error(capsys)
     assert line.startswith(f"fade train: error: {results}: expected a JSON file written by fade, got invalid JSON")
-    assert line.endswith("delete it and run again (the run is evaluated again from its checkpoint, or retrained without one)\n")
+    assert line.endswith(f"; {RESULTS_ADVICE}\n")
 
 
 def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(tiny_presets, tmp_path, capsys, monkeypatch):

@@ -182,11 +182,10 @@ def test_a_damaged_results_file_is_refused_and_deleting_it_evaluates_again(tiny_
 
 
 def test_a_folder_held_by_another_process_is_refused_before_training(tiny_data, tmp_path, monkeypatch):
-    hold = "\n".join(
-        ["import sys", "from fade.io import lock_folder", "with lock_folder(sys.argv[1]):", "    print('locked', flush=True)"]
-    )
+    hold = ["import sys", "from fade.io import lock_folder", "with lock_folder(sys.argv[1]):"]
+    hold += ["    print('locked', flush=True)", "    sys.stdin.read()"]
     holder = subprocess.Popen(
-        [sys.executable, "-c", hold + "\n    sys.stdin.read()", str(tmp_path)],
+        [sys.executable, "-c", "\n".join(hold), str(tmp_path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
