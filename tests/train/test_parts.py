@@ -161,7 +161,9 @@ def test_presets_and_their_validation():
 
 
 def test_unregistered_data_names_the_way_out():
-    with pytest.raises(ValueError, match="got 'ade20k'; the paper's datasets are not shipped: register a loader"):
+    with pytest.raises(ValueError, match="got 'voc2012'; other datasets: register a loader with fade.train.register"):
+        create_data("voc2012", "train", (512, 512), None)
+    with pytest.raises(ValueError, match=r"data_dir: the ade20k data source reads a folder .*; pass --data-dir"):
         create_data("ade20k", "train", (512, 512), None)
     with pytest.raises(ValueError, match=r"size: Fashion-MNIST images are \(28, 28\), got \(32, 32\)"):
         create_data("fashion_mnist", "train", (32, 32), None)

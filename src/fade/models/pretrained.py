@@ -169,7 +169,8 @@ def _resnet_names(key: str, fmt: str, trimap: bool) -> tuple[tuple[str, ...], st
     else:
         stage, part, layer = int(m["first"]), m["part"], m["first_layer"]
         if part == "shortcut":
-            name = f"layer{stage}.0.downsample.{layer}" if tv else f"mod{stage + 1}.block1.proj_{('conv', 'bn')[int(layer)]}"
+            abn = f"mod{stage + 1}.block1.proj_{('conv', 'bn')[int(layer)]}"
+            name = f"layer{stage}.0.downsample.{layer}" if tv else abn
         else:
             n = part[-1]
             sub = f"conv{n}" if layer == "0" else f"bn{n}"
@@ -191,7 +192,10 @@ def _dropped_rules(model: nn.Module, fmt: str) -> Callable[[str], bool]:
         "inplace_abn": ("classifier.", "mod5."),
         "fade": (),
     }[fmt]
-    block = {"torchvision": re.compile(r"layer([123])\.(\d+)\."), "inplace_abn": re.compile(r"mod([234])\.block(\d+)\.")}
+    block = {
+        "torchvision": re.compile(r"layer([123])\.(\d+)\."),
+        "inplace_abn": re.compile(r"mod([234])\.block(\d+)\."),
+    }
 
     def dropped(key: str) -> bool:
         if key.startswith(heads):
@@ -266,7 +270,8 @@ def read_state_dict(source: str | os.PathLike | Mapping) -> dict[str, Tensor]:
         try:
             source = torch.load(source, map_location="cpu", weights_only=True)
         except Exception as error:  # a pickle with code, a truncated or foreign file: all the user's to fix
-            raise ValueError(f"init: expected a torch weights file, could not read {os.fspath(source)!r}: {error}") from None
+            path = os.fspath(source)
+            raise ValueError(f"init: expected a torch weights file, could not read {path!r}: {error}") from None
     while isinstance(source, Mapping) and not _is_state_dict(source):
         inner = next((source[k] for k in ("state_dict", "model") if isinstance(source.get(k), Mapping)), None)
         if inner is None:

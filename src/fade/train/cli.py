@@ -48,35 +48,58 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _preset(task: str, name: str, steps: int | None):
-    """The preset ``task/name``, with ``steps`` when given."""
+def _directory(text: str) -> str:
+    """An existing directory."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"expected an existing directory, got {text!r}")
+    return text
+
+
+def _preset(task: str, name: str, args: argparse.Namespace):
+    """The preset ``task/name`` with the overrides given on the command line."""
     from .presets import get_preset
 
     preset = get_preset(task, name)
-    return preset.replace(steps=steps) if steps else preset
+    changes = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "size": tuple(args.size) if args.size else None,
+        "train_length": args.train_length,
+        "test_length": args.test_length,
+        "num_workers": args.workers,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if args.data_dir:
+        changes["data_options"] = {**preset.data_options, "root": args.data_dir}
+    return preset.replace(**changes) if changes else preset
 
 
 def train_command(args: argparse.Namespace) -> int:
     """``fade train``: one run; prints the results.json path and the metrics."""
+    from .distributed import distributed_from_env
     from .trainer import resolve_device, train
 
-    preset = _preset(args.task, args.preset, args.steps)
+    preset = _preset(args.task, args.preset, args)
     if args.data:
         preset = preset.replace(data=args.data)
     out = Path(args.out or Path("results/train") / args.task / args.preset / args.upsampler / f"seed{args.seed}")
     resolve_device(args.device)
     check_writable_folder(out, name="out")
-    result = train(
-        preset,
-        args.upsampler,
-        out,
-        seed=args.seed,
-        device=args.device,
-        stop_after=args.stop_after,
-        init=args.init,
-        threads=args.threads,
-        log=_log,
-    )
+    with distributed_from_env(args.device) as processes:
+        result = train(
+            preset,
+            args.upsampler,
+            out,
+            seed=args.seed,
+            device=args.device,
+            stop_after=args.stop_after,
+            init=args.init,
+            threads=args.threads,
+            amp=args.amp,
+            log=_log if processes.main else None,
+        )
+    if not processes.main:
+        return 0
     if result["status"] == "stopped":
         print(f"{out}: stopped after step {result['step']} (run again to resume)")
     else:
@@ -94,7 +117,7 @@ def compare_command(args: argparse.Namespace) -> int:
     upsamplers = args.upsamplers or list(QUICK_UPSAMPLERS if args.quick else UPSAMPLERS)
     check_comparison(upsamplers, args.seeds, args.device)
     root = Path(args.out) / ("quick" if args.quick else "")
-    presets = {task: _preset(task, preset_name, args.steps) for task in tasks}
+    presets = {task: _preset(task, preset_name, args) for task in tasks}
     results = []
     with lock_folder(root, args.command_line, name="out"):
         for task, preset in presets.items():
@@ -121,6 +144,21 @@ def compare_command(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
+    p.add_argument("--batch-size", type=_positive, help="samples per step over all processes (default: the preset's)")
+    p.add_argument(
+        "--size", type=_positive, nargs=2, metavar=("H", "W"), help="training crop size (default: the preset's)"
+    )
+    p.add_argument("--train-length", type=_positive, help="training samples to use (default: the preset's)")
+    p.add_argument("--test-length", type=_positive, help="test samples to evaluate on (default: the preset's)")
+    p.add_argument(
+        "--workers", type=int_range(0, 256), help="data loading processes per training process (default: the preset's)"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=_directory,
+        help="the data source's folder: ADE20K (ADEChallengeData2016 or its parent) for segmentation/paper, "
+        "Adobe Image Matting (Combined_Dataset or its parent) for matting/paper, Fashion-MNIST idx files for the rest",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument(
         "--threads",
@@ -146,7 +184,14 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order (0)")
     p.add_argument("--stop-after", type=_positive, help="stop (with a checkpoint) after this many steps")
     p.add_argument("--data", help="data source instead of the preset's (fade.train.list_data())")
-    p.add_argument("--init", help="state dict to load before training (e.g. pretrained encoder weights)")
+    p.add_argument(
+        "--init",
+        help="weights to start from: ImageNet MiT-B1 (SegFormer, mmseg or Hugging Face file) for segmentation, "
+        "ResNet-34 (torchvision or the A2U code's file) for matting, or a state dict of this package's names",
+    )
+    p.add_argument(
+        "--amp", choices=("bf16", "fp16"), help="mixed precision (autocast; fp16 with loss scaling, CUDA only)"
+    )
     _common(p)
     p.set_defaults(func=train_command)
 

@@ -1,9 +1,9 @@
 """Data sources by name, step-indexed batch order, and in-memory caching of rendered sets.
 
 A data source is a factory ``(split, size, length, **options) -> Dataset`` of dict samples with the
-keys its task reads (:mod:`fade.train.tasks`). The shipped ones wrap :mod:`fade.data`; the paper's
-datasets (ADE20K, Composition-1K) are not shipped: register a loader under their name with
-:func:`register_data` to run the paper presets.
+keys its task reads (:mod:`fade.train.tasks`). The shipped ones wrap :mod:`fade.data`; ``ade20k``
+and ``composition1k`` read the paper's datasets from the folder given as option ``root``
+(``fade train --data-dir``), which their users download themselves (README).
 
 The batch order is a pure function of (seed, step): a resumed run draws exactly the batches the
 uninterrupted run would have drawn, and every upsampler trained with a seed sees the same batches.
@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 __all__ = [
     "CachedDataset",
+    "EpochKeyed",
     "StepBatchSampler",
     "batch_indices",
     "create_data",
@@ -50,8 +51,8 @@ def create_data(name: str, split: str, size: tuple[int, int], length: int | None
     """Dataset ``split`` of data source ``name`` at (H, W) ``size`` with ``length`` samples (None: all)."""
     if name not in _DATA:
         raise ValueError(
-            f"data: expected a registered source ({', '.join(list_data())}), got {name!r}; the paper's datasets "
-            "are not shipped: register a loader with fade.train.register_data (docs/experiments.md)"
+            f"data: expected a registered source ({', '.join(list_data())}), got {name!r}; other datasets: "
+            "register a loader with fade.train.register_data"
         )
     return _DATA[name](split, size, length, **options)
 
@@ -101,6 +102,62 @@ def _fashion_mnist(split: str, size: tuple[int, int], length: int | None, **opti
     return _FashionMNISTImages(split, length, **options)
 
 
+class EpochKeyed(Dataset):
+    """The first ``length`` samples of ``dataset``, whose samples take ``(index, epoch)`` keys
+    (fresh random augmentation every epoch); :class:`StepBatchSampler` passes the epoch when the
+    training set has ``epoch_keys``."""
+
+    epoch_keys = True
+
+    def __init__(self, dataset: Dataset, length: int | None) -> None:
+        total = len(dataset)
+        if length is not None and not 1 <= length <= total:
+            raise ValueError(f"length: expected 1..{total} samples of {type(dataset).__name__}, got {length}")
+        self.dataset, self.length = dataset, total if length is None else length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        index = key[0] if isinstance(key, tuple) else key
+        if not 0 <= index < self.length:
+            raise IndexError(f"index: expected 0..{self.length - 1}, got {index}")
+        return self.dataset[key]
+
+
+def _root(root: str | None, source: str, layout: str) -> str:
+    if root is None:
+        raise ValueError(f"data_dir: the {source} data source reads a folder ({layout}); pass --data-dir")
+    return root
+
+
+@register_data("ade20k")
+def _ade20k(split: str, size: tuple[int, int], length: int | None, root: str | None = None, **options) -> Dataset:
+    """:class:`fade.data.ade20k.ADE20K`: ``size`` training crops; images resized within (4 S, S),
+    S = max(size), as the paper's 512 crops go with its 2048 x 512 scale; "test" is ADE20K's val."""
+    from ..data.ade20k import ADE20K
+
+    side = max(size)
+    root = _root(root, "ade20k", "ADEChallengeData2016 or its parent")
+    split = "train" if split == "train" else "val"
+    dataset = ADE20K(root, split, crop_size=tuple(size), scale=(4 * side, side), **options)
+    return EpochKeyed(dataset, length)
+
+
+@register_data("composition1k")
+def _composition1k(
+    split: str, size: tuple[int, int], length: int | None, root: str | None = None, **options
+) -> Dataset:
+    """:class:`fade.data.adobe_matting.AdobeMattingTrain` (``size`` crops) for "train", the full-size
+    Composition-1K test set for "test"."""
+    from ..data.adobe_matting import AdobeMattingTrain, Composition1K
+
+    root = _root(root, "composition1k", "Combined_Dataset or its parent")
+    if split == "train":
+        return EpochKeyed(AdobeMattingTrain(root, crop_size=tuple(size), **options), length)
+    return EpochKeyed(Composition1K(root), length)
+
+
 class CachedDataset(Dataset):
     """Every sample of ``dataset`` rendered once and held as stacked tensors.
 
@@ -142,15 +199,23 @@ def batch_indices(length: int, batch_size: int, seed: int, step: int) -> list[in
 
 
 class StepBatchSampler(Sampler[list[int]]):
-    """The batches of steps ``start .. stop - 1`` (see :func:`batch_indices`), for a DataLoader."""
+    """The batches of steps ``start .. stop - 1`` (see :func:`batch_indices`), for a DataLoader;
+    with ``with_epoch`` each index comes as an ``(index, epoch)`` key."""
 
-    def __init__(self, length: int, batch_size: int, seed: int, start: int, stop: int) -> None:
+    def __init__(
+        self, length: int, batch_size: int, seed: int, start: int, stop: int, with_epoch: bool = False
+    ) -> None:
         batch_indices(length, batch_size, seed, 0)
         self.length, self.batch_size, self.seed, self.start, self.stop = length, batch_size, seed, start, stop
+        self.with_epoch = with_epoch
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start, self.stop):
-            yield batch_indices(self.length, self.batch_size, self.seed, step)
+            indices = batch_indices(self.length, self.batch_size, self.seed, step)
+            if self.with_epoch:
+                epoch = step // (self.length // self.batch_size)
+                indices = [(index, epoch) for index in indices]
+            yield indices

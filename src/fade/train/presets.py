@@ -200,8 +200,8 @@ _PRESET_LIST = [
         checkpoint_every=4000,
         log_every=50,
         num_workers=8,
-        needs="an ADE20K loader registered as 'ade20k' ({'image', 'label'} with 512x512 training crops, "
-        "label 255 ignored) and ImageNet-pretrained MiT-B1 weights (--init); a GPU",
+        needs="ADE20K (--data-dir: ADEChallengeData2016 or its parent), ImageNet-pretrained MiT-B1 weights "
+        "(--init mit_b1.pth, mmseg or Hugging Face format), numpy and Pillow; a GPU (README: Table 3)",
     ),
     Preset(
         task="matting",
@@ -263,8 +263,9 @@ _PRESET_LIST = [
         checkpoint_every=6000,
         log_every=50,
         num_workers=8,
-        needs="a Composition-1K loader registered as 'composition1k' ({'input', 'alpha', 'trimap', 'fg', 'bg'}, "
-        "512x512 training crops) and ImageNet-pretrained ResNet-34 weights (--init); a GPU",
+        needs="Adobe Image Matting with Composition-1K and MS-COCO train2014 backgrounds (--data-dir: "
+        "Combined_Dataset or its parent), ImageNet-pretrained ResNet-34 weights (--init, torchvision or the A2U "
+        "code's file), numpy and Pillow; a GPU (README: Table 3)",
     ),
     Preset(
         task="reconstruction",

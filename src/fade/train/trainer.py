@@ -24,9 +24,22 @@ from torch.utils.data import DataLoader, Dataset
 from ..bench.sweeps import machine_info
 from ..io import lock_folder, read_checked_json, write_checked_json
 from ..models import create_model
+from ..models.pretrained import load_pretrained, read_state_dict
 from ..upsamplers import list_upsamplers
-from .checkpoint import load_checkpoint, load_state_dict_file, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import CachedDataset, StepBatchSampler, create_data
+from .distributed import (
+    Processes,
+    ShardedBatches,
+    autocast,
+    broadcast_from_main,
+    check_amp,
+    convert_batchnorm,
+    current_processes,
+    gather_objects,
+    grad_scaler,
+    mean_over_processes,
+)
 from .optim import build_optimizer, set_learning_rate
 from .presets import Preset
 from .record import data_record, describe_data
@@ -88,9 +101,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def run_config(preset: Preset, upsampler: str, seed: int, init: str | None = None) -> dict:
+def run_config(preset: Preset, upsampler: str, seed: int, init: str | None = None, amp: str | None = None) -> dict:
     """What identifies a run, as plain JSON data (tuples become lists)."""
-    config = {"preset": preset.to_dict(), "upsampler": upsampler, "seed": seed, "init": init}
+    config = {"preset": preset.to_dict(), "upsampler": upsampler, "seed": seed, "init": init, "amp": amp}
     return json.loads(json.dumps(config))
 
 
@@ -174,17 +187,9 @@ def _train_mode(model: nn.Module, freeze_bn: bool) -> None:
 
 
 def _load_init(model: nn.Module, state: dict[str, torch.Tensor], path: str, log: Log) -> None:
-    """Load the tensors of ``state`` (read from ``path``, e.g. ImageNet-pretrained encoder weights) the model shares."""
-    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    wrong = [f"{k} {tuple(v.shape)} for {own[k]}" for k, v in state.items() if own.get(k, tuple(v.shape)) != v.shape]
-    if wrong:
-        shapes = "; ".join(wrong[:3])
-        raise ValueError(f"init: expected tensors of the model's shapes, got {len(wrong)} others in {path}: {shapes}")
-    result = model.load_state_dict(state, strict=False)
-    loaded = len(state) - len(result.unexpected_keys)
-    if loaded == 0:
-        raise ValueError(f"init: expected a state dict sharing parameter names with the model, got none from {path}")
-    log(f"init: loaded {loaded} tensors from {path}; {len(result.missing_keys)} model tensors left as initialised")
+    """Load ``state`` (read from ``path``: pretrained encoder weights in a published format, or this
+    package's own names) into ``model`` (:func:`fade.models.pretrained.load_pretrained`)."""
+    log(f"init: {path}: {load_pretrained(model, state)}")
 
 
 def train(
@@ -198,9 +203,15 @@ def train(
     data: tuple[Dataset, Dataset] | None = None,
     init: str | None = None,
     threads: int | None = None,
+    amp: str | None = None,
     log: Log | None = None,
 ) -> dict:
     """Train ``preset``'s model with ``upsampler``, evaluate it, write ``out_dir/results.json``.
+
+    Inside a process group (``torchrun``, :func:`fade.train.distributed.distributed_from_env`) every
+    rank calls it: the global batch is split over the ranks, rank 0 reads and writes the run's files
+    and alone evaluates and returns the results; the other ranks return ``{"status": "trained", ...}``
+    once trained (see :mod:`fade.train.distributed`).
 
     Args:
         preset: the run's settings (:mod:`fade.train.presets`).
@@ -214,6 +225,7 @@ def train(
             renders them once for all its runs).
         init: a state dict to load before training (e.g. pretrained encoder weights).
         threads: torch intra-op threads during the run (None: unchanged).
+        amp: mixed precision, ``"bf16"`` or ``"fp16"`` (CUDA only); None: float32.
         log: called with progress lines.
 
     Returns:
@@ -228,9 +240,18 @@ def train(
     if threads is not None:
         _check_int("threads", threads, 1, THREADS_MAX)
     device = resolve_device(device)
-    with lock_folder(out_dir, name="out_dir") as out:
+    processes = current_processes()
+    if processes.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", processes.local_rank)
+    check_amp(amp, device)
+    if preset.batch_size % processes.world_size:
+        world = processes.world_size
+        raise ValueError(f"batch_size: expected a multiple of the {world} processes, got {preset.batch_size}")
+    # Rank 0 alone writes, so it alone holds the folder's lock.
+    lock = lock_folder(out_dir, name="out_dir") if processes.main else contextlib.nullcontext(Path(out_dir))
+    with lock as out:
         options = {"stop_after": stop_after, "data": data, "init": init, "threads": threads, "log": log}
-        return _train_in_locked_folder(preset, upsampler, out, seed, device, **options)
+        return _train_in_locked_folder(preset, upsampler, out, seed, device, amp=amp, processes=processes, **options)
 
 
 def _train_in_locked_folder(
@@ -244,19 +265,33 @@ def _train_in_locked_folder(
     data: tuple[Dataset, Dataset] | None,
     init: str | None,
     threads: int | None,
+    amp: str | None,
+    processes: Processes,
     log: Log,
 ) -> dict:
     """:func:`train`'s work, its arguments checked, in ``out``, whose lock the caller holds."""
-    config = run_config(preset, upsampler, seed, init)
-    if (out / RESULTS).exists():
+    config = run_config(preset, upsampler, seed, init, amp)
+    # Rank 0 reads the run's files and hands them to the other ranks (which need no shared folder).
+    results = None
+    if processes.main and (out / RESULTS).exists():
         results = read_checked_json(out / RESULTS, RESULTS_ADVICE)
         _check_same_run(config, results["config"], out / RESULTS)
+    results = broadcast_from_main(results, processes)
+    if results is not None:
         log(f"{out}: already complete")
         return results
-    state = load_checkpoint(out / CHECKPOINT, device) if (out / CHECKPOINT).exists() else None
-    if state is not None:
+    state = None
+    if processes.main and (out / CHECKPOINT).exists():
+        state = load_checkpoint(out / CHECKPOINT, device if processes.world_size == 1 else torch.device("cpu"))
         _check_same_run(config, json.loads(state["config"]), out / CHECKPOINT)
-    init_state = load_state_dict_file(init) if state is None and init is not None else None
+        if state.get("processes", 1) != processes.world_size:
+            raise ValueError(
+                f"{out / CHECKPOINT}: expected a checkpoint of a run on {processes.world_size} processes, got one of "
+                f"{state.get('processes', 1)}; resume with as many processes as it was started with"
+            )
+    state = broadcast_from_main(state, processes)
+    init_state = read_state_dict(init) if state is None and init is not None and processes.main else None
+    init_state = broadcast_from_main(init_state, processes)
     task = create_task(preset.task, **preset.task_options)
     train_set, test_set = data or build_data(preset, task)
     data_used = data_record(preset, train_set, test_set)
@@ -269,17 +304,30 @@ def _train_in_locked_folder(
         model = build_model(preset, upsampler).to(device)
         if init_state is not None:
             _load_init(model, init_state, init, log)
+        if processes.world_size > 1:
+            model = convert_batchnorm(model)  # BatchNorm over the global batch, before the optimiser holds its weights
         optimizer = build_optimizer(
             model, preset.optimizer, preset.lr, preset.weight_decay, preset.betas, preset.lr_mult, preset.no_decay
         )
+        scaler = grad_scaler(amp, device)
+        trained = model
+        if processes.world_size > 1:
+            torch.manual_seed(seed * 65_537 + processes.rank + 1)  # one generator stream per rank (dropout, drop path)
+            device_ids = [device.index] if device.type == "cuda" else None
+            trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         start, history, window, seconds = 0, [], [0.0, 0], 0.0
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            set_rng_state(state["rng"], device)
+            set_rng_state(state["rng_ranks"][processes.rank] if processes.world_size > 1 else state["rng"], device)
+            if "scaler" in state:
+                scaler.load_state_dict(state["scaler"])
             start, history, window, seconds = state["step"], state["history"], state["window"], state["train_seconds"]
             log(f"{out}: resuming at step {start}")
-        sampler = StepBatchSampler(len(train_set), preset.batch_size, seed, start, stop)
+        with_epoch = getattr(train_set, "epoch_keys", False)
+        sampler = StepBatchSampler(len(train_set), preset.batch_size, seed, start, stop, with_epoch)
+        if processes.world_size > 1:
+            sampler = ShardedBatches(sampler, processes)
         # An own generator: creating the iterator must not draw from the global one that dropout uses.
         generator = torch.Generator().manual_seed(seed)
         loader = DataLoader(train_set, batch_sampler=sampler, num_workers=preset.num_workers, generator=generator)
@@ -287,19 +335,25 @@ def _train_in_locked_folder(
         for step, batch in enumerate(loader, start=start):
             set_learning_rate(optimizer, preset.lr, schedule.factor(step))
             _train_mode(model, preset.freeze_bn)
-            loss = task.loss(model, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"step {step}: expected a finite loss, got {loss.item()}")
+            with autocast(amp, device):
+                loss = task.loss(trained, batch)
+            global_loss = mean_over_processes(loss, processes)
+            if not torch.isfinite(global_loss):
+                raise FloatingPointError(f"step {step}: expected a finite loss, got {global_loss.item()}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            window = [window[0] + loss.item(), window[1] + 1]
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            window = [window[0] + global_loss.item(), window[1] + 1]
             done = step + 1
             if done % preset.log_every == 0 or done == preset.steps:
                 history.append({"step": done, "loss": window[0] / window[1]})
                 window = [0.0, 0]
                 log(f"{upsampler} seed {seed}: step {done}/{preset.steps} loss {history[-1]['loss']:.5f}")
             if done % preset.checkpoint_every == 0 or done == stop:
+                generators = gather_objects(rng_state(device), processes)
+                if not processes.main:
+                    continue
                 elapsed = seconds + time.perf_counter() - started
                 checkpoint = {
                     "config": json.dumps(config),
@@ -307,15 +361,22 @@ def _train_in_locked_folder(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "schedule": {"kind": schedule.kind, "step": done, "factor": schedule.factor(done)},
-                    "rng": rng_state(device),
+                    "rng": generators[0],
                     "history": history,
                     "window": window,
                     "train_seconds": elapsed,
+                    "processes": processes.world_size,
                 }
+                if processes.world_size > 1:
+                    checkpoint["rng_ranks"] = generators
+                if amp == "fp16":
+                    checkpoint["scaler"] = scaler.state_dict()
                 save_checkpoint(out / CHECKPOINT, checkpoint)
         seconds += time.perf_counter() - started
         if stop < preset.steps:
             return {"status": "stopped", "step": stop, "config": config}
+        if not processes.main:
+            return {"status": "trained", "step": stop, "config": config}
 
         model.eval()
         started = time.perf_counter()
@@ -340,6 +401,7 @@ def _train_in_locked_folder(
         "train_samples": len(train_set),
         "test_samples": len(test_set),
         "data": data_used,
+        "processes": processes.world_size,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": machine,
         "history": history,
