@@ -135,6 +135,13 @@ def test_native_and_fallback_agree_in_float32(monkeypatch, case):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("value", "native"), [("1", False), ("true", False), (" Yes ", False), ("on", False),
+                                               ("0", True), ("", True), ("false", True), ("off", True)])
+def test_environment_switch_values(monkeypatch, value, native):
+    monkeypatch.setenv(_native.DISABLE_ENV, value)
+    assert _native.available() is native
+
+
 def test_dispatch_follows_the_environment_switch(monkeypatch):
     calls = []
     native_forward = _native.forward

@@ -197,3 +197,12 @@ def test_no_warning_when_everything_is_in_order(env):
         warnings.simplefilter("error")
         _native._build(compiler)
         _native._build(compiler)
+
+
+def test_no_home_folder_builds_privately(env, monkeypatch):
+    _, _, compiler, log = env
+    monkeypatch.delenv(_native.CACHE_ENV)
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
+    with pytest.warns(RuntimeWarning, match=r"cache folder \$FADE_CACHE_DIR is unset and there is no home folder"):
+        assert hasattr(_native._build(compiler), "fade_carafe_forward_f32")
+    assert calls(log) == 1

@@ -20,10 +20,10 @@ without a valid output leaves nothing in the cache, and concurrent processes (py
 may build at the same time.
 
 If no compiler works, a warning is issued once and :func:`available` is False; callers then use the
-pure-PyTorch path. ``FADE_DISABLE_NATIVE=1`` forces that path (read at every call). Callers also
-take that path when :func:`supports` refuses sizes whose indices or scratch lengths would not fit
-int64 (decided before anything is allocated), and when :func:`forward` / :func:`backward` return
-None because the kernel could not allocate its scratch.
+pure-PyTorch path. ``FADE_DISABLE_NATIVE=1`` (or true, yes, on) forces that path (read at every
+call). Callers also take that path when :func:`supports` refuses sizes whose indices or scratch
+lengths would not fit int64 (decided before anything is allocated), and when :func:`forward` /
+:func:`backward` return None because the kernel could not allocate its scratch.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _cpu_signature() -> str:
 
 
 def _cache_dir() -> Path:
-    """``$FADE_CACHE_DIR``, else ``~/.cache/fade``."""
+    """``$FADE_CACHE_DIR``, else ``~/.cache/fade`` (RuntimeError when there is no home folder)."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "fade")
 
 
@@ -105,7 +105,10 @@ def _distrust(st: os.stat_result) -> str | None:
 
 def _cache_folder() -> tuple[Path, str | None]:
     """The cache folder (created with mode 0700 if missing) and why it cannot be trusted, or None."""
-    folder = _cache_dir()
+    try:
+        folder = _cache_dir()
+    except RuntimeError as err:
+        return Path(f"${CACHE_ENV}"), f"is unset and there is no home folder ({err})"
     try:
         if not os.path.lexists(folder):
             folder.mkdir(mode=_PRIVATE_MODE, parents=True, exist_ok=True)
@@ -249,8 +252,9 @@ def _library() -> ctypes.CDLL | None:
 
 
 def available() -> bool:
-    """True unless FADE_DISABLE_NATIVE=1 or the kernel could not be built."""
-    return os.environ.get(DISABLE_ENV, "0") != "1" and _library() is not None
+    """True unless FADE_DISABLE_NATIVE is 1 (true, yes, on) or the kernel could not be built."""
+    disabled = os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return not disabled and _library() is not None
 
 
 def _fits(shape: tuple[int, ...], threads: int) -> bool:
