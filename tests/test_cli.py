@@ -115,6 +115,24 @@ def test_a_program_bug_is_not_disguised_as_a_user_error(monkeypatch, tmp_path):
         main(["bench", "--names", "nearest", "--out", str(tmp_path)])
 
 
+@pytest.mark.parametrize(
+    "error, line",
+    [
+        (MemoryError(), "fade bench: error: MemoryError\n"),
+        (torch.cuda.OutOfMemoryError("CUDA out of memory.\nTried to allocate"), "error: CUDA out of memory. Tried to"),
+        (OSError(28, "No space left on device"), "error: No space left on device (free some space, then run"),
+        (PermissionError(13, "Permission denied", "/x/y"), "fade bench: error: Permission denied: /x/y\n"),
+    ],
+)
+def test_resource_errors_are_one_line_and_status_2(error, line, monkeypatch, tmp_path, capsys):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("fade.bench.sweeps.machine_info", fail)
+    assert main(["bench", "--names", "nearest", "--out", str(tmp_path)]) == 2
+    assert line in _one_line_error(capsys)
+
+
 def test_a_keyboard_interrupt_is_one_line_and_status_130(monkeypatch, tmp_path, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -6,7 +6,8 @@ parsed arguments and returning an exit status.
 Errors: a malformed or out-of-range option is refused while parsing (numeric options use
 :func:`int_range` and :func:`float_range`); while a command runs, a user error (:data:`USER_ERRORS`:
 ValueError for bad values or bad files, OSError for paths, disks, devices and locked folders,
-MemoryError) becomes one line on stderr and exit status 2; Ctrl-C one line and status 130, SIGTERM 143.
+MemoryError and CUDA out-of-memory) becomes one line on stderr and exit status 2; Ctrl-C one line
+and status 130, SIGTERM 143.
 Any other exception is a bug in fade and shows its traceback; ``--debug`` shows it for all.
 """
 
@@ -23,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from .io import FolderLockedError
 
 __all__ = ["USER_ERRORS", "Terminated", "bench", "float_range", "int_range", "main"]
 
-USER_ERRORS = (ValueError, OSError, MemoryError)
+USER_ERRORS = (ValueError, OSError, MemoryError, torch.cuda.OutOfMemoryError)
 """Exceptions a command reports as the user's mistake or the machine's state (one line, exit status 2)."""
 ON_INTERRUPT = {
     "train": "run the same command again to resume from the last checkpoint",
@@ -95,8 +98,6 @@ class _Parser(argparse.ArgumentParser):
 
 def bench(args: argparse.Namespace) -> int:
     """``fade bench``: the upsampler sweeps, the operator checks of issue 2.2, or the network costs."""
-    import torch
-
     from .bench.sweeps import machine_info
     from .io import lock_folder
     from .train.trainer import resolve_device
@@ -123,8 +124,6 @@ def _elapsed(start: float) -> float:
 
 def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[Path]:
     """``--suite operator``: OUT/operator.json."""
-    import torch
-
     from .bench.operator import run_operator_suite
     from .io import write_file
 
@@ -168,8 +167,6 @@ def _bench_networks(args: argparse.Namespace, meta: dict, start: float) -> list[
 
 def _bench_sweep(args: argparse.Namespace, meta: dict, start: float) -> list[Path]:
     """``--suite sweep``: OUT/{quick,full}/bench.{csv,json}, table.md and the figures."""
-    import torch
-
     from .bench.cases import benchmark_names
     from .bench.sweeps import FULL, NOTES, QUICK, run_sweep, write_results
 
