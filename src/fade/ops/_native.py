@@ -260,8 +260,8 @@ def available() -> bool:
 def _fits(shape: tuple[int, ...], threads: int) -> bool:
     """True when every element count the kernel derives from ``shape`` fits _MAX_ELEMENTS.
 
-    Counts the tensors, the scaled row extents and the scratch of ``threads`` workers in each
-    phase (forward, grad_kernels, grad_x), exactly as the C++ entry points do.
+    Counts the tensors, the scaled row extents, the row split and the scratch of ``threads``
+    workers in each phase (forward, grad_kernels, grad_x), exactly as the C++ entry points do.
     """
     b, c, h, w, ho, wo, k, s = shape
     row_len = (w + k - 1) * s
@@ -271,6 +271,7 @@ def _fits(shape: tuple[int, ...], threads: int) -> bool:
         b * k * k * ho * wo,
         b * c * ho * wo,
         s * (h + 1),
+        4 * threads * (h + 1),
         s * (w + k),
         threads * _GROUP_CHANNELS * k * row_len,
         threads * c * k * row_len,

@@ -601,7 +601,7 @@ i64 checked_add(i64 a, i64 b) {
 
 // True when the kernels handle this shape (positive spatial extents, K odd, s >= 1) and every
 // element count they derive from it is at most kMaxElements, so no index arithmetic overflows:
-// the tensors, the scaled rows and the scratch of nthreads workers in each phase.
+// the tensors, the scaled rows, the row split and the scratch of nthreads workers in each phase.
 bool sizes_fit(const Shape& sh, int nthreads) {
     if (sh.B < 0 || sh.C < 0 || sh.H < 1 || sh.W < 1 || sh.Ho < 1 || sh.Wo < 1 || sh.K < 1 || sh.K % 2 == 0 ||
         sh.s < 1)
@@ -617,6 +617,7 @@ bool sizes_fit(const Shape& sh, int nthreads) {
         checked_mul(checked_mul(checked_mul(sh.B, kk), sh.Ho), sh.Wo),
         checked_mul(checked_mul(checked_mul(sh.B, sh.C), sh.Ho), sh.Wo),
         checked_mul(sh.s, checked_add(sh.H, 1)),
+        checked_mul(checked_mul(4, workers), checked_add(sh.H, 1)),  // part * H in task_range
         checked_mul(sh.s, checked_add(sh.W, sh.K)),
         checked_mul(workers, checked_mul(checked_mul(kGroupChannels, sh.K), row_len)),
         checked_mul(workers, checked_mul(checked_mul(sh.C, sh.K), row_len)),
