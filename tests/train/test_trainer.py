@@ -3,6 +3,7 @@ import io
 import json
 import math
 import os
+import pickle
 import subprocess
 import sys
 
@@ -226,3 +227,18 @@ def test_bad_run_arguments_are_refused_before_the_folder_is_touched(options, err
     with pytest.raises(error, match=message):
         train(TINY["reconstruction"], "bilinear", tmp_path / "run", **options)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_that_verifies_but_holds_no_training_state_is_refused(tmp_path):
+    """The checksum proves the bytes are as written, not that fade wrote a checkpoint: a pickle with code
+    or a bare tensor behind a valid header is refused too, and nothing in it is run."""
+    from fade.io import write_checked_bytes
+
+    buffer = io.BytesIO()
+    torch.save(torch.ones(2), buffer)
+    write_checked_bytes(tmp_path / "tensor.pt", buffer.getvalue())
+    with pytest.raises(CorruptFileError, match=r"tensor\.pt: expected a checkpoint dict, got Tensor"):
+        load_checkpoint(tmp_path / "tensor.pt", torch.device("cpu"))
+    write_checked_bytes(tmp_path / "code.pt", pickle.dumps(os.system, protocol=2))  # would run a command if unpickled freely
+    with pytest.raises(CorruptFileError, match=r"code\.pt: expected a torch checkpoint inside, got one torch cannot"):
+        load_checkpoint(tmp_path / "code.pt", torch.device("cpu"))
