@@ -1,11 +1,18 @@
-"""The operator suite (issue 2.2): the reassembly and FADE against their alternatives, side by side.
+"""The operator suite (issues 2.2 and 11): the reassembly and FADE against their alternatives, side by side.
 
 At C=256, decoder 64x64 -> 128x128, fp32, batch 1 (by default), in one run:
 
 1. ``carafe`` inference time / ``F.interpolate(bilinear)`` time on the same tensor: target <= 3;
 2. authors' FADE formulation forward+backward time / ``fade.FADE`` forward+backward time (same
    parameters): target >= 30;
-3. peak extra memory of ``carafe`` forward+backward / bytes of its output: target <= 6.
+3. peak extra memory of ``carafe`` forward+backward / bytes of its output: target <= 6;
+4. for ``fade.FADE`` and ``fade.FADELite`` (:data:`MODULES`) at each setting (batch, threads) of
+   the default batch, batch 8 and one thread: forward time / bilinear forward time of the same
+   ``de`` (<= 3), forward+backward time / bilinear forward+backward (<= 4), peak extra memory of
+   the forward and of the forward+backward / bytes of the output (<= 1.5, <= 4), with where the
+   time goes: the parts of the forward (kernels, reassembly, the rest) timed side by side, the
+   operators of forward and forward+backward timed one by one, and the module's multiply-adds
+   against the machine's matrix-product rate.
 
 Latencies are timed in alternation (one call of each per round, median over rounds), so a change in
 machine load hits the compared calls alike. Memory comes from a fresh process
@@ -14,14 +21,19 @@ machine load hits the compared calls alike. Memory comes from a fresh process
 
 from __future__ import annotations
 
-import torch
+import time
+from collections.abc import Callable, Sequence
 
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..ops.carafe import carafe
 from .authors import FADEAuthors
 from .cases import Case, build_case
-from .measure import forward_backward_call, forward_call, time_interleaved
-from .memory import MemoryJob, probe_memory
+from .measure import count_flops, forward_backward_call, forward_call, synchronize, time_interleaved
+from .memory import MemoryJob, MemoryResult, probe_memory
 
-__all__ = ["TARGETS", "run_operator_suite"]
+__all__ = ["MODULES", "MODULE_TARGETS", "TARGETS", "module_check_name", "run_operator_suite"]
 
 TARGETS = {
     "carafe_fwd_over_bilinear_fwd": ("<=", 3.0),
@@ -29,6 +41,22 @@ TARGETS = {
     "carafe_fwdbwd_peak_over_output": ("<=", 6.0),
 }
 """Check name -> (comparison, target)."""
+
+MODULES = ("fade", "fade_lite")
+"""The modules measured against bilinear upsampling at every setting."""
+
+MODULE_TARGETS = {
+    "fwd_over_bilinear_fwd": ("<=", 3.0),
+    "fwdbwd_over_bilinear_fwdbwd": ("<=", 4.0),
+    "fwd_peak_over_output": ("<=", 1.5),
+    "fwdbwd_peak_over_output": ("<=", 4.0),
+}
+"""Per module and setting: check -> (comparison, target), named by :func:`module_check_name`."""
+
+
+def module_check_name(module: str, check: str, batch: int, threads: int) -> str:
+    """``"fade_fwd_over_bilinear_fwd[B=8,threads=2]"``."""
+    return f"{module}_{check}[B={batch},threads={threads}]"
 
 
 def _passes(value: float | None, op: str, target: float) -> bool | None:
@@ -47,16 +75,29 @@ def run_operator_suite(
     repeats: int = 7,
     fast_repeats: int = 50,
     memory_budget_gib: float = 8.0,
+    module_settings: Sequence[tuple[int, int]] | None = None,
+    profile_calls: int = 3,
 ) -> dict:
-    """Measure the three checks of issue 2.2 and return them with the raw numbers.
+    """Measure the checks of issues 2.2 and 11 and return them with the raw numbers.
 
     ``repeats`` rounds time the forward+backward calls (the authors' formulation takes seconds),
-    ``fast_repeats`` rounds the carafe and bilinear inference calls.
+    ``fast_repeats`` rounds the inference calls. ``module_settings`` are the (batch, threads) at
+    which :data:`MODULES` are measured (default: ``batch`` and batch 8 at the present thread count,
+    and ``batch`` at one thread); ``profile_calls`` calls of each are profiled by operator.
 
     Returns:
-        ``{"setting", "latency_ms" (medians), "latency_min_ms", "peak_extra_mib", "output_mib", "fade_vs_authors_max_abs_diff",
-        "checks": {name: {"value", "target", "pass"}}}``; ``pass`` is None where a number is missing.
+        ``{"setting", "latency_ms" (medians), "latency_min_ms", "peak_extra_mib", "output_mib",
+        "fade_vs_authors_max_abs_diff", "modules": [one dict per setting, see below],
+        "checks": {name: {"value", "target", "pass"}}, "notes"}``; ``pass`` is None where a number
+        is missing. Each module setting holds ``"batch", "threads", "latency_ms", "latency_min_ms",
+        "peak_extra_mib", "output_mib", "parts_ms"`` (per module: ``whole``, ``kernels``,
+        ``reassembly``, ``rest`` = whole - kernels - reassembly, medians of the same rounds),
+        ``"profile_ms"`` (per module and call: ms per call by operator, forward and backward
+        operators alike, those of at least 2% and ``other``), ``"gmacs"`` (per module, one forward) and
+        ``"gemm_gmacs_per_s"`` (this machine's fp32 matrix-product rate at that thread count).
     """
+    if module_settings is not None and any(b < 1 or t < 1 for b, t in module_settings):
+        raise ValueError(f"module_settings: expected (batch, threads) pairs of positive integers, got {module_settings}")
     device = torch.device(device)
     shape = (batch, channels, size, size)
     carafe_op = build_case("op:carafe", *shape, device=device, dtype=dtype)
@@ -82,16 +123,22 @@ def run_operator_suite(
     latency = {k: t.median_ms for k, t in (fwd | fwdbwd).items()}
     fastest = {k: t.min_ms for k, t in (fwd | fwdbwd).items()}
 
-    budget = int(memory_budget_gib * 2**30)
     threads = torch.get_num_threads()
+    if module_settings is None:
+        module_settings = [(batch, threads), (8, threads), (batch, 1)]
+    module_settings = list(dict.fromkeys((int(b), int(t)) for b, t in module_settings))
     dt = str(dtype).removeprefix("torch.")
-    peak, notes = {}, []
-    names = ("op:carafe", "op:bilinear", "fade", "fade_authors")
-    for mem in probe_memory(MemoryJob([(name, shape) for name in names], 2, str(device), dt, threads, budget)):
-        name, key = mem.name, mem.name.removeprefix("op:")
-        peak[f"{key}_fwd"] = None if mem.fwd_bytes is None else mem.fwd_bytes / 2**20
-        peak[f"{key}_fwdbwd"] = None if mem.fwdbwd_bytes is None else mem.fwdbwd_bytes / 2**20
-        notes += [f"{name}: {n}" for n in mem.notes]
+    operator_names = ("op:carafe", "op:bilinear", "fade", "fade_authors")
+    jobs: dict[int, list[tuple[str, tuple[int, int, int, int]]]] = {threads: [(name, shape) for name in operator_names]}
+    for b, t in module_settings:
+        jobs.setdefault(t, []).extend((name, (b, channels, size, size)) for name in ("op:bilinear", *MODULES))
+    budget = int(memory_budget_gib * 2**30)
+    memory: dict[tuple[int, str, tuple[int, ...]], MemoryResult] = {}
+    for t, cases in jobs.items():
+        cases = list(dict.fromkeys(cases))
+        for mem in probe_memory(MemoryJob(cases, 2, str(device), dt, t, budget)):
+            memory[t, mem.name, tuple(mem.size)] = mem
+    peak, notes = _peaks([memory[threads, name, shape] for name in operator_names])
     output_mib = batch * channels * (2 * size) ** 2 * carafe_op.inputs[0].element_size() / 2**20
 
     values = {
@@ -99,10 +146,19 @@ def run_operator_suite(
         "authors_fwdbwd_over_fade_fwdbwd": latency["fade_authors_fwdbwd"] / latency["fade_fwdbwd"],
         "carafe_fwdbwd_peak_over_output": None if peak["carafe_fwdbwd"] is None else peak["carafe_fwdbwd"] / output_mib,
     }
-    checks = {
-        name: {"value": values[name], "target": f"{op} {target:g}", "pass": _passes(values[name], op, target)}
-        for name, (op, target) in TARGETS.items()
-    }
+    checks = {name: _check(values[name], op, target) for name, (op, target) in TARGETS.items()}
+    modules = []
+    for b, t in module_settings:
+        shape_b = (b, channels, size, size)
+        setting = _measure_modules(b, t, channels, size, device, dtype, warmup, repeats, fast_repeats, profile_calls)
+        setting["peak_extra_mib"], setting_notes = _peaks([memory[t, name, shape_b] for name in ("op:bilinear", *MODULES)])
+        notes += [f"B={b}, threads={t}: {n}" for n in setting_notes]
+        setting["output_mib"] = b / batch * output_mib
+        for module in MODULES:
+            module_values = _module_values(setting, module)
+            for check, (op, target) in MODULE_TARGETS.items():
+                checks[module_check_name(module, check, b, t)] = _check(module_values[check], op, target)
+        modules.append(setting)
     return {
         "setting": {
             "batch": batch,
@@ -121,6 +177,144 @@ def run_operator_suite(
         "peak_extra_mib": peak,
         "output_mib": output_mib,
         "fade_vs_authors_max_abs_diff": diff,
+        "modules": modules,
         "checks": checks,
         "notes": notes,
     }
+
+
+def _check(value: float | None, op: str, target: float) -> dict:
+    return {"value": value, "target": f"{op} {target:g}", "pass": _passes(value, op, target)}
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return None if num is None or not den else num / den
+
+
+def _peaks(results: list[MemoryResult]) -> tuple[dict[str, float | None], list[str]]:
+    """``{"<name>_fwd": MiB, "<name>_fwdbwd": MiB}`` (``op:`` dropped from names) and the notes."""
+    peak, notes = {}, []
+    for mem in results:
+        key = mem.name.removeprefix("op:")
+        peak[f"{key}_fwd"] = None if mem.fwd_bytes is None else mem.fwd_bytes / 2**20
+        peak[f"{key}_fwdbwd"] = None if mem.fwdbwd_bytes is None else mem.fwdbwd_bytes / 2**20
+        notes += [f"{mem.name}: {n}" for n in mem.notes]
+    return peak, notes
+
+
+def _module_values(setting: dict, module: str) -> dict[str, float | None]:
+    """The values of :data:`MODULE_TARGETS` for ``module`` at one measured setting."""
+    latency, peak, output = setting["latency_ms"], setting["peak_extra_mib"], setting["output_mib"]
+    return {
+        "fwd_over_bilinear_fwd": _ratio(latency[f"{module}_fwd"], latency["bilinear_fwd"]),
+        "fwdbwd_over_bilinear_fwdbwd": _ratio(latency[f"{module}_fwdbwd"], latency["bilinear_fwdbwd"]),
+        "fwd_peak_over_output": _ratio(peak[f"{module}_fwd"], output),
+        "fwdbwd_peak_over_output": _ratio(peak[f"{module}_fwdbwd"], output),
+    }
+
+
+def _measure_modules(
+    batch: int,
+    threads: int,
+    channels: int,
+    size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    warmup: int,
+    repeats: int,
+    fast_repeats: int,
+    profile_calls: int,
+) -> dict:
+    """Times, parts, operator profiles and multiply-adds of :data:`MODULES` and bilinear at one setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        shape = (batch, channels, size, size)
+        cases = {"bilinear": build_case("op:bilinear", *shape, device=device, dtype=dtype)}
+        cases |= {name: build_case(name, *shape, device=device, dtype=dtype) for name in MODULES}
+        fwd_calls = {f"{name}_fwd": forward_call(case) for name, case in cases.items()}
+        for name in MODULES:
+            fwd_calls |= _part_calls(name, cases[name])
+        fwd = time_interleaved(fwd_calls, device, warmup, fast_repeats)
+        fwdbwd_calls = {f"{name}_fwdbwd": forward_backward_call(case) for name, case in cases.items()}
+        fwdbwd = time_interleaved(fwdbwd_calls, device, warmup, repeats)
+        parts = {}
+        for name in MODULES:
+            whole, kernels, reassembly = (fwd[f"{name}_{part}"].median_ms for part in ("fwd", "kernels", "reassembly"))
+            parts[name] = {"whole": whole, "kernels": kernels, "reassembly": reassembly}
+            parts[name]["rest"] = whole - kernels - reassembly
+        profiles = {}
+        for name in MODULES:
+            profiles[f"{name}_fwd"] = _operator_profile(fwd_calls[f"{name}_fwd"], device, profile_calls)
+            profiles[f"{name}_fwdbwd"] = _operator_profile(fwdbwd_calls[f"{name}_fwdbwd"], device, profile_calls)
+        return {
+            "batch": batch,
+            "threads": threads,
+            "latency_ms": {k: fwd[k].median_ms for k in fwd if not k.endswith(("_kernels", "_reassembly"))}
+            | {k: t.median_ms for k, t in fwdbwd.items()},
+            "latency_min_ms": {k: fwd[k].min_ms for k in fwd if not k.endswith(("_kernels", "_reassembly"))}
+            | {k: t.min_ms for k, t in fwdbwd.items()},
+            "parts_ms": parts,
+            "profile_ms": profiles,
+            "gmacs": {name: count_flops(cases[name]).macs / 1e9 for name in MODULES},
+            "gemm_gmacs_per_s": _gemm_rate(device, dtype),
+        }
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _part_calls(name: str, case: Case) -> dict[str, Callable[[], object]]:
+    """Inference calls of the parts of a kernel upsampler: its kernels, and the reassembly with them."""
+    module, (en, de) = case.module, case.inputs
+    with torch.no_grad():
+        kernels = module.kernels(en, de)
+
+    def make_kernels() -> torch.Tensor:
+        with torch.no_grad():
+            return module.kernels(en, de)
+
+    return {f"{name}_kernels": make_kernels, f"{name}_reassembly": lambda: carafe(de, kernels, module.scale)}
+
+
+class _OpTimer(TorchDispatchMode):
+    """Wall time of every operator that runs inside it (forward and backward), summed by name."""
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.device = device
+        self.seconds: dict[str, float] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        synchronize(self.device)
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        synchronize(self.device)
+        name = str(func.overloadpacket)
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        return out
+
+
+def _operator_profile(call: Callable[[], object], device: torch.device, calls: int) -> dict[str, float]:
+    """Milliseconds per call by operator, the operators of at least 2% of the total and ``other``."""
+    call()
+    with _OpTimer(device) as timer:
+        for _ in range(calls):
+            call()
+    ms = {name: 1e3 * seconds / calls for name, seconds in timer.seconds.items()}
+    total = sum(ms.values())
+    top = {name: value for name, value in sorted(ms.items(), key=lambda kv: -kv[1]) if value >= 0.02 * total}
+    return top | {"other": total - sum(top.values())}
+
+
+def _gemm_rate(device: torch.device, dtype: torch.dtype, n: int = 1024, calls: int = 5) -> float:
+    """Multiply-adds per second (1e9) of an n x n matrix product, fastest of ``calls``."""
+    a, b = (torch.randn(n, n, generator=torch.Generator().manual_seed(i)).to(device, dtype) for i in (0, 1))
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(calls):
+        synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return n**3 / best / 1e9

@@ -1,0 +1,71 @@
+"""The operator suite: every check against its target, the module rows at each setting and where their time goes."""
+
+import pytest
+import torch
+
+from fade.bench.operator import MODULE_TARGETS, MODULES, TARGETS, module_check_name, run_operator_suite
+
+
+@pytest.fixture(scope="module")
+def result():
+    settings = [(1, torch.get_num_threads()), (2, 1)]
+    return run_operator_suite(
+        batch=1, channels=16, size=32, warmup=1, repeats=1, fast_repeats=2, module_settings=settings, profile_calls=1
+    )
+
+
+def test_each_check_is_reported_against_its_target(result):
+    threads = torch.get_num_threads()
+    module_checks = {
+        module_check_name(m, check, b, t): MODULE_TARGETS[check]
+        for b, t in dict.fromkeys([(1, threads), (2, 1)])
+        for m in MODULES
+        for check in MODULE_TARGETS
+    }
+    targets = TARGETS | module_checks
+    assert set(result["checks"]) == set(targets)
+    for name, check in result["checks"].items():
+        op, target = targets[name]
+        assert check["target"] == f"{op} {target:g}"
+        assert check["value"] > 0 and check["pass"] == (
+            check["value"] <= target if op == "<=" else check["value"] >= target
+        )
+    assert result["fade_vs_authors_max_abs_diff"] < 1e-5
+    assert result["output_mib"] == 16 * 64 * 64 * 4 / 2**20
+    assert set(result["latency_ms"]) == {
+        "carafe_fwd",
+        "bilinear_fwd",
+        "fade_fwdbwd",
+        "fade_authors_fwdbwd",
+        "carafe_fwdbwd",
+    }
+    assert all(v is not None for v in result["peak_extra_mib"].values())
+
+
+def test_module_rows_hold_times_memory_parts_and_profiles(result):
+    settings = [(s["batch"], s["threads"]) for s in result["modules"]]
+    assert settings == [(1, torch.get_num_threads()), (2, 1)]
+    for setting in result["modules"]:
+        b, t = setting["batch"], setting["threads"]
+        assert setting["output_mib"] == b * 16 * 64 * 64 * 4 / 2**20
+        for m in MODULES:
+            for call in ("fwd", "fwdbwd"):
+                assert setting["latency_ms"][f"{m}_{call}"] > 0 and setting["latency_ms"][f"bilinear_{call}"] > 0
+                assert setting["peak_extra_mib"][f"{m}_{call}"] > 0
+                profile = setting["profile_ms"][f"{m}_{call}"]
+                assert profile["other"] >= 0 and sum(profile.values()) > 0
+            # the checks are the ratios of the numbers of the row
+            ratio = setting["latency_ms"][f"{m}_fwd"] / setting["latency_ms"]["bilinear_fwd"]
+            assert result["checks"][module_check_name(m, "fwd_over_bilinear_fwd", b, t)]["value"] == ratio
+            peak = setting["peak_extra_mib"][f"{m}_fwdbwd"] / setting["output_mib"]
+            assert result["checks"][module_check_name(m, "fwdbwd_peak_over_output", b, t)]["value"] == peak
+            parts = setting["parts_ms"][m]
+            assert parts["whole"] == setting["latency_ms"][f"{m}_fwd"]
+            assert parts["kernels"] > 0 and parts["reassembly"] > 0
+            assert parts["rest"] == pytest.approx(parts["whole"] - parts["kernels"] - parts["reassembly"])
+        assert setting["gmacs"]["fade"] > setting["gmacs"]["fade_lite"] > 0 and setting["gemm_gmacs_per_s"] > 0
+
+
+def test_bad_module_settings_are_refused():
+    with pytest.raises(ValueError, match=r"module_settings: expected \(batch, threads\) pairs"):
+        run_operator_suite(channels=4, size=4, module_settings=[(0, 1)])
