@@ -417,3 +417,23 @@ def test_cuda_without_cuda_is_a_value_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match=r"device: expected an available device, got 'cuda' \(torch.cuda.is_available\(\) is False\)"):
         fade.create_upsampler("fade", C, device="cuda")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dtype_mismatch_on_meta_is_the_same_type_error(name):
+    en, de = (t.to("meta") for t in inputs())
+    module = fade.create_upsampler(name, C).to("meta")
+    with pytest.raises(TypeError, match=r"en: expected dtype torch.float32 \(that of de\), got torch.float64"):
+        module(en.double(), de)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_autocast_leaves_the_dtype_to_torch(name):
+    """Under autocast a float32 module takes inputs of the autocast dtype, as torch layers do."""
+    en, de = inputs()
+    module = fade.create_upsampler(name, C).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(en.bfloat16(), de.bfloat16())
+        reference = module.bfloat16()(en.bfloat16(), de.bfloat16())
+    assert out.shape == (2, C, *HIGH) and out.dtype in (torch.bfloat16, torch.float32)
+    torch.testing.assert_close(out.float(), reference.float(), rtol=0.05, atol=0.05)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ..ops.resize import check_sizes
 
 __all__ = [
+    "autocast_enabled",
     "check_bool",
     "check_choice",
     "check_context",
@@ -35,10 +36,6 @@ __all__ = [
 MAX_WEIGHT_ELEMENTS = 2**28
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_ints(odd: bool = False, **named: int) -> None:
     """Raise unless every named value is a positive integer (an odd one with ``odd=True``) of at most
     ``MAX_WEIGHT_ELEMENTS`` (every size here is at least one weight's size).
@@ -47,7 +44,7 @@ def check_ints(odd: bool = False, **named: int) -> None:
     """
     expected = "a positive odd integer" if odd else "a positive integer"
     for name, value in named.items():
-        if not _is_int(value):
+        if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}")
         if value < 1 or (odd and value % 2 == 0):
             raise ValueError(f"{name}: expected {expected}, got {value!r}")
@@ -144,6 +141,11 @@ def _module_tensor(module: nn.Module) -> Tensor | None:
     return next((b for b in module.buffers() if b.is_floating_point()), None)
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (never on meta and other devices it does not serve)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+
+
 def check_input(name: str, t: object, module: nn.Module, like: Tensor | None = None) -> None:
     """Raise unless ``t`` is a floating tensor that ``module`` can take (and matches ``like``).
 
@@ -166,7 +168,7 @@ def check_input(name: str, t: object, module: nn.Module, like: Tensor | None = N
         reference, what = _module_tensor(module), f"{type(module).__name__}'s parameters"
     if reference is None:
         return
-    if t.dtype != reference.dtype and not torch.is_autocast_enabled(t.device.type):
+    if t.dtype != reference.dtype and not autocast_enabled(t.device.type):
         raise TypeError(f"{name}: expected dtype {reference.dtype} (that of {what}), got {t.dtype}")
     if t.device != reference.device:
         raise ValueError(f"{name}: expected a tensor on {reference.device} (that of {what}), got {t.device}")

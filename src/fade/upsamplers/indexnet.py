@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..ops.resize import check_scale, check_sizes, fit_to_size, nearest_upsample
 from ._checks import (
+    autocast_enabled,
     check_bool,
     check_choice,
     check_context,
@@ -100,7 +101,7 @@ def indexed_upsample(de: Tensor, idx_de: Tensor, size: tuple[int, int], scale: i
         )
     if tuple(idx_de.shape[-2:]) != (scale * h, scale * w):
         raise ValueError(f"idx_de: expected spatial size {(scale * h, scale * w)}, got {tuple(idx_de.shape[-2:])}")
-    if idx_de.dtype != de.dtype:
+    if idx_de.dtype != de.dtype and not autocast_enabled(de.device.type):
         raise TypeError(f"idx_de: expected dtype {de.dtype} (that of de), got {idx_de.dtype}")
     return nearest_upsample(de, size, scale) * fit_to_size(idx_de, size, scale)
 
