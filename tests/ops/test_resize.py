@@ -150,3 +150,11 @@ def test_mapping_helpers_refuse_bad_arguments():
 @pytest.mark.parametrize("shape", [(1, 0, 1, 1), (0, 3, 2, 2)])
 def test_nearest_upsample_empty_maps(shape):
     assert nearest_upsample(torch.zeros(shape), (2 * shape[2], 2 * shape[3]), 2).shape == (*shape[:2], 2 * shape[2], 2 * shape[3])
+
+
+def test_outputs_beyond_a_tensor_are_refused_before_allocating():
+    x = torch.zeros(1, 1, 1, 1).expand(1, 2**20, 1, 1)
+    with pytest.raises(ValueError, match=r"output: shape \(1, 1048576, 4194304, 4194304\) of torch.float32 needs more"):
+        nearest_upsample(x, (2**22, 2**22), 2**22)
+    with pytest.raises(ValueError, match=r"output: shape \(1, 1048576, 2097153, 2097152\) of torch.float32 needs more"):
+        fit_to_size(torch.zeros(1, 1, 1, 1).expand(1, 2**20, 2**21, 2**21), (2**21 + 1, 2**21), 2)

@@ -27,14 +27,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _native
-from .resize import check_map, check_scale, check_sizes, effective_scale, infer_scale, source_index
+from .resize import check_map, check_output, check_scale, check_sizes, effective_scale, infer_scale, source_index
 
 __all__ = ["carafe"]
 
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-# A tensor's byte size must fit int64 (torch's storage limit).
-_MAX_BYTES = 2**63 - 1
 
 
 def _check_tensor(name: str, t: object, dims: str) -> None:
@@ -69,9 +67,7 @@ def _check_inputs(x: Tensor, kernels: Tensor, scale: int | None) -> tuple[int, i
     else:
         scale = check_scale(scale)
         check_sizes(low, high, scale, "kernels spatial size vs x")
-    out_shape = (x.shape[0], x.shape[1], *high)
-    if math.prod(out_shape) * x.element_size() > _MAX_BYTES:
-        raise ValueError(f"output: shape {out_shape} of {x.dtype} needs more bytes than a tensor can hold (2**63 - 1)")
+    check_output((x.shape[0], x.shape[1], *high), x.dtype)
     return k, effective_scale(scale, high)
 
 

@@ -17,6 +17,7 @@ reads that pixel, as at any scale of at least ``m`` (:func:`effective_scale`).
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 
@@ -26,6 +27,7 @@ from torch import Tensor
 
 __all__ = [
     "check_map",
+    "check_output",
     "check_scale",
     "check_sizes",
     "compatible_size",
@@ -136,6 +138,12 @@ def check_map(name: str, t: object, dims: str) -> None:
         raise ValueError(f"{name}: expected a 4-D tensor {dims}, got {t.dim()}-D shape {tuple(t.shape)}")
 
 
+def check_output(shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    """Raise ValueError when a tensor of ``shape`` and ``dtype`` would need more than 2**63 - 1 bytes."""
+    if math.prod(shape) * dtype.itemsize > 2**63 - 1:
+        raise ValueError(f"output: shape {tuple(shape)} of {dtype} needs more bytes than a tensor can hold (2**63 - 1)")
+
+
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     """``size`` as a tuple of two ints; TypeError / ValueError when it is not (H_out, W_out)."""
     try:
@@ -187,6 +195,7 @@ def nearest_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     size = _check_size(size)
     scale = check_scale(scale)
     check_sizes(tuple(x.shape[-2:]), size, scale, "size vs x")
+    check_output((*x.shape[:2], *size), x.dtype)
     return _gather(x, size, scale)
 
 
@@ -211,4 +220,5 @@ def fit_to_size(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     if hx % scale or wx % scale:
         raise ValueError(f"x: expected a spatial size that is a multiple of scale {scale}, got {(hx, wx)}")
     check_sizes((hx // scale, wx // scale), size, scale, "size vs x")
+    check_output((*x.shape[:2], *size), x.dtype)
     return _gather(x, size, 1)
