@@ -181,20 +181,13 @@ def test_a_folder_that_cannot_be_written_is_refused():
         check_writable_folder("/sys/fade-test")
 
 
-HOLDER = """
-import sys
-from fade.io import lock_folder
-with lock_folder(sys.argv[1], command="holder-command --x 1"):
-    print("locked", flush=True)
-    sys.stdin.read()
-"""
+HOLD_LOCK = Path(__file__).parent / "hold_lock.py"
 
 
 def _hold(folder: Path) -> subprocess.Popen:
     """A second process that takes the lock and holds it until its stdin closes (or it is killed)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    command = [sys.executable, HOLD_LOCK, folder, "holder-command --x 1"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline() == "locked\n"
     return process
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,16 +116,13 @@ def test_an_output_that_cannot_be_a_folder_is_one_line_before_training(where, ti
     assert (tmp_path / "file").read_text() == "x"
 
 
-HOLDER = (
-    "import sys\nfrom fade.io import lock_folder\nwith lock_folder(sys.argv[1], command='fade train ... (first)'):\n"
-    "    print('locked', flush=True)\n    sys.stdin.read()\n"
-)
-
-
 def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(tiny_presets, tmp_path, capsys):
     out = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, Path(__file__).parents[1] / "hold_lock.py", out, "fade train ... (first)"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline() == "locked\n"

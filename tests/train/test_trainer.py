@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,10 +184,8 @@ def test_a_damaged_results_file_is_refused_and_deleting_it_evaluates_again(tiny_
 
 
 def test_a_folder_held_by_another_process_is_refused_before_training(tiny_data, tmp_path, monkeypatch):
-    hold = ["import sys", "from fade.io import lock_folder", "with lock_folder(sys.argv[1]):"]
-    hold += ["    print('locked', flush=True)", "    sys.stdin.read()"]
     holder = subprocess.Popen(
-        [sys.executable, "-c", "\n".join(hold), str(tmp_path)],
+        [sys.executable, Path(__file__).parents[1] / "hold_lock.py", tmp_path, "fade train (first)"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -239,6 +238,6 @@ def test_a_checkpoint_that_verifies_but_holds_no_training_state_is_refused(tmp_p
     write_checked_bytes(tmp_path / "tensor.pt", buffer.getvalue())
     with pytest.raises(CorruptFileError, match=r"tensor\.pt: expected a checkpoint dict, got Tensor"):
         load_checkpoint(tmp_path / "tensor.pt", torch.device("cpu"))
-    write_checked_bytes(tmp_path / "code.pt", pickle.dumps(os.system, protocol=2))  # would run a command if unpickled freely
+    write_checked_bytes(tmp_path / "code.pt", pickle.dumps(os.system, protocol=2))  # unpickled freely: runs commands
     with pytest.raises(CorruptFileError, match=r"code\.pt: expected a torch checkpoint inside, got one torch cannot"):
         load_checkpoint(tmp_path / "code.pt", torch.device("cpu"))
