@@ -23,7 +23,7 @@ from .conftest import TINY
 WORKER = Path(__file__).with_name("distributed_worker.py")
 # No dropout, so that the runs draw no random numbers and 2 processes can equal one.
 PRESET = TINY["segmentation"].replace(
-    model_options={"num_classes": 11, "dropout": 0.0}, steps=24, checkpoint_every=1, log_every=1
+    model_options={"num_classes": 11, "dropout": 0.0}, steps=12, checkpoint_every=1, log_every=1
 )
 
 
@@ -57,7 +57,7 @@ def two_processes(tmp_path_factory):
     """One torchrun launch: the BatchNorm shares, an uninterrupted run, and a run stopped then resumed."""
     root = tmp_path_factory.mktemp("ddp")
     stopped = str(root / "stopped")
-    runs = [{"out": str(root / "full")}, {"out": stopped, "stop_after": 7}, {"out": stopped}]
+    runs = [{"out": str(root / "full")}, {"out": stopped, "stop_after": 5}, {"out": stopped}]
     _finish(_torchrun(_spec(runs, root)))
     return root
 
@@ -94,10 +94,10 @@ def test_two_process_run_stopped_and_resumed_equals_the_uninterrupted_one(two_pr
 
 def test_two_process_run_killed_mid_way_resumes_to_the_same_weights(two_processes, tmp_path):
     out = tmp_path / "killed"
-    killed = _torchrun(_spec([{"out": str(out), "kill_at": 10}]))
+    killed = _torchrun(_spec([{"out": str(out), "kill_at": 6}]))
     killed.communicate(timeout=300)
     assert killed.returncode != 0 and not (out / "results.json").exists()
-    assert load_checkpoint(out / "checkpoint.pt", torch.device("cpu"))["step"] == 9
+    assert load_checkpoint(out / "checkpoint.pt", torch.device("cpu"))["step"] == 5
     _finish(_torchrun(_spec([{"out": str(out)}])))
     full = load_checkpoint(two_processes / "full" / "checkpoint.pt", torch.device("cpu"))
     resumed = load_checkpoint(out / "checkpoint.pt", torch.device("cpu"))
