@@ -136,7 +136,8 @@ def test_checked_bytes_round_trip_behind_a_header_of_length_and_sha256(tmp_path)
         ("empty", "got an empty file"),
         ("truncated", r"expected 1280 bytes after the header, got \d+ \(truncated\)"),
         ("random", "expected a checksummed fade file"),
-        ("long", r"expected 1280 bytes after the header, got more \(trailing bytes\)"),
+        ("long", r"expected 1280 bytes after the header, got 1281 \(trailing bytes\)"),
+        ("huge count", r"expected 99999999999999999999 bytes after the header, got 1280 \(truncated\)"),
         ("legacy", r"expected a checksummed fade file \(FADE-CHECKED-1 header\), got a file starting with b'PK"),
         *[(str(p), "") for p in (0, 20, 40, 80, 95, 120, 700, 1360)],
     ],
@@ -148,6 +149,8 @@ def test_any_damaged_checked_file_is_refused_naming_the_file_and_the_remedy(tmp_
     data = path.read_bytes()
     if how == "long":
         data += b"\x00"
+    elif how == "huge count":
+        data = data.replace(b"bytes=1280", b"bytes=99999999999999999999")
     elif how == "legacy":
         data = b"PK\x03\x04" + PAYLOAD
     else:

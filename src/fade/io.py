@@ -176,11 +176,12 @@ def read_checked_bytes(path: str | os.PathLike, advice: str) -> bytes:
         digest, size = fields[1][7:].decode("ascii", "replace"), fields[2][6:]
         if not size.isdigit():
             raise CorruptFileError(path, f"expected a byte count in the header, got {size!r}", advice)
+        expected, got = int(size), os.fstat(f.fileno()).st_size - (end + 1)
+        if got != expected:  # decided on the file's size: a damaged count allocates nothing
+            state = "truncated" if got < expected else "trailing bytes"
+            raise CorruptFileError(path, f"expected {expected} bytes after the header, got {got} ({state})", advice)
         f.seek(end + 1)
-        payload = f.read(int(size) + 1)
-    if len(payload) != int(size):
-        got = f"{len(payload)} (truncated)" if len(payload) < int(size) else "more (trailing bytes)"
-        raise CorruptFileError(path, f"expected {int(size)} bytes after the header, got {got}", advice)
+        payload = f.read(expected)
     if hashlib.sha256(payload).hexdigest() != digest:
         raise CorruptFileError(path, "content does not match its checksum (altered or damaged since written)", advice)
     return payload
