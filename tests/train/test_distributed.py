@@ -156,3 +156,21 @@ def test_mixed_precision_options(tmp_path):
         check_amp("fp8", torch.device("cpu"))
     result = train(TINY["reconstruction"].replace(steps=2), "bilinear", tmp_path / "bf16", amp="bf16", threads=1)
     assert result["config"]["amp"] == "bf16" and all(h["loss"] > 0 for h in result["history"])
+
+
+def test_torchrun_fade_train_command(tmp_path):
+    """The user's command: ``torchrun -m fade train``; rank 0 alone prints and writes."""
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(_free_port()), "-m", "fade", "train", "--task", "reconstruction", "--preset", "quick",
+        "--upsampler", "bilinear", "--steps", "2", "--batch-size", "4", "--train-length", "8", "--test-length", "4",
+        "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("results.json") == 1
+    results = _results(out)
+    assert results["processes"] == 2 and [h["step"] for h in results["history"]] == [2]
+    assert results["config"]["preset"]["batch_size"] == 4
