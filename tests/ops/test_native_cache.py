@@ -6,9 +6,11 @@ on real files without a compile per test. A planted library announces being load
 marker file from its constructor: a test that finds the marker has caught foreign code running.
 """
 
+import ast
 import os
 import stat
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -206,3 +208,19 @@ def test_no_home_folder_builds_privately(env, monkeypatch):
     with pytest.warns(RuntimeWarning, match=r"cache folder \$FADE_CACHE_DIR is unset and there is no home folder"):
         assert hasattr(_native._build(compiler), "fade_carafe_forward_f32")
     assert calls(log) == 1
+
+
+def test_compiler_without_output_end_to_end(tmp_path):
+    # A fresh process with CXX=/bin/true: one warning, the right result, nothing cached.
+    script = (
+        "import torch, fade.ops\n"
+        "x = torch.arange(4.0).view(1, 1, 2, 2)\n"
+        "print(fade.ops.carafe(x, torch.ones(1, 1, 4, 4)).flatten().tolist())\n"
+    )
+    env = {**os.environ, "CXX": "/bin/true", _native.CACHE_ENV: str(tmp_path / "cache")}
+    env.pop(_native.DISABLE_ENV, None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert ast.literal_eval(done.stdout) == [0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]  # nearest, 2x
+    assert done.stderr.count("RuntimeWarning") == 1 and "no loadable library" in done.stderr
+    assert list((tmp_path / "cache").iterdir()) == []
