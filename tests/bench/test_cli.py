@@ -3,7 +3,10 @@
 import csv
 import json
 import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +112,18 @@ def test_an_output_that_is_a_file_is_refused_before_measuring(tmp_path, capsys, 
     (tmp_path / "file").write_text("x")
     assert main(["bench", "--out", str(tmp_path / "file" / "bench")]) == 2
     assert "error: out: expected a folder, got " in _one_line_error(capsys)
+
+
+def test_a_second_bench_on_a_busy_folder_is_refused_naming_the_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("fade.bench.sweeps.run_sweep", lambda *a, **k: pytest.fail("measured"))
+    hold_lock = Path(__file__).parents[1] / "hold_lock.py"
+    command = [sys.executable, hold_lock, tmp_path, "fade bench --quick (first)"]
+    holder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        assert main(["bench", "--quick", "--out", str(tmp_path)]) == 2
+        line = _one_line_error(capsys)
+        assert f"error: {tmp_path} is in use by another run (pid {holder.pid}, " in line
+        assert "command fade bench --quick (first), started " in line
+    finally:
+        holder.communicate("")
