@@ -30,11 +30,13 @@ def _conv(cin: int, cout: int, k: int, bias: bool = True, groups: int = 1, **fac
 
 
 def pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    """``conv(x)`` for a 1x1 conv (stride 1, no padding, one group), as a batched matrix product.
+    """``conv(x)`` for a 1x1 conv (stride 1, no padding, one group); lean when a gradient is recorded.
 
-    The same values as the conv; on CPU it is faster, and its backward writes the input's gradient
-    directly, where the conv's backward also fills a column buffer the size of the input. Inputs
-    that are not contiguous (e.g. channels-last) go to the conv itself.
+    With a gradient recorded through the call and ``x`` contiguous, the conv is computed as one
+    batched matrix product: the same values, and its backward writes the input's gradient directly,
+    where the conv's backward on CPU also builds an input-sized buffer (THNN's columns at one
+    thread, oneDNN's reordered copy at more). Otherwise it is the conv itself (oneDNN is the faster
+    forward with several threads).
 
     Args:
         conv: the 1x1 conv. x: Tensor[B, C_in, H, W].
@@ -42,7 +44,8 @@ def pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
     Returns:
         Tensor[B, C_out, H, W].
     """
-    if not x.is_contiguous():
+    recorded = torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)
+    if not recorded or not x.is_contiguous():
         return conv(x)
     b, c, h, w = x.shape
     weight = conv.weight.view(1, conv.out_channels, c).expand(b, -1, -1)
