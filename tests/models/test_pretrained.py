@@ -276,3 +276,54 @@ def test_weights_of_the_other_network_or_no_known_format_are_refused(tmp_path):
         read_state_dict(tmp_path / "no_state.pth")
     with pytest.raises(ValueError, match="unexpected"):
         load_pretrained(_segformer(0), _encoder(_segformer(1)) | {"encoder.extra": torch.zeros(1)})
+
+
+def _write_safetensors(path, tensors: dict[str, torch.Tensor], header_extra: dict | None = None) -> None:
+    """Hugging Face's layout written out by hand: u64 header length, JSON header, raw data."""
+    import json
+
+    names = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
+    header, chunks, offset = dict(header_extra or {}), [], 0
+    for name, tensor in tensors.items():
+        data = tensor.contiguous().view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+        span = [offset, offset + len(data)]
+        header[name] = {"dtype": names[tensor.dtype], "shape": list(tensor.shape), "data_offsets": span}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(chunks))
+
+
+def test_safetensors_files_are_read_with_torch_alone(tmp_path):
+    import struct
+
+    # Byte-level hand check: two float32 values and one int64, little-endian.
+    values = struct.pack("<2f", 1.0, -2.5) + struct.pack("<q", 7)
+    header = b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, '
+    header += b'"b": {"dtype": "I64", "shape": [1, 1], "data_offsets": [8, 16]}, "__metadata__": {"format": "pt"}}'
+    (tmp_path / "hand.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + values)
+    state = read_state_dict(tmp_path / "hand.safetensors")
+    assert state["a"].tolist() == [1.0, -2.5] and state["b"].tolist() == [[7]] and state["b"].dtype == torch.int64
+
+    source = _segformer(0)
+    hf = {f"segformer.{k}": v for k, v in _export(source, "huggingface").items()}
+    hf["segformer.encoder.block.0.0.layer_norm_1.bias"] = hf["segformer.encoder.block.0.0.layer_norm_1.bias"].half()
+    _write_safetensors(tmp_path / "model.safetensors", hf | {"classifier.bias": torch.zeros(0)})
+    target = _segformer(1)
+    assert load_pretrained(target, tmp_path / "model.safetensors").format == "huggingface"
+    assert torch.equal(target.encoder.norms[2].weight, source.encoder.norms[2].weight)
+    torch.testing.assert_close(
+        target.encoder.stages[0][0].norm1.bias, source.encoder.stages[0][0].norm1.bias.half().float()
+    )
+
+    (tmp_path / "short.safetensors").write_bytes(b"\x05\x00")
+    with pytest.raises(ValueError, match="not one \\(no valid header length\\)"):
+        read_state_dict(tmp_path / "short.safetensors")
+    bad = b'{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}'
+    (tmp_path / "bad.safetensors").write_bytes(len(bad).to_bytes(8, "little") + bad + values)
+    with pytest.raises(ValueError, match="tensor 'a': bytes 0..8 of 16 for shape \\[3\\] of F32"):
+        read_state_dict(tmp_path / "bad.safetensors")
+    odd = b'{"a": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}'
+    (tmp_path / "odd.safetensors").write_bytes(len(odd).to_bytes(8, "little") + odd + values)
+    with pytest.raises(ValueError, match="tensor 'a' has no readable dtype"):
+        read_state_dict(tmp_path / "odd.safetensors")

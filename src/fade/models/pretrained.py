@@ -12,7 +12,8 @@ prefixes (``module.``, ``backbone.``, ``segformer.``) are stripped. Formats:
   in a segmentor checkpoint (its ``decode_head.`` and ``auxiliary_head.`` are dropped);
 - ``huggingface``: transformers' ``SegformerModel`` (``encoder.patch_embeddings.0.proj``,
   ``encoder.block.0.0.attention.self.{query,key,value}``, ``encoder.layer_norm.0``), optionally
-  under ``segformer.`` (``classifier.`` and ``decode_head.`` dropped);
+  under ``segformer.`` (``classifier.`` and ``decode_head.`` dropped), from ``pytorch_model.bin``
+  or ``model.safetensors`` (read by :func:`read_safetensors`, torch alone);
 - ``torchvision``: a ResNet state dict (``conv1``, ``bn1``, ``layer1.0.conv1``, ...) into the A2U
   matting encoder: stem from ``conv1``/``bn1``, stage i from ``layer{i}``'s first blocks (A2U-R34:
   3 + 4 + 4 of ResNet-34's 3 + 4 + 6), the first block's ``downsample`` as its shortcut; deeper
@@ -30,10 +31,13 @@ may be absent (older files).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +45,16 @@ from torch import Tensor, nn
 from .matting import A2UMatting
 from .segformer import SegFormer
 
-__all__ = ["FORMATS", "Link", "LoadReport", "conversion_links", "detect_format", "load_pretrained", "read_state_dict"]
+__all__ = [
+    "FORMATS",
+    "Link",
+    "LoadReport",
+    "conversion_links",
+    "detect_format",
+    "load_pretrained",
+    "read_safetensors",
+    "read_state_dict",
+]
 
 FORMATS = ("segformer", "mmseg", "huggingface", "torchvision", "inplace_abn", "fade")
 """The weight formats :func:`load_pretrained` reads."""
@@ -261,17 +274,66 @@ def _formats_of(model: nn.Module) -> tuple[str, ...]:
     return ("fade",)
 
 
-def read_state_dict(source: str | os.PathLike | Mapping) -> dict[str, Tensor]:
-    """The state dict in ``source`` (a file or a mapping), unwrapped from ``state_dict`` / ``model``
-    entries, ``module.`` stripped."""
-    if isinstance(source, (str, os.PathLike)):
-        if not os.path.isfile(source):
-            raise ValueError(f"init: expected a weights file, got {os.fspath(source)!r}, which does not exist")
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The tensors of a ``.safetensors`` file (Hugging Face's format: an 8-byte little-endian header
+    length, a JSON header of name -> dtype, shape, data_offsets, then the little-endian data),
+    read with torch alone."""
+    raw = Path(path).read_bytes()
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"init: expected a .safetensors file, got {os.fspath(path)!r}, which is not one ({why})")
+
+    size = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else -1
+    if not 0 < size <= len(raw) - 8:
+        raise bad("no valid header length")
+    try:
+        header = json.loads(raw[8 : 8 + size])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad("its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise bad("its header is not a JSON object")
+    data, state = memoryview(raw)[8 + size :], {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
         try:
-            source = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as error:  # a pickle with code, a truncated or foreign file: all the user's to fix
-            path = os.fspath(source)
-            raise ValueError(f"init: expected a torch weights file, could not read {path!r}: {error}") from None
+            dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
+            shape = [int(side) for side in entry["shape"]]
+            begin, end = (int(offset) for offset in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            dtypes = ", ".join(_SAFETENSORS_DTYPES)
+            raise bad(f"tensor {name!r} has no readable dtype ({dtypes}), shape and offsets") from None
+        count = math.prod(shape)
+        nbytes = count * torch.empty((), dtype=dtype).element_size()
+        if min(shape, default=0) < 0 or not 0 <= begin <= end <= len(data) or end - begin != nbytes:
+            raise bad(f"tensor {name!r}: bytes {begin}..{end} of {len(data)} for shape {shape} of {entry['dtype']}")
+        buffer = bytearray(data[begin:end])
+        state[name] = torch.frombuffer(buffer, dtype=dtype).reshape(shape) if count else torch.empty(shape, dtype=dtype)
+    return state
+
+
+def read_state_dict(source: str | os.PathLike | Mapping) -> dict[str, Tensor]:
+    """The state dict in ``source`` (a torch or ``.safetensors`` file, or a mapping), unwrapped from
+    ``state_dict`` / ``model`` entries, ``module.`` stripped."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise ValueError(f"init: expected a weights file, got {path!r}, which does not exist")
+        source = read_safetensors(path) if path.endswith(".safetensors") else _read_torch_file(path)
     while isinstance(source, Mapping) and not _is_state_dict(source):
         inner = next((source[k] for k in ("state_dict", "model") if isinstance(source.get(k), Mapping)), None)
         if inner is None:
@@ -284,6 +346,14 @@ def read_state_dict(source: str | os.PathLike | Mapping) -> dict[str, Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+def _read_torch_file(path: str) -> object:
+    """``torch.load`` of ``path`` on the CPU without running pickled code; ValueError if it fails."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a pickle with code, a truncated or foreign file: all the user's to fix
+        raise ValueError(f"init: expected a torch weights file, could not read {path!r}: {error}") from None
 
 
 def _is_state_dict(mapping: Mapping) -> bool:
