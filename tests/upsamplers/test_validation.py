@@ -178,7 +178,7 @@ def test_paired_context_must_be_a_tensor_on_des_device(name):
     en, de = inputs()
     down, up = fade.create_pair(name, C)
     _, context = down(en)
-    with pytest.raises(TypeError, match=r"context: expected .* \(a torch.Tensor\), got ndarray"):
+    with pytest.raises(TypeError, match=r"context: expected a torch.Tensor \(the .* returned by the paired .*\), got ndarray"):
         up(en, de, context.detach().numpy())
     with pytest.raises(ValueError, match=r"context: expected a tensor on cpu \(that of de\), got meta"):
         up(en, de, context.to("meta"))
@@ -437,3 +437,45 @@ def test_autocast_leaves_the_dtype_to_torch(name):
         reference = module.bfloat16()(en.bfloat16(), de.bfloat16())
     assert out.shape == (2, C, *HIGH) and out.dtype in (torch.bfloat16, torch.float32)
     torch.testing.assert_close(out.float(), reference.float(), rtol=0.05, atol=0.05)
+
+
+def functional_calls():
+    """(name, call, the tensors it takes by argument name): every public functional form."""
+    from fade.upsamplers import a2u, dysample, indexnet, interpolation, sapa, unpool
+
+    x, low = torch.randn(1, C, 8, 6), torch.randn(1, C, 4, 3)
+    idx = torch.rand(1, C, 8, 6)
+    return [
+        ("bilinear_upsample", lambda x: interpolation.bilinear_upsample(x, (8, 6), 2), {"x": low}),
+        ("sampling_positions", lambda offsets: dysample.sampling_positions(offsets, 2, 1, (8, 6)), {"offsets": torch.zeros(1, 8, 4, 3)}),
+        ("point_sample", lambda x, positions: dysample.point_sample(x, positions, 1), {"x": low, "positions": torch.zeros(1, 8, 6, 2)}),
+        ("local_similarity", lambda query, key: sapa.local_similarity(query, key, 3, 2), {"query": x, "key": low}),
+        ("sapa_attention", lambda query, key, value: sapa.sapa_attention(query, key, value, 3, 2), {"query": x, "key": low, "value": low}),
+        ("a2d", lambda x, kernels: a2u.a2d(x, kernels, 2), {"x": x, "kernels": torch.rand(1, 16, 4, 3)}),
+        ("index_maps", lambda logits: indexnet.index_maps(logits), {"logits": torch.randn(1, C, 4, 4, 3)}),
+        ("indexed_pool", lambda x, idx_en: indexnet.indexed_pool(x, idx_en, 2), {"x": x, "idx_en": idx}),
+        ("indexed_upsample", lambda de, idx_de: indexnet.indexed_upsample(de, idx_de, (8, 6), 2), {"de": low, "idx_de": idx}),
+        ("max_pool_indices", lambda x: unpool.max_pool_indices(x, (4, 3), 2), {"x": x}),
+    ]
+
+
+@pytest.mark.parametrize("fname, call, tensors", functional_calls(), ids=lambda v: v if isinstance(v, str) else "")
+def test_functional_forms_check_their_tensors(fname, call, tensors):
+    call(**tensors)  # valid as given
+    for name, t in tensors.items():
+        with pytest.raises(TypeError, match=f"{name}: expected a torch.Tensor, got ndarray"):
+            call(**{**tensors, name: t.numpy()})
+        with pytest.raises(TypeError, match=f"{name}: expected a floating-point tensor, got dtype torch.int64"):
+            call(**{**tensors, name: t.long()})
+        with pytest.raises(ValueError, match=f"{name}: expected a"):
+            call(**{**tensors, name: t[0]})
+
+
+def test_max_unpool_checks_its_indices():
+    from fade.upsamplers.unpool import max_unpool
+
+    de = torch.randn(1, C, 4, 3)
+    with pytest.raises(TypeError, match=r"indices: expected a torch.Tensor \(int64 max indices\), got list"):
+        max_unpool(de, [[0]], (8, 6))
+    with pytest.raises(ValueError, match="indices: expected int64 max indices, got None"):
+        max_unpool(de, None, (8, 6))

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 from ..ops.resize import check_sizes
 
 __all__ = [
-    "autocast_enabled",
     "check_bool",
     "check_choice",
     "check_context",
@@ -25,6 +24,7 @@ __all__ = [
     "check_module",
     "check_pool_input",
     "check_positive_real",
+    "check_tensors",
     "conv2d",
     "conv_transpose2d",
     "factory_kwargs",
@@ -141,7 +141,7 @@ def _module_tensor(module: nn.Module) -> Tensor | None:
     return next((b for b in module.buffers() if b.is_floating_point()), None)
 
 
-def autocast_enabled(device_type: str) -> bool:
+def _autocast_enabled(device_type: str) -> bool:
     """Whether autocast is on for ``device_type`` (never on meta and other devices it does not serve)."""
     return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
 
@@ -157,21 +157,44 @@ def check_input(name: str, t: object, module: nn.Module, like: Tensor | None = N
         TypeError: not a tensor, not floating, not dense, or the wrong dtype.
         ValueError: the wrong device.
     """
+    _check_dense_float(name, t)
+    reference, what = like, "de"
+    if reference is None:
+        reference, what = _module_tensor(module), f"{type(module).__name__}'s parameters"
+    if reference is not None:
+        _check_like(name, t, reference, what)
+
+
+def _check_dense_float(name: str, t: object) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {t.dtype}")
     if t.layout != torch.strided:
         raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {t.layout}")
-    reference, what = like, "de"
-    if reference is None:
-        reference, what = _module_tensor(module), f"{type(module).__name__}'s parameters"
-    if reference is None:
-        return
-    if t.dtype != reference.dtype and not autocast_enabled(t.device.type):
+
+
+def _check_like(name: str, t: Tensor, reference: Tensor, what: str) -> None:
+    """Raise unless t has the dtype (TypeError; not checked under autocast) and device (ValueError) of
+    ``reference``, described as ``what``."""
+    if t.dtype != reference.dtype and not _autocast_enabled(t.device.type):
         raise TypeError(f"{name}: expected dtype {reference.dtype} (that of {what}), got {t.dtype}")
     if t.device != reference.device:
         raise ValueError(f"{name}: expected a tensor on {reference.device} (that of {what}), got {t.device}")
+
+
+def check_tensors(dim: int, **named: Tensor) -> None:
+    """Raise unless every named value is a dense floating ``dim``-D tensor of the first one's dtype
+    and device (the arguments of the operators' functional forms)."""
+    first = None
+    for name, t in named.items():
+        _check_dense_float(name, t)
+        if t.dim() != dim:
+            raise ValueError(f"{name}: expected a {dim}-D tensor, got {t.dim()}-D shape {tuple(t.shape)}")
+        if first is None:
+            first = name, t
+        else:
+            _check_like(name, t, first[1], first[0])
 
 
 def check_en_de(en: Tensor, de: Tensor, en_channels: int, de_channels: int, scale: int, module: nn.Module) -> None:
@@ -212,11 +235,12 @@ def check_pool_input(x: Tensor, scale: int, module: nn.Module, channels: int | N
         raise ValueError(f"x: expected a spatial size of at least {scale} (the scale), got {tuple(x.shape[-2:])}")
 
 
-def check_context(context: object, de: Tensor, what: str) -> None:
-    """Raise unless a pair's ``context`` is a tensor on de's device; ``what`` names what it should be."""
+def check_context(name: str, context: object, de: Tensor, what: str) -> None:
+    """Raise unless a pair's context (argument ``name``) is a tensor on de's device; ``what`` says
+    what it should be."""
     if context is None:
-        raise ValueError(f"context: expected {what}, got None")
+        raise ValueError(f"{name}: expected {what}, got None")
     if not isinstance(context, Tensor):
-        raise TypeError(f"context: expected {what} (a torch.Tensor), got {type(context).__name__}")
+        raise TypeError(f"{name}: expected a torch.Tensor ({what}), got {type(context).__name__}")
     if context.device != de.device:
-        raise ValueError(f"context: expected a tensor on {de.device} (that of de), got {context.device}")
+        raise ValueError(f"{name}: expected a tensor on {de.device} (that of de), got {context.device}")

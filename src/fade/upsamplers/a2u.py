@@ -31,7 +31,16 @@ from torch import Tensor, nn
 
 from ..ops.carafe import carafe
 from ..ops.resize import check_scale, check_sizes, fit_to_size
-from ._checks import check_bool, check_context, check_ints, check_module, check_pool_input, conv2d, factory_kwargs
+from ._checks import (
+    check_bool,
+    check_context,
+    check_ints,
+    check_module,
+    check_pool_input,
+    check_tensors,
+    conv2d,
+    factory_kwargs,
+)
 from .base import Upsampler
 from .pairs import PairedUpsampler, pooled_size, register_pair
 from .registry import options_of, register_upsampler
@@ -70,6 +79,7 @@ def a2d(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
     Returns:
         Tensor[B, C, h, w].
     """
+    check_tensors(4, x=x, kernels=kernels)
     check_scale(scale)
     _, k2, h, w = kernels.shape
     k = math.isqrt(k2)
@@ -210,7 +220,7 @@ class A2UUp(Upsampler):
 
     def forward(self, en: Tensor, de: Tensor, context: Tensor | None) -> Tensor:
         self.check_inputs(en, de)
-        check_context(context, de, "the upsampling kernels returned by the paired A2UDown")
+        check_context("context", context, de, "the upsampling kernels returned by the paired A2UDown")
         b, _, h, w = de.shape
         if context.dim() != 4 or context.shape[0] != b or tuple(context.shape[-2:]) != (self.scale * h, self.scale * w):
             raise ValueError(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.resize import fit_to_size
-from ._checks import check_ints, check_positive_real, conv2d, factory_kwargs
+from ._checks import check_ints, check_positive_real, check_tensors, conv2d, factory_kwargs
 from .base import Upsampler
 from .registry import options_of, register_upsampler
 
@@ -38,6 +38,7 @@ def sampling_positions(offsets: Tensor, scale: int, groups: int, size: tuple[int
     Returns:
         Tensor[B*G, H, W, 2] of (x, y) positions.
     """
+    check_tensors(4, offsets=offsets)
     b, _, h, w = offsets.shape
     s, g = scale, groups
     sub = (torch.arange(s, device=offsets.device, dtype=offsets.dtype) + 0.5) / s - 0.5
@@ -65,6 +66,7 @@ def point_sample(x: Tensor, positions: Tensor, groups: int) -> Tensor:
     Returns:
         Tensor[B, C, H, W].
     """
+    check_tensors(4, x=x, positions=positions)
     b, c, h, w = x.shape
     size = positions.shape[1:3]
     scale = torch.tensor([w, h], dtype=positions.dtype, device=positions.device)

@@ -28,13 +28,13 @@ from torch import Tensor, nn
 
 from ..ops.resize import check_scale, check_sizes, fit_to_size, nearest_upsample
 from ._checks import (
-    autocast_enabled,
     check_bool,
     check_choice,
     check_context,
     check_ints,
     check_module,
     check_pool_input,
+    check_tensors,
     conv2d,
     factory_kwargs,
 )
@@ -57,6 +57,7 @@ def index_maps(logits: Tensor) -> tuple[Tensor, Tensor]:
         (idx_en, idx_de), each Tensor[B, G, s*h, s*w]: ``softmax_{s*s}(sigmoid(z))`` and ``sigmoid(z)``
         placed at pixel (s*y + i, s*x + j).
     """
+    check_tensors(5, logits=logits)
     b, g, s2, h, w = logits.shape
     s = math.isqrt(s2)
     if s * s != s2:
@@ -77,6 +78,7 @@ def indexed_pool(x: Tensor, idx_en: Tensor, scale: int) -> Tensor:
     Returns:
         Tensor[B, C, h, w].
     """
+    check_tensors(4, x=x, idx_en=idx_en)
     hh, ww = idx_en.shape[-2:]
     return F.avg_pool2d(x[..., :hh, :ww] * idx_en, scale) * scale**2
 
@@ -93,16 +95,15 @@ def indexed_upsample(de: Tensor, idx_de: Tensor, size: tuple[int, int], scale: i
     Returns:
         Tensor[B, C, H, W].
     """
+    check_tensors(4, de=de, idx_de=idx_de)
     b, c, h, w = de.shape
-    if idx_de.dim() != 4 or idx_de.shape[0] != b or idx_de.shape[1] not in (1, c):
+    if idx_de.shape[0] != b or idx_de.shape[1] not in (1, c):
         raise ValueError(
             f"idx_de: expected a (B, 1 or C, s*h, s*w) = ({b}, 1 or {c}, {scale * h}, {scale * w}) tensor, "
             f"got shape {tuple(idx_de.shape)}"
         )
     if tuple(idx_de.shape[-2:]) != (scale * h, scale * w):
         raise ValueError(f"idx_de: expected spatial size {(scale * h, scale * w)}, got {tuple(idx_de.shape[-2:])}")
-    if idx_de.dtype != de.dtype and not autocast_enabled(de.device.type):
-        raise TypeError(f"idx_de: expected dtype {de.dtype} (that of de), got {idx_de.dtype}")
     return nearest_upsample(de, size, scale) * fit_to_size(idx_de, size, scale)
 
 
@@ -196,7 +197,7 @@ class IndexedUpsample(Upsampler):
 
     def forward(self, en: Tensor, de: Tensor, context: Tensor | None) -> Tensor:
         self.check_inputs(en, de)
-        check_context(context, de, "the decoder index map returned by the paired IndexedPool")
+        check_context("context", context, de, "the decoder index map returned by the paired IndexedPool")
         return indexed_upsample(de, context, tuple(en.shape[-2:]), self.scale)
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.resize import check_scale, check_sizes, fit_to_size, nearest_upsample, source_index
-from ._checks import check_ints, conv2d, conv_transpose2d, factory_kwargs
+from ._checks import check_ints, check_tensors, conv2d, conv_transpose2d, factory_kwargs
 from .base import Upsampler
 from .registry import options_of, register_upsampler
 
@@ -41,6 +41,7 @@ def bilinear_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     Returns:
         Tensor[B, C, H_out, W_out].
     """
+    check_tensors(4, x=x)
     check_scale(scale)
     check_sizes(tuple(x.shape[-2:]), size, scale, "size vs x")
     # A one-pixel dimension is constant at any scale: it is interpolated at scale 1 and repeated, so

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..ops.carafe import carafe
 from ..ops.resize import check_sizes, effective_scale, source_index
-from ._checks import check_ints, factory_kwargs, linear
+from ._checks import check_ints, check_tensors, factory_kwargs, linear
 from .base import Upsampler
 from .registry import options_of, register_upsampler
 
@@ -47,7 +47,8 @@ def local_similarity(query: Tensor, key: Tensor, kernel_size: int, scale: int) -
     Returns:
         Tensor[B, K*K, H, W].
     """
-    if query.dim() != 4 or key.dim() != 4 or query.shape[:2] != key.shape[:2]:
+    check_tensors(4, query=query, key=key)
+    if query.shape[:2] != key.shape[:2]:
         raise ValueError(
             f"query and key: expected (B, d, H, W) and (B, d, h, w) with the same B and d, "
             f"got {tuple(query.shape)} and {tuple(key.shape)}"
@@ -84,6 +85,7 @@ def sapa_attention(query: Tensor, key: Tensor, value: Tensor, kernel_size: int, 
     Returns:
         Tensor[B, C, H, W].
     """
+    check_tensors(4, query=query, key=key, value=value)
     if value.shape[0] != key.shape[0] or value.shape[-2:] != key.shape[-2:]:
         raise ValueError(f"value: expected batch and spatial size of key {tuple(key.shape)}, got {tuple(value.shape)}")
     attention = local_similarity(query, key, kernel_size, scale).softmax(dim=1)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.resize import check_scale, check_sizes, nearest_upsample
-from ._checks import check_context, check_pool_input
+from ._checks import check_context, check_pool_input, check_tensors
 from .base import Upsampler
 from .pairs import PairedUpsampler, pooled_size, register_pair
 from .registry import register_upsampler
@@ -30,6 +30,7 @@ def max_pool_indices(x: Tensor, low_hw: tuple[int, int], scale: int) -> tuple[Te
         (Tensor[B, C, h, w] maxima, Tensor[B, C, h, w] int64 flat indices into x's H*W plane,
         the convention of ``F.max_pool2d(..., return_indices=True)``).
     """
+    check_tensors(4, x=x)
     check_scale(scale)
     check_sizes(low_hw, tuple(x.shape[-2:]), scale, "x spatial size vs the pooled size")
     (height, width), (h, w) = x.shape[-2:], low_hw
@@ -54,6 +55,8 @@ def max_unpool(de: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
     Returns:
         Tensor[B, C, H, W], zero except at the indices.
     """
+    check_tensors(4, de=de)
+    check_context("indices", indices, de, "int64 max indices")
     if indices.shape != de.shape:
         raise ValueError(f"indices: expected shape {tuple(de.shape)} (that of de), got {tuple(indices.shape)}")
     if indices.dtype != torch.int64:
@@ -109,7 +112,7 @@ class MaxUnpool(Upsampler):
 
     def forward(self, en: Tensor, de: Tensor, context: Tensor | None) -> Tensor:
         self.check_inputs(en, de)
-        check_context(context, de, "the max indices returned by the paired MaxPoolIndices")
+        check_context("context", context, de, "the max indices returned by the paired MaxPoolIndices")
         size = tuple(en.shape[-2:])
         out = max_unpool(de, context, size)
         window_nan = en.flatten(2).gather(2, context.flatten(2)).isnan().view_as(de)
