@@ -108,3 +108,22 @@ def test_train_init_loads_mmseg_weights_into_the_encoder(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "other"), "--init", str(tmp_path / "r.pth")]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("fade train: error: ") and "torchvision-format weights" in last and "fit a SegFormer" in last
+
+
+def test_data_dir_reaches_the_fashion_mnist_source(tmp_path, capsys):
+    """A folder of idx files in the Fashion-MNIST naming (links to the system's copy) is read from."""
+    from fade.data.fashion_mnist import SYSTEM_DIR
+
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for file in SYSTEM_DIR.iterdir():
+        (folder / file.name).symlink_to(file)
+    out = tmp_path / "run"
+    argv = ["train", "--task", "reconstruction", "--preset", "quick", "--upsampler", "bilinear", "--out", str(out)]
+    argv += ["--steps", "1", "--batch-size", "4", "--train-length", "4", "--test-length", "2"]
+    assert main([*argv, "--data-dir", str(folder)]) == 0
+    assert read_checked_json(out / "results.json", "test")["config"]["preset"]["data_options"]["root"] == str(folder)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*argv, "--out", str(tmp_path / "other"), "--data-dir", str(empty)]) == 2
+    assert str(empty) in capsys.readouterr().err.strip().splitlines()[-1]
