@@ -120,7 +120,8 @@ def test_a_build_without_a_valid_library_is_never_cached(env, monkeypatch, tmp_p
     try:
         for attempt in (1, 2):  # nothing was cached, so a new process builds again
             _native._library.cache_clear()
-            with pytest.warns(RuntimeWarning, match=r"building the native carafe kernel with .* failed.*no loadable library") as record:
+            failed = r"building the native carafe kernel with .* failed.*no loadable library"
+            with pytest.warns(RuntimeWarning, match=failed) as record:
                 assert not _native.available()
             assert len(record) == 1
             assert calls(log) == attempt and list(cache.iterdir()) == []
@@ -159,7 +160,8 @@ def test_shared_folder_is_not_trusted(env, planted_library, mode):
     (cached,) = cache.iterdir()
     cached.write_bytes(planted_library.read_bytes())  # what another user could drop into a shared folder
     cache.chmod(mode)
-    with pytest.warns(RuntimeWarning, match=rf"cache folder {cache} is writable by group or others .*private temporary"):
+    unsafe = rf"cache folder {cache} is writable by group or others .*private temporary"
+    with pytest.warns(RuntimeWarning, match=unsafe):
         lib = _native._build(compiler)
     assert hasattr(lib, "fade_carafe_forward_f32") and calls(log) == 2
     assert not marker.exists(), "the planted library was loaded"

@@ -172,7 +172,10 @@ def test_every_size_is_upsampled_or_refused_with_a_value_error(low, high, scale)
     valid = scale >= 1 and all(n >= 1 and m >= 1 and compatible_size(n, m, scale) for n, m in zip(low, high))
     x = torch.randn(1, 2, *map(lambda n: max(n, 0), low))
     kernels = torch.rand(1, 9, *map(lambda n: max(n, 0), high)) if min(high) >= 0 else None
-    for call in [lambda: nearest_upsample(x, high, scale)] + ([lambda: carafe(x, kernels, scale)] if kernels is not None else []):
+    calls = [lambda: nearest_upsample(x, high, scale)]
+    if kernels is not None:
+        calls.append(lambda: carafe(x, kernels, scale))
+    for call in calls:
         if valid:
             assert call().shape == (1, 2, *high)
         else:

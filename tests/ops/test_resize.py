@@ -105,7 +105,7 @@ def test_check_scale_types_and_values():
 
 
 def test_zero_extents_are_named_as_such():
-    with pytest.raises(ValueError, match=r"x: expected a low-resolution size \(H, W\) of positive extents, got \(0, 10\)"):
+    with pytest.raises(ValueError, match=r"x: expected a low-resolution size \(H, W\) of positive .*\(0, 10\)"):
         check_sizes((0, 10), (0, 10), 2, "x")
     with pytest.raises(ValueError, match=r"expected a high-resolution size .* got \(4, 0\)"):
         check_sizes((2, 1), (4, 0), 2, "x")
@@ -134,7 +134,8 @@ def test_fit_to_size_crops_or_repeats_an_upsampled_map():
 
 def test_mapping_helpers_refuse_bad_arguments():
     for high, low, scale in [(-1, 3, 2), (4, 0, 2), (4, -2, 2)]:
-        with pytest.raises(ValueError, match=rf"source_index: expected high >= 0 and low >= 1, got high={high}, low={low}"):
+        expected = rf"source_index: expected high >= 0 and low >= 1, got high={high}, low={low}"
+        with pytest.raises(ValueError, match=expected):
             source_index(high, low, scale)
     with pytest.raises(ValueError, match="scale must be a positive integer, got 0"):
         source_index(4, 2, 0)
@@ -149,7 +150,8 @@ def test_mapping_helpers_refuse_bad_arguments():
 
 @pytest.mark.parametrize("shape", [(1, 0, 1, 1), (0, 3, 2, 2)])
 def test_nearest_upsample_empty_maps(shape):
-    assert nearest_upsample(torch.zeros(shape), (2 * shape[2], 2 * shape[3]), 2).shape == (*shape[:2], 2 * shape[2], 2 * shape[3])
+    size = (2 * shape[2], 2 * shape[3])
+    assert nearest_upsample(torch.zeros(shape), size, 2).shape == (*shape[:2], *size)
 
 
 def test_outputs_beyond_a_tensor_are_refused_before_allocating():

@@ -203,7 +203,8 @@ def _build_in(compiler: str, folder: Path) -> ctypes.CDLL:
             try:
                 return _load(target)
             except (OSError, AttributeError) as err:
-                warnings.warn(f"fade: rebuilding the cached native kernel {target}: {err}", RuntimeWarning, stacklevel=2)
+                message = f"fade: rebuilding the cached native kernel {target}: {err}"
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
         try:
             return _compile(compiler, flags, target)
         except _BuildError as err:

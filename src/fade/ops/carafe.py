@@ -27,7 +27,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _native
-from .resize import check_map, check_output, check_scale, check_sizes, effective_scale, infer_scale, source_index
+from .resize import (
+    check_extents,
+    check_map,
+    check_output,
+    check_scale,
+    check_sizes,
+    effective_scale,
+    infer_scale,
+    source_index,
+)
 
 __all__ = ["carafe"]
 
@@ -58,10 +67,8 @@ def _check_inputs(x: Tensor, kernels: Tensor, scale: int | None) -> tuple[int, i
     if k * k != k2 or k % 2 == 0:
         raise ValueError(f"kernels: expected K*K channels with K odd (1, 9, 25, 49, ...), got {k2} channels")
     low, high = tuple(x.shape[-2:]), tuple(kernels.shape[-2:])
-    if min(low) < 1:
-        raise ValueError(f"x: expected a spatial size (H, W) of positive extents, got {low}")
-    if min(high) < 1:
-        raise ValueError(f"kernels: expected a spatial size (H_out, W_out) of positive extents, got {high}")
+    check_extents("x", "spatial", low)
+    check_extents("kernels", "spatial", high)
     if scale is None:
         scale = infer_scale(low, high)
     else:

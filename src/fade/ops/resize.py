@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "check_extents",
     "check_map",
     "check_output",
     "check_scale",
@@ -58,8 +59,8 @@ def compatible_size(low: int, high: int, scale: int) -> bool:
     return low >= 1 and abs(high - scale * low) < scale
 
 
-def _check_positive(what: str, kind: str, hw: tuple[int, ...]) -> None:
-    """Raise ValueError unless ``hw`` is (H, W) with both extents at least 1."""
+def check_extents(what: str, kind: str, hw: tuple[int, ...]) -> None:
+    """Raise ValueError unless ``hw`` is (H, W) with both extents at least 1; ``kind`` names the size."""
     if len(hw) != 2:
         raise ValueError(f"{what}: expected a {kind} size (H, W), got {tuple(hw)}")
     if min(hw) < 1:
@@ -74,8 +75,8 @@ def infer_scale(low_hw: tuple[int, int], high_hw: tuple[int, int]) -> int:
             multiple of each other; pass the scale explicitly for the sizes that floor- or
             ceil-mode pooling leaves behind.
     """
-    _check_positive("cannot infer an integer scale", "low-resolution", low_hw)
-    _check_positive("cannot infer an integer scale", "high-resolution", high_hw)
+    check_extents("cannot infer an integer scale", "low-resolution", low_hw)
+    check_extents("cannot infer an integer scale", "high-resolution", high_hw)
     (h, w), (ho, wo) = low_hw, high_hw
     if ho % h == 0 and wo % w == 0 and ho // h == wo // w and ho >= h:
         return ho // h
@@ -92,8 +93,8 @@ def check_sizes(low_hw: tuple[int, int], high_hw: tuple[int, int], scale: int, w
     Both sizes must have positive extents and ``|high - scale * low| < scale`` in each dimension.
     """
     check_scale(scale)
-    _check_positive(what, "low-resolution", low_hw)
-    _check_positive(what, "high-resolution", high_hw)
+    check_extents(what, "low-resolution", low_hw)
+    check_extents(what, "high-resolution", high_hw)
     if not all(compatible_size(n, m, scale) for n, m in zip(low_hw, high_hw)):
         raise ValueError(
             f"{what}: expected a high-resolution size within scale-1 of scale*{tuple(low_hw)} = "
@@ -130,7 +131,9 @@ def check_map(name: str, t: object, dims: str) -> None:
     ValueError for another rank. ``dims`` names its dimensions for the message, e.g. "(B, C, H, W)".
     """
     if not isinstance(t, Tensor):
-        kind = type(t).__qualname__ if type(t).__module__ == "builtins" else f"{type(t).__module__}.{type(t).__qualname__}"
+        kind = type(t).__qualname__
+        if type(t).__module__ != "builtins":
+            kind = f"{type(t).__module__}.{kind}"
         raise TypeError(f"{name}: expected a torch.Tensor {dims}, got {kind}")
     if t.layout != torch.strided:
         raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {t.layout}")
@@ -156,7 +159,7 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
         size = operator.index(items[0]), operator.index(items[1])
     except TypeError:
         raise TypeError(f"size: expected (H_out, W_out), two integers, got {size!r}") from None
-    _check_positive("size", "high-resolution", size)
+    check_extents("size", "high-resolution", size)
     return size
 
 
@@ -191,7 +194,7 @@ def nearest_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
             ``size`` not within ``scale - 1`` of ``scale * (H, W)``.
     """
     check_map("x", x, "(B, C, H, W)")
-    _check_positive("x", "spatial", tuple(x.shape[-2:]))
+    check_extents("x", "spatial", tuple(x.shape[-2:]))
     size = _check_size(size)
     scale = check_scale(scale)
     check_sizes(tuple(x.shape[-2:]), size, scale, "size vs x")
@@ -214,7 +217,7 @@ def fit_to_size(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     """
     check_map("x", x, "(B, C, H, W)")
     hx, wx = x.shape[-2:]
-    _check_positive("x", "spatial", (hx, wx))
+    check_extents("x", "spatial", (hx, wx))
     size = _check_size(size)
     scale = check_scale(scale)
     if hx % scale or wx % scale:
