@@ -84,6 +84,7 @@ def test_nearest_upsample_any_dtype(dtype):
         (torch.zeros(1, 1, 4, 4), (8,), 2, ValueError, r"size: expected \(H_out, W_out\), two integers, got \(8,\)"),
         (torch.zeros(1, 1, 4, 4), (8.0, 8), 2, TypeError, r"size: expected \(H_out, W_out\), two integers"),
         (torch.zeros(1, 1, 4, 4), None, 2, TypeError, r"size: expected \(H_out, W_out\), two integers, got None"),
+        (torch.zeros(1, 1, 4, 4), (True, 8), 2, TypeError, r"size: expected \(H_out, W_out\), two integers"),
         (torch.zeros(4, 4), (8, 8), 2, ValueError, r"x: expected a 4-D tensor \(B, C, H, W\), got 2-D shape"),
         (np.zeros((1, 1, 4, 4)), (8, 8), 2, TypeError, r"x: expected a torch.Tensor .*got numpy.ndarray"),
         (torch.zeros(1, 1, 4, 4).to_sparse(), (8, 8), 2, TypeError, r"x: expected a dense .*sparse_coo"),

@@ -149,16 +149,19 @@ def check_output(shape: tuple[int, ...], dtype: torch.dtype) -> None:
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     """``size`` as a tuple of two ints; TypeError / ValueError when it is not (H_out, W_out)."""
+    message = f"size: expected (H_out, W_out), two integers, got {size!r}"
     try:
         items = tuple(size)
     except TypeError:
-        raise TypeError(f"size: expected (H_out, W_out), two integers, got {size!r}") from None
-    if len(items) != 2 or any(isinstance(n, bool) for n in items):
-        raise ValueError(f"size: expected (H_out, W_out), two integers, got {size!r}")
+        raise TypeError(message) from None
+    if len(items) != 2:
+        raise ValueError(message)
+    if any(isinstance(n, bool) for n in items):
+        raise TypeError(message)
     try:
         size = operator.index(items[0]), operator.index(items[1])
     except TypeError:
-        raise TypeError(f"size: expected (H_out, W_out), two integers, got {size!r}") from None
+        raise TypeError(message) from None
     check_extents("size", "high-resolution", size)
     return size
 
