@@ -64,6 +64,9 @@ def test_module_rows_hold_times_memory_parts_and_profiles(result):
             assert parts["kernels"] > 0 and parts["reassembly"] > 0
             assert parts["rest"] == pytest.approx(parts["whole"] - parts["kernels"] - parts["reassembly"])
         assert setting["gmacs"]["fade"] > setting["gmacs"]["fade_lite"] > 0 and setting["gemm_gmacs_per_s"] > 0
+        for m in MODULES:
+            floor = 1e3 * setting["gmacs"][m] / setting["gemm_gmacs_per_s"]
+            assert setting["gemm_floor_ms"][m] == pytest.approx(floor)
 
 
 def test_bad_module_settings_are_refused():

@@ -93,8 +93,10 @@ def run_operator_suite(
         "peak_extra_mib", "output_mib", "parts_ms"`` (per module: ``whole``, ``kernels``,
         ``reassembly``, ``rest`` = whole - kernels - reassembly, medians of the same rounds),
         ``"profile_ms"`` (per module and call: ms per call by operator, forward and backward
-        operators alike, those of at least 2% and ``other``), ``"gmacs"`` (per module, one forward) and
-        ``"gemm_gmacs_per_s"`` (this machine's fp32 matrix-product rate at that thread count).
+        operators alike, those of at least 2% and ``other``), ``"gmacs"`` (per module, one forward),
+        ``"gemm_gmacs_per_s"`` (this machine's matrix-product rate at that thread count and dtype)
+        and ``"gemm_floor_ms"`` (per module: its multiply-adds at that rate, a floor for its forward
+        on a machine where convolutions run no faster than matrix products).
     """
     if module_settings is not None and any(b < 1 or t < 1 for b, t in module_settings):
         raise ValueError(f"module_settings: expected (batch, threads) pairs of positive integers, got {module_settings}")
@@ -243,6 +245,8 @@ def _measure_modules(
             whole, kernels, reassembly = (fwd[f"{name}_{part}"].median_ms for part in ("fwd", "kernels", "reassembly"))
             parts[name] = {"whole": whole, "kernels": kernels, "reassembly": reassembly}
             parts[name]["rest"] = whole - kernels - reassembly
+        gmacs = {name: count_flops(cases[name]).macs / 1e9 for name in MODULES}
+        rate = _gemm_rate(device, dtype)
         profiles = {}
         for name in MODULES:
             profiles[f"{name}_fwd"] = _operator_profile(fwd_calls[f"{name}_fwd"], device, profile_calls)
@@ -256,8 +260,9 @@ def _measure_modules(
             | {k: t.min_ms for k, t in fwdbwd.items()},
             "parts_ms": parts,
             "profile_ms": profiles,
-            "gmacs": {name: count_flops(cases[name]).macs / 1e9 for name in MODULES},
-            "gemm_gmacs_per_s": _gemm_rate(device, dtype),
+            "gmacs": gmacs,
+            "gemm_gmacs_per_s": rate,
+            "gemm_floor_ms": {name: 1e3 * macs / rate for name, macs in gmacs.items()},
         }
     finally:
         torch.set_num_threads(previous)
