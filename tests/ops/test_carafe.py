@@ -296,7 +296,7 @@ def test_invalid_inputs_raise(x_shape, k_shape, scale, message):
 
 def test_dtype_and_device_mismatch_raise():
     x = torch.zeros(1, 2, 3, 3)
-    with pytest.raises(ValueError, match=r"dtype mismatch: x is torch.float32, kernels is torch.float64"):
+    with pytest.raises(TypeError, match=r"kernels: expected dtype torch.float32 \(that of x\), got torch.float64"):
         carafe(x, torch.zeros(1, 9, 6, 6, dtype=D))
     with pytest.raises(ValueError, match=r"device mismatch: x is on cpu, kernels on meta"):
         carafe(x, torch.zeros(1, 9, 6, 6, device="meta"))
@@ -474,3 +474,12 @@ def test_nan_and_inf_weights_outside_x_propagate_alike(monkeypatch):
     for native, fallback in zip(results["0"], results["1"]):
         assert torch.equal(native.isnan(), fallback.isnan()) and native.isnan().any()
         torch.testing.assert_close(native, fallback, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_second_order_gradients_raise_a_clear_error(path):
+    x, kernels, grad, _ = inputs(CASES[2])
+    x.requires_grad_()
+    kernels.requires_grad_()
+    gx, _ = torch.autograd.grad(carafe(x, kernels, 2), (x, kernels), grad, create_graph=True)
+    with pytest.raises(NotImplementedError, match=r"fade.ops.carafe: second-order gradients .* are not supported"):
+        torch.autograd.grad(gx.sum(), kernels)

@@ -52,12 +52,17 @@ def _check_tensor(name: str, t: object, dims: str) -> None:
         raise TypeError(f"{name}: expected a floating dtype ({supported}), got {t.dtype}")
 
 
+def _autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``: fade::carafe then runs in float32 (its autocast rule)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+
+
 def _check_inputs(x: Tensor, kernels: Tensor, scale: int | None) -> tuple[int, int]:
     """Validate carafe's inputs before anything is allocated; return (kernel_size, effective scale)."""
     _check_tensor("x", x, "(B, C, H, W)")
     _check_tensor("kernels", kernels, "(B, K*K, H_out, W_out)")
-    if x.dtype != kernels.dtype:
-        raise ValueError(f"dtype mismatch: x is {x.dtype}, kernels is {kernels.dtype}")
+    if x.dtype != kernels.dtype and not _autocast_enabled(x.device.type):
+        raise TypeError(f"kernels: expected dtype {x.dtype} (that of x), got {kernels.dtype}")
     if x.device != kernels.device:
         raise ValueError(f"device mismatch: x is on {x.device}, kernels on {kernels.device}")
     if x.shape[0] != kernels.shape[0]:
@@ -85,7 +90,8 @@ def carafe(x: Tensor, kernels: Tensor, scale: int | None = None) -> Tensor:
     with ``sy = min(y // scale, H - 1)`` (likewise ``sx``; see :mod:`fade.ops.resize`) and zero
     padding outside ``x``. The kernels are used as given (normalise them first, e.g. softmax).
     Differentiable w.r.t. ``x`` and ``kernels``; any memory layout is accepted, the result is
-    contiguous. Half-precision inputs are accumulated in float32 and returned in their own dtype.
+    contiguous. Half-precision inputs are accumulated in float32 and returned in their own dtype;
+    under ``torch.autocast`` both inputs are cast to float32 and the result is float32.
 
     Args:
         x: Tensor[B, C, H, W], the low-resolution feature.
@@ -98,9 +104,9 @@ def carafe(x: Tensor, kernels: Tensor, scale: int | None = None) -> Tensor:
 
     Raises:
         TypeError: ``x`` or ``kernels`` is not a dense tensor of float16, bfloat16, float32 or
-            float64, or ``scale`` is not a number.
+            float64, their dtypes differ (outside autocast), or ``scale`` is not a number.
         ValueError: wrong ranks, batch, K*K or spatial sizes (every extent must be positive),
-            mismatched dtypes or devices, ``scale`` not a positive integer, or an output larger
+            mismatched devices, ``scale`` not a positive integer, or an output larger
             than a tensor can hold. Checked before anything is allocated.
 
     Example:
@@ -220,4 +226,14 @@ def _backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
     return grad_x, grad_kernels, None
 
 
+def _no_double_backward(ctx, grad_x: Tensor, grad_kernels: Tensor) -> None:
+    raise NotImplementedError("fade.ops.carafe: second-order gradients (through its backward) are not supported")
+
+
 _carafe_op.register_autograd(_backward, setup_context=_setup_context)
+# Under autocast both operators run in float32 (as torch's precision-sensitive ops do): the kernels
+# a half-precision conv predicts and a float32 feature meet in one dtype, accumulated in float32.
+for _device_type in ("cpu", "cuda"):
+    _carafe_op.register_autocast(_device_type, torch.float32)
+    _carafe_backward_op.register_autocast(_device_type, torch.float32)
+_carafe_backward_op.register_autograd(_no_double_backward)
