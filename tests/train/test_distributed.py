@@ -48,13 +48,13 @@ def _finish(process: subprocess.Popen) -> None:
     assert process.returncode == 0, output.decode()[-3000:]
 
 
-def _spec(runs: list[dict], batchnorm: Path | None = None) -> dict:
-    return {"preset": PRESET.to_dict(), "upsampler": "fade", "runs": runs, "batchnorm": str(batchnorm or "")}
+def _spec(runs: list[dict], checks: Path | None = None) -> dict:
+    return {"preset": PRESET.to_dict(), "upsampler": "fade", "runs": runs, "checks": str(checks or "")}
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
-    """One torchrun launch: the BatchNorm shares, an uninterrupted run, and a run stopped then resumed."""
+    """One torchrun launch: the BatchNorm and loss shares, an uninterrupted run, a run stopped then resumed."""
     root = tmp_path_factory.mktemp("ddp")
     stopped = str(root / "stopped")
     runs = [{"out": str(root / "full")}, {"out": stopped, "stop_after": 5}, {"out": stopped}]
@@ -127,6 +127,26 @@ def test_global_batchnorm_on_two_processes_is_batchnorm_over_the_whole_batch(two
         for name in ("running_mean", "running_var"):
             torch.testing.assert_close(share["state"][name].double(), getattr(norm, name), rtol=1e-5, atol=1e-6)
         assert int(share["state"]["num_batches_tracked"]) == 1
+
+
+def test_segmentation_loss_on_two_processes_is_the_mean_over_every_valid_pixel(two_processes):
+    """Shares with unequal numbers of ignored pixels: each rank divides its sum by the ranks' mean
+    valid count, so the ranks' mean loss and mean gradient are the one-process ones."""
+    torch.manual_seed(1)
+    image = torch.randn(4, 3, 6, 5)
+    label = torch.randint(0, 4, (4, 6, 5))
+    label[0, :4] = 255
+    label[3] = 255
+    model = nn.Conv2d(3, 4, 1)
+    loss = torch.nn.functional.cross_entropy(model(image), label, ignore_index=255)
+    loss.backward()
+    shares = [torch.load(two_processes / f"segmentation{r}.pt") for r in range(2)]
+    torch.testing.assert_close((shares[0]["loss"] + shares[1]["loss"]) / 2, loss.detach())
+    torch.testing.assert_close((shares[0]["dw"] + shares[1]["dw"]) / 2, model.weight.grad)
+    with torch.no_grad():  # the plain per-rank means would not be: the test can tell
+        halves = ([0, 1], [2, 3])
+        per_rank = [torch.nn.functional.cross_entropy(model(image[h]), label[h], ignore_index=255) for h in halves]
+    assert abs((per_rank[0] + per_rank[1]) / 2 - loss) > 1e-4  # 100 times the tolerance above
 
 
 def test_convert_batchnorm_keeps_state_names_and_values():

@@ -7,10 +7,11 @@ them into one process group (NCCL on CUDA, gloo on the CPU), across nodes too (t
 
 - splits each step's global batch of ``batch_size`` samples into ``world_size`` equal contiguous
   shares (:func:`shard`), one per rank, so the union of the shares is the one-process batch;
-- wraps the model in DistributedDataParallel, which averages the gradients of the per-rank mean
-  losses: with equal shares that is the gradient of the one-process mean loss whenever the loss is
-  a mean over samples (matting, reconstruction, and segmentation without ignored pixels; with
-  ignored pixels each rank averages over its own valid pixels, as mmseg does);
+- wraps the model in DistributedDataParallel, which averages the gradients of the per-rank
+  losses: with equal shares that is the gradient of the one-process loss when the loss is a mean
+  over samples or pixels (matting, reconstruction); segmentation, whose shares hold unequal numbers
+  of ignored pixels, divides each rank's sum by the ranks' mean valid count (:mod:`fade.train.tasks`),
+  so it too is the one-process mean over every valid pixel (per-GPU means, as mmseg takes, are not);
 - replaces every BatchNorm by :class:`GlobalBatchNorm`, whose training statistics are those of the
   global batch (the recipes' SyncBN; torch's SyncBatchNorm refuses CPU tensors, this one runs on
   both and is what the 2-process CPU tests check against one process);

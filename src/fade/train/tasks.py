@@ -1,7 +1,8 @@
 """What differs between tasks: the batch keys, the loss, and the evaluation.
 
 - segmentation: ``{"image", "label"}``; per-pixel cross-entropy (label 255 ignored) on the logits
-  resized bilinearly to the label size, as mmseg does for SegFormer; :class:`~fade.metrics.SegmentationMeter`.
+  resized bilinearly to the label size, as mmseg does for SegFormer, averaged over the valid pixels
+  of the whole batch (on several processes too); :class:`~fade.metrics.SegmentationMeter`.
 - matting: ``{"input", "alpha", "trimap", "fg", "bg"}``; the A2U / FADE matting code's loss,
   ``w * L_alpha + (1 - w) * L_comp`` with w = 0.5, both Charbonnier ``sqrt(d^2 + eps^2)`` (eps = 1e-6)
   summed over the unknown region (trimap == 128) and divided by its pixel count + 1, per image, then
@@ -34,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
+
+from .distributed import current_processes, mean_over_processes
 
 __all__ = ["MattingTask", "ReconstructionTask", "SegmentationTask", "Task", "create_task"]
 
@@ -109,7 +112,15 @@ class SegmentationTask(Task):
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         image, label = _to(batch, self.keys, next(model.parameters()).device)
-        return F.cross_entropy(self.logits(model, image, label.shape[-2:]), label, ignore_index=IGNORE_INDEX)
+        logits = self.logits(model, image, label.shape[-2:])
+        processes = current_processes()
+        if processes.world_size == 1:
+            return F.cross_entropy(logits, label, ignore_index=IGNORE_INDEX)
+        # This rank's sum over the ranks' mean count of valid pixels: the ranks' mean loss (what DDP's
+        # gradient averaging follows) is then the mean over every valid pixel of the global batch.
+        total = F.cross_entropy(logits, label, ignore_index=IGNORE_INDEX, reduction="sum")
+        valid = mean_over_processes((label != IGNORE_INDEX).sum().to(total.dtype), processes)
+        return total / valid.clamp_min(1.0)
 
     def evaluate(
         self, model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device
