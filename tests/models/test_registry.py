@@ -18,6 +18,7 @@ def test_names():
         "autoencoder",
         "segformer_b1",
         "segformer_tiny",
+        "segformer_tiny_pretrained",
         "segnet",
     ]
 

@@ -6,6 +6,7 @@ never branches on the name; ``list_models()`` gives the registered networks.
 
 from .encoder_decoder import PooledEncoderDecoder, ReconstructionAutoencoder, SegNet
 from .matting import A2UMatting
+from .pretrained_encoder import load_pretrained_encoder
 from .registry import create_model, list_models, register_model
 from .segformer import MixTransformer, SegFormer, SegFormerHead
 
@@ -19,5 +20,6 @@ __all__ = [
     "SegNet",
     "create_model",
     "list_models",
+    "load_pretrained_encoder",
     "register_model",
 ]

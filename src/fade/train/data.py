@@ -73,6 +73,22 @@ def _composite_matting(split: str, size: tuple[int, int], length: int | None, **
     return CompositeMatting(split, size=size, length=length or 10_000, **options)
 
 
+@register_data("shapes")
+def _shapes(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
+    """:class:`fade.data.shapes.ShapeSegmentation` ({"image", "label"}); option ``binary`` for object vs background."""
+    from ..data.shapes import ShapeSegmentation
+
+    return ShapeSegmentation(split, size=size, length=length or 10_000, **options)
+
+
+@register_data("hair_matting")
+def _hair_matting(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
+    """:class:`fade.data.matting_synth.HairMatting`: {"input", "alpha", "trimap", "fg", "bg", "image"}."""
+    from ..data.matting_synth import HairMatting
+
+    return HairMatting(split, size=size, length=length or 10_000, **options)
+
+
 class _FashionMNISTImages(Dataset):
     """The first ``length`` Fashion-MNIST images of a split as {"image": Tensor[1, 28, 28] in [0, 1]}."""
 
