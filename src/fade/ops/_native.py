@@ -8,7 +8,7 @@ binary built for another instruction set.
 Trust: a library is loaded only from a folder owned by the current user and not writable by group
 or others (a missing one is created with mode 0700), and only when the file itself is owned by the
 current user and not writable by group or others. The file is checked once opened, and the bytes
-read from it are loaded from a private copy, so it cannot be swapped in between. A cached file that
+read from it are loaded from a fresh copy in the same folder, so it cannot be swapped in between. A cached file that
 fails these checks or does not load is rebuilt over, with a warning. When the cache folder itself
 cannot be trusted (another owner, group- or other-writable, not a folder, cannot be created), a
 warning names it and the kernel is built in a private temporary folder that is removed once the
@@ -134,8 +134,8 @@ def _declare(lib: ctypes.CDLL) -> None:
 def _load(path: Path) -> ctypes.CDLL:
     """Load the library at ``path`` if the current user alone can have written it.
 
-    The open file is checked, and the bytes read from it are loaded from a private copy, so the
-    file cannot be swapped between the check and the load.
+    The open file is checked, and the bytes read from it are loaded from a fresh copy in the same
+    (trusted) folder, so the file cannot be swapped between the check and the load.
 
     Raises:
         OSError: not a regular file (symbolic links included), not trusted, or not loadable.
@@ -147,10 +147,13 @@ def _load(path: Path) -> ctypes.CDLL:
         if reason is not None:
             raise OSError(f"{path} {reason}")
         content = file.read()
-    with tempfile.TemporaryDirectory(prefix="fade-native-") as private:
-        copy = Path(private) / path.name
-        copy.write_bytes(content)
-        lib = ctypes.CDLL(str(copy))
+    fd, copy = tempfile.mkstemp(dir=path.parent, prefix=".load-", suffix=".so")
+    try:
+        with open(fd, "wb") as out:
+            out.write(content)
+        lib = ctypes.CDLL(copy)
+    finally:
+        os.unlink(copy)
     _declare(lib)
     return lib
 
