@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from fade.bench.operator import MODULE_TARGETS, MODULES, TARGETS, module_check_name, run_operator_suite
+from fade.bench.operator import (
+    MODULE_TARGETS,
+    MODULES,
+    TARGETS,
+    _operator_profile,
+    module_check_name,
+    run_operator_suite,
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +79,10 @@ def test_module_rows_hold_times_memory_parts_and_profiles(result):
 def test_bad_module_settings_are_refused():
     with pytest.raises(ValueError, match=r"module_settings: expected \(batch, threads\) pairs"):
         run_operator_suite(channels=4, size=4, module_settings=[(0, 1)])
+
+
+def test_operator_profile_names_the_operators_and_is_silent(capfd):
+    x = torch.randn(64, 64)
+    profile = _operator_profile(lambda: x @ x, torch.device("cpu"), 2)
+    assert profile["aten::mm"] > 0 and profile["other"] >= 0
+    assert capfd.readouterr().err == ""  # the profiler's native start/stop lines are silenced

@@ -11,7 +11,7 @@ At C=256, decoder 64x64 -> 128x128, fp32, batch 1 (by default), in one run:
    ``de`` (<= 3), forward+backward time / bilinear forward+backward (<= 4), peak extra memory of
    the forward and of the forward+backward / bytes of the output (<= 1.5, <= 4), with where the
    time goes: the parts of the forward (kernels, reassembly, the rest) timed side by side, the
-   operators of forward and forward+backward timed one by one, and the module's multiply-adds
+   operators of forward and forward+backward by ``torch.profiler``, and the module's multiply-adds
    against the machine's matrix-product rate.
 
 Latencies are timed in alternation (one call of each per round, median over rounds), so a change in
@@ -21,11 +21,14 @@ machine load hits the compared calls alike. Memory comes from a fresh process
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.profiler import ProfilerActivity, profile
 
 from ..ops.carafe import carafe
 from .authors import FADEAuthors
@@ -92,8 +95,8 @@ def run_operator_suite(
         is missing. Each module setting holds ``"batch", "threads", "latency_ms", "latency_min_ms",
         "peak_extra_mib", "output_mib", "parts_ms"`` (per module: ``whole``, ``kernels``,
         ``reassembly``, ``rest`` = whole - kernels - reassembly, medians of the same rounds),
-        ``"profile_ms"`` (per module and call: ms per call by operator, forward and backward
-        operators alike, those of at least 2% and ``other``), ``"gmacs"`` (per module, one forward),
+        ``"profile_ms"`` (per module and call: ms per call by operator, ``torch.profiler``'s
+        self time, those of at least 2% and ``other``), ``"gmacs"`` (per module, one forward),
         ``"gemm_gmacs_per_s"`` (this machine's matrix-product rate at that thread count and dtype)
         and ``"gemm_floor_ms"`` (per module: its multiply-adds at that rate, a floor for its forward
         on a machine where convolutions run no faster than matrix products).
@@ -281,33 +284,32 @@ def _part_calls(name: str, case: Case) -> dict[str, Callable[[], object]]:
     return {f"{name}_kernels": make_kernels, f"{name}_reassembly": lambda: carafe(de, kernels, module.scale)}
 
 
-class _OpTimer(TorchDispatchMode):
-    """Wall time of every operator that runs inside it (forward and backward), summed by name."""
-
-    def __init__(self, device: torch.device) -> None:
-        super().__init__()
-        self.device = device
-        self.seconds: dict[str, float] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        synchronize(self.device)
-        start = time.perf_counter()
-        out = func(*args, **(kwargs or {}))
-        synchronize(self.device)
-        name = str(func.overloadpacket)
-        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-        return out
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
+    """Silence file descriptor 2 (the profiler's native library logs its start and stop there)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _operator_profile(call: Callable[[], object], device: torch.device, calls: int) -> dict[str, float]:
-    """Milliseconds per call by operator, the operators of at least 2% of the total and ``other``."""
+    """Milliseconds per call by operator (``torch.profiler`` self time), those of at least 2% and ``other``."""
     call()
-    with _OpTimer(device) as timer:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with _stderr_to_devnull(), profile(activities=activities) as prof:
         for _ in range(calls):
             call()
-    ms = {name: 1e3 * seconds / calls for name, seconds in timer.seconds.items()}
+        synchronize(device)
+    attribute = "self_cpu_time_total" if device.type == "cpu" else "self_device_time_total"
+    ms = {event.key: getattr(event, attribute) / 1e3 / calls for event in prof.key_averages()}
     total = sum(ms.values())
-    top = {name: value for name, value in sorted(ms.items(), key=lambda kv: -kv[1]) if value >= 0.02 * total}
+    top = {key: value for key, value in sorted(ms.items(), key=lambda kv: -kv[1]) if value >= 0.02 * total}
     return top | {"other": total - sum(top.values())}
 
 
