@@ -302,6 +302,23 @@ def test_dtype_and_device_mismatch_raise():
         carafe(x, torch.zeros(1, 9, 6, 6, device="meta"))
 
 
+
+@pytest.mark.parametrize("kernels_dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_autocast_runs_the_reassembly_in_float32(kernels_dtype):
+    """Under autocast a float32 x meets half-precision kernels (those a conv predicts): both are cast
+    to float32, forward and backward, whether through carafe or the operator itself."""
+    x = torch.randn(1, 3, 4, 5, requires_grad=True)
+    kernels = torch.rand(1, 9, 8, 10).to(kernels_dtype).requires_grad_()
+    expected = carafe(x.detach().double(), kernels.detach().double())
+    for call in (carafe, lambda a, b: torch.ops.fade.carafe(a, b, 2)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = call(x, kernels)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
+        out.sum().backward()
+        assert x.grad.dtype == torch.float32 and kernels.grad.dtype == kernels_dtype
+        x.grad = kernels.grad = None
+
 def test_meta_tensors_give_shapes_without_computing():
     out = carafe(torch.empty(2, 4, 7, 5, device="meta"), torch.empty(2, 25, 15, 11, device="meta"), 2)
     assert out.device.type == "meta" and out.shape == (2, 4, 15, 11)

@@ -109,7 +109,7 @@ def test_context_shape_and_dtype_errors():
     _, up = fade.create_pair("unpool", 4)
     with pytest.raises(ValueError, match=r"indices: expected shape \(1, 4, 4, 3\)"):
         up(en, de, torch.zeros(1, 4, 4, 2, dtype=torch.int64))
-    with pytest.raises(ValueError, match="indices: expected dtype torch.int64, got torch.float32"):
+    with pytest.raises(TypeError, match="indices: expected dtype torch.int64, got torch.float32"):
         up(en, de, torch.zeros(1, 4, 4, 3))
     _, up = fade.create_pair("indexnet", 4)
     with pytest.raises(ValueError, match="idx_de: expected a"):

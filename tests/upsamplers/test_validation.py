@@ -439,6 +439,21 @@ def test_autocast_leaves_the_dtype_to_torch(name):
     torch.testing.assert_close(out.float(), reference.float(), rtol=0.05, atol=0.05)
 
 
+
+@pytest.mark.parametrize("name", NAMES)
+def test_autocast_around_float32_inputs_trains(name):
+    """torch.autocast around a float32 module and float32 inputs (the trainer's --amp): the forward
+    and backward run, close to the float32 result (the reassembly itself runs in float32)."""
+    en, de = (t.requires_grad_() for t in inputs())
+    module = fade.create_upsampler(name, C).eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(en, de)
+    out.float().square().sum().backward()
+    assert out.shape == (2, C, *HIGH) and torch.isfinite(de.grad).all()
+    with torch.no_grad():
+        reference = module(en, de)
+    torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)
+
 def functional_calls():
     """(name, call, the tensors it takes by argument name): every public functional form."""
     from fade.upsamplers import a2u, dysample, indexnet, interpolation, sapa, unpool

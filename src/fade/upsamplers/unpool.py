@@ -60,7 +60,7 @@ def max_unpool(de: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
     if indices.shape != de.shape:
         raise ValueError(f"indices: expected shape {tuple(de.shape)} (that of de), got {tuple(indices.shape)}")
     if indices.dtype != torch.int64:
-        raise ValueError(f"indices: expected dtype torch.int64, got {indices.dtype}")
+        raise TypeError(f"indices: expected dtype torch.int64, got {indices.dtype}")
     if indices.numel() and not indices.is_meta and not torch.compiler.is_compiling():
         low, high = (int(v) for v in indices.aminmax())
         if low < 0 or high >= size[0] * size[1]:
