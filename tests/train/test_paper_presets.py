@@ -127,3 +127,9 @@ def test_data_dir_reaches_the_fashion_mnist_source(tmp_path, capsys):
     empty.mkdir()
     assert main([*argv, "--out", str(tmp_path / "other"), "--data-dir", str(empty)]) == 2
     assert str(empty) in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_compare_refuses_to_run_under_torchrun(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["compare", "--task", "matting", "--quick"]) == 2
+    assert "under torchrun, run fade train" in capsys.readouterr().err

@@ -7,6 +7,7 @@ work is imported when a command runs, so ``fade --help`` needs torch only.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -112,6 +113,8 @@ def compare_command(args: argparse.Namespace) -> int:
     """``fade compare``: every upsampler x seed per task; tables, figures and a cross-task summary."""
     from .compare import check_comparison, compare, write_summary
 
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        raise ValueError("fade compare runs in one process; under torchrun, run fade train for each upsampler and seed")
     tasks = TASK_NAMES if args.task == "all" else (args.task,)
     preset_name = args.preset or ("quick" if args.quick else "cpu")
     upsamplers = args.upsamplers or list(QUICK_UPSAMPLERS if args.quick else UPSAMPLERS)
