@@ -494,3 +494,27 @@ def test_max_unpool_checks_its_indices():
         max_unpool(de, [[0]], (8, 6))
     with pytest.raises(ValueError, match="indices: expected int64 max indices, got None"):
         max_unpool(de, None, (8, 6))
+
+
+@pytest.mark.parametrize(
+    "name, train, match",
+    [
+        ("a2u", True, r"A2U with 4 channels \(its GroupNorm of 4 groups would normalise a single value"),
+        ("a2u", False, r"A2U with 4 channels \(its GroupNorm of 4 groups would normalise a single value"),
+        ("indexnet", True, r"more than one value per channel for IndexNet's BatchNorm in training mode, got batch 1"),
+        ("indexnet_holistic", True, r"IndexNet's BatchNorm in training mode, got batch 1 at pooled size \(1, 1\)"),
+    ],
+)
+def test_a_single_value_to_normalise_is_a_value_error_naming_the_input(name, train, match):
+    """Batch 1 at a 1x1 pooled size leaves A2U's GroupNorm (C dividing 32) or, training, IndexNet's
+    BatchNorm one value to normalise: a ValueError naming de (the upsampler) or x (the down half)."""
+    up = fade.create_upsampler(name, C).train(train)
+    with pytest.raises(ValueError, match=rf"de: expected .*{match}"):
+        up(torch.randn(1, C, 2, 2), torch.randn(1, C, 1, 1))
+    down, _ = fade.create_pair(name, C)
+    with pytest.raises(ValueError, match=rf"x: expected .*{match}"):
+        down.train(train)(torch.randn(1, C, 2, 3))
+    # Two values to normalise are enough: 64 channels in 32 groups (A2U), a batch of 2 (IndexNet).
+    channels, batch = (64, 1) if name == "a2u" else (C, 2)
+    up = fade.create_upsampler(name, channels).train(train)
+    assert up(torch.randn(batch, channels, 2, 2), torch.randn(batch, channels, 1, 1)).shape == (batch, channels, 2, 2)

@@ -161,6 +161,16 @@ class A2UKernels(nn.Module):
         out = out.transpose(1, 2).reshape(b * self.rank, c, h, w)
         return F.leaky_relu(norm(out)).view(b, self.rank, c, h, w)
 
+    def check_pooled_size(self, name: str, low_hw: tuple[int, int]) -> None:
+        """Raise ValueError (naming input ``name``) when the pooled size ``low_hw`` leaves GroupNorm a
+        single value per group (C / groups channels of h*w pixels), which it cannot normalise."""
+        groups = self.norm_u.num_groups
+        if self.channels // groups * low_hw[0] * low_hw[1] < 2:
+            raise ValueError(
+                f"{name}: expected a pooled size of at least 2 pixels for A2U with {self.channels} channels "
+                f"(its GroupNorm of {groups} groups would normalise a single value per group), got {tuple(low_hw)}"
+            )
+
     def affinity(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """The low-rank bilinear affinity of x for the pooled size ``low_hw``: Tensor[B, d, h, w]."""
         check_sizes(low_hw, tuple(x.shape[-2:]), self.scale, "x spatial size vs the pooled size")
@@ -200,12 +210,15 @@ class A2UDown(nn.Module):
         self.kernels = kernels
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
-        """The upsampling kernels for the pooled size ``low_hw``: Tensor[B, K*K, s*h, s*w]."""
+        """The upsampling kernels for the pooled size ``low_hw`` (de's): Tensor[B, K*K, s*h, s*w]."""
+        self.kernels.check_pooled_size("de", low_hw)
         return self.kernels.up_kernels(x, self.kernels.affinity(x, low_hw))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_pool_input(x, self.kernels.scale, self, self.kernels.channels)
-        a = self.kernels.affinity(x, pooled_size(x, self.kernels.scale))
+        low_hw = pooled_size(x, self.kernels.scale)
+        self.kernels.check_pooled_size("x", low_hw)
+        a = self.kernels.affinity(x, low_hw)
         y = a2d(x, self.kernels.down_kernels(x, a), self.kernels.scale)
         return y, self.kernels.up_kernels(x, a)
 

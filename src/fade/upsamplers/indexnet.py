@@ -156,6 +156,16 @@ class IndexBlock(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    def check_batch_statistics(self, name: str, batch: int, low_hw: tuple[int, int]) -> None:
+        """Raise ValueError (naming input ``name``) when, training, the BatchNorm would see a single
+        value per channel (batch 1 at a 1x1 pooled size), which it cannot normalise."""
+        if self.training and len(self.layers) > 1 and batch * low_hw[0] * low_hw[1] == 1:
+            raise ValueError(
+                f"{name}: expected more than one value per channel for IndexNet's BatchNorm in training mode, "
+                f"got batch {batch} at pooled size {tuple(low_hw)}; use a batch of at least 2, a larger input "
+                "or eval()"
+            )
+
     def forward(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """Index logits for the pooled size ``low_hw`` (floor- or ceil-mode relative to x)."""
         check_sizes(low_hw, tuple(x.shape[-2:]), self.scale, "x spatial size vs the pooled size")
@@ -177,13 +187,16 @@ class IndexedPool(nn.Module):
         self.index_block = index_block
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
-        """The decoder index map for the pooled size ``low_hw``: Tensor[B, G, s*h, s*w]."""
+        """The decoder index map for the pooled size ``low_hw`` (de's): Tensor[B, G, s*h, s*w]."""
+        self.index_block.check_batch_statistics("de", x.shape[0], low_hw)
         return index_maps(self.index_block(x, low_hw))[1]
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         s = self.index_block.scale
         check_pool_input(x, s, self, self.index_block.channels)
-        idx_en, idx_de = index_maps(self.index_block(x, pooled_size(x, s)))
+        low_hw = pooled_size(x, s)
+        self.index_block.check_batch_statistics("x", x.shape[0], low_hw)
+        idx_en, idx_de = index_maps(self.index_block(x, low_hw))
         return indexed_pool(x, idx_en, s), idx_de
 
 
