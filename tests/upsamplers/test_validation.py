@@ -518,3 +518,12 @@ def test_a_single_value_to_normalise_is_a_value_error_naming_the_input(name, tra
     channels, batch = (64, 1) if name == "a2u" else (C, 2)
     up = fade.create_upsampler(name, channels).train(train)
     assert up(torch.randn(batch, channels, 2, 2), torch.randn(batch, channels, 1, 1)).shape == (batch, channels, 2, 2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_output_no_tensor_can_hold_is_refused_before_computing(name):
+    """Expanded (stride-0) inputs whose output would need 2**64 bytes: a ValueError, nothing allocated."""
+    en = torch.zeros(1, C, 1, 1).expand(1, C, 2**30, 2**30)
+    de = torch.zeros(1, C, 1, 1).expand(1, C, 2**29, 2**29)
+    with pytest.raises(ValueError, match=r"output: shape \(1, 4, 1073741824, 1073741824\) of torch.float32 needs more"):
+        fade.create_upsampler(name, C)(en, de)

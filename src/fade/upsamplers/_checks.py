@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..ops.resize import check_sizes
+from ..ops.resize import check_output, check_sizes
 
 __all__ = [
     "check_bool",
@@ -201,7 +201,8 @@ def check_en_de(en: Tensor, de: Tensor, en_channels: int, de_channels: int, scal
     """Raise unless (en, de) are valid inputs of ``module``.
 
     de as :func:`check_input`, en of de's dtype and device; both 4-D, batch-aligned, of the given
-    channels, de's spatial size positive and en's within ``scale - 1`` of ``scale`` times it.
+    channels, de's spatial size positive and en's within ``scale - 1`` of ``scale`` times it, an
+    output (and an en-sized map of max(C_en, C_de) channels) a tensor can hold.
 
     Raises:
         TypeError: a non-tensor, a non-floating dtype or a dtype mismatch.
@@ -219,6 +220,7 @@ def check_en_de(en: Tensor, de: Tensor, en_channels: int, de_channels: int, scal
     if min(de.shape[-2:]) < 1:
         raise ValueError(f"de: expected a positive spatial size (H, W), got {tuple(de.shape[-2:])}")
     check_sizes(tuple(de.shape[-2:]), tuple(en.shape[-2:]), scale, "en spatial size vs de")
+    check_output((de.shape[0], max(en_channels, de_channels), *en.shape[-2:]), de.dtype)
 
 
 def check_pool_input(x: Tensor, scale: int, module: nn.Module, channels: int | None = None) -> None:
