@@ -325,3 +325,28 @@ def test_bad_construction_raises_clear_errors(kwargs, match):
     for cls in (fade.FADE, fade.FADELite):
         with pytest.raises(ValueError, match=match):
             cls(4, **kwargs)
+
+
+@pytest.mark.parametrize("trainable", ["kernel_generator", "gate", "en", "de", "nothing"])
+def test_gradients_reach_whatever_requires_them(trainable):
+    """Only one part requires grad at a time (e.g. a frozen gate): gradients equal those of Eq. 4 as written."""
+    torch.manual_seed(6)
+    m = fade.FADE(4, scale=2, compressed_channels=4).double()
+    en, de = torch.randn(1, 4, 6, 4, dtype=torch.float64), torch.randn(1, 4, 3, 2, dtype=torch.float64)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    wrt = {"kernel_generator": list(m.kernel_generator.parameters()), "gate": list(m.gate.parameters())}
+    wrt |= {"en": [en], "de": [de], "nothing": []}
+    for t in wrt[trainable]:
+        t.requires_grad_(True)
+    out = m(en, de)
+    up = fade.ops.carafe(de, m.kernels(en, de))
+    g = torch.sigmoid(F.interpolate(m.gate(de), scale_factor=2, mode="nearest"))
+    expected = en * g + up * (1 - g)
+    torch.testing.assert_close(out, expected)
+    assert out.requires_grad == (trainable != "nothing")
+    if wrt[trainable]:
+        grad = torch.randn_like(out)
+        ours = torch.autograd.grad(out, wrt[trainable], grad)
+        for a, b in zip(ours, torch.autograd.grad(expected, wrt[trainable], grad)):
+            torch.testing.assert_close(a, b)

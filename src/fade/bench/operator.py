@@ -102,7 +102,9 @@ def run_operator_suite(
         on a machine where convolutions run no faster than matrix products).
     """
     if module_settings is not None and any(b < 1 or t < 1 for b, t in module_settings):
-        raise ValueError(f"module_settings: expected (batch, threads) pairs of positive integers, got {module_settings}")
+        raise ValueError(
+            f"module_settings: expected (batch, threads) pairs of positive integers, got {module_settings}"
+        )
     device = torch.device(device)
     shape = (batch, channels, size, size)
     carafe_op = build_case("op:carafe", *shape, device=device, dtype=dtype)
@@ -156,7 +158,8 @@ def run_operator_suite(
     for b, t in module_settings:
         shape_b = (b, channels, size, size)
         setting = _measure_modules(b, t, channels, size, device, dtype, warmup, repeats, fast_repeats, profile_calls)
-        setting["peak_extra_mib"], setting_notes = _peaks([memory[t, name, shape_b] for name in ("op:bilinear", *MODULES)])
+        probed = [memory[t, name, shape_b] for name in ("op:bilinear", *MODULES)]
+        setting["peak_extra_mib"], setting_notes = _peaks(probed)
         notes += [f"B={b}, threads={t}: {n}" for n in setting_notes]
         setting["output_mib"] = b / batch * output_mib
         for module in MODULES:

@@ -99,7 +99,7 @@ class KernelUpsampler(nn.Module):
             en = pointwise(self.aligner, en)
         if self.fusion == "gate":
             gate = nearest_upsample(torch.sigmoid(pointwise(self.gate, de)), en.shape[-2:], self.scale)
-            if torch.is_grad_enabled() and (en.requires_grad or gate.requires_grad):
+            if torch.is_grad_enabled() and any(t.requires_grad for t in (en, de, kernels, gate)):
                 # The reassembly is linear in each pixel's kernel: up * (1 - G) is the reassembly with
                 # kernels * (1 - G), so autograd keeps no full-size tensor.
                 return _AddGated.apply(carafe(de, kernels * (1 - gate), self.scale), en, gate)
