@@ -96,7 +96,7 @@ def test_train_init_loads_mmseg_weights_into_the_encoder(tmp_path, capsys):
         state[link.theirs[0]] = value[:, :, None, None] if link.rule == "linear" else value
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in state.items()}}, tmp_path / "mit.pth")
     out = tmp_path / "run"
-    argv = ["train", "--task", "segmentation", "--preset", "quick", "--upsampler", "bilinear", "--out", str(out)]
+    argv = ["train", "--task", "segmentation", "--preset", "scratch", "--upsampler", "bilinear", "--out", str(out)]
     argv += ["--steps", "2", "--batch-size", "2", "--train-length", "4", "--test-length", "2", "--size", "32", "32"]
     assert main([*argv, "--init", str(tmp_path / "mit.pth")]) == 0
     assert "mmseg format: loaded 100 tensors" in capsys.readouterr().err

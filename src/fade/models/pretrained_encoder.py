@@ -183,10 +183,13 @@ def load_pretrained_encoder(
 
 @register_model("segformer_tiny_pretrained")
 def _segformer_tiny_pretrained(upsampler: str = "fade", encoder_weights: str = "shapes", **options) -> SegFormer:
-    """:meth:`SegFormer.tiny` with the encoder pretrained by recipe ``encoder_weights`` (cached)."""
+    """:meth:`SegFormer.tiny` with the encoder pretrained by recipe ``encoder_weights`` (cached); its
+    record is the model's ``pretrained_encoder`` attribute. On the meta device (shapes only, e.g.
+    to count parameters) nothing is loaded."""
     _recipe(encoder_weights)
     model = SegFormer.tiny(upsampler, **options)
-    state, record = load_pretrained_encoder(encoder_weights)
-    model.encoder.load_state_dict(state)
-    model.pretrained_encoder = record
+    if torch.device(options.get("device") or "cpu").type != "meta":
+        state, record = load_pretrained_encoder(encoder_weights)
+        model.encoder.load_state_dict(state)
+        model.pretrained_encoder = record
     return model
