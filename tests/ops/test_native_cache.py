@@ -226,3 +226,11 @@ def test_compiler_without_output_end_to_end(tmp_path):
     assert ast.literal_eval(done.stdout) == [0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]  # nearest, 2x
     assert done.stderr.count("RuntimeWarning") == 1 and "no loadable library" in done.stderr
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_cache_folder_expands_the_home_folder(env, monkeypatch, tmp_path):
+    _, _, compiler, _ = env
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(_native.CACHE_ENV, "~/fade-cache")
+    _native._build(compiler)
+    assert [p.suffix for p in (tmp_path / "home" / "fade-cache").iterdir()] == [".so"]

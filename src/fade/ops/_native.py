@@ -90,8 +90,8 @@ def _cpu_signature() -> str:
 
 
 def _cache_dir() -> Path:
-    """``$FADE_CACHE_DIR``, else ``~/.cache/fade`` (RuntimeError when there is no home folder)."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "fade")
+    """``$FADE_CACHE_DIR`` (``~`` expanded), else ``~/.cache/fade`` (RuntimeError without a home folder)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "fade").expanduser()
 
 
 def _distrust(st: os.stat_result) -> str | None:
