@@ -321,3 +321,26 @@ def test_validation_of_every_argument():
     meter.update(np.zeros((0, 4, 5)), np.zeros((0, 4, 5)), np.zeros((0, 4, 5), np.uint8))
     with pytest.raises(ValueError, match=r"expected at least one image before compute\(\), got none"):
         meter.compute()
+
+
+@pytest.mark.parametrize("sigma", [1e-300, 0.01, 0.0259])
+def test_a_sigma_too_small_for_a_derivative_kernel_is_refused(sigma):
+    """Below 0.026 G'(1) = exp(-1 / (2 sigma^2)) underflows: a ValueError, not a NaN Grad."""
+    a = np.linspace(0, 1, 20).reshape(4, 5)
+    with pytest.raises(ValueError, match=rf"sigma: expected at least 0.026 .*, got {sigma}"):
+        gradient_error(a, a, np.full((4, 5), 128, np.uint8), sigma=sigma)
+
+
+def test_a_small_sigma_keeps_a_unit_derivative_kernel():
+    """At sigma 0.03 G'(1) is about 1e-241: its squares would underflow, the kernel is still [s, 0, -s]."""
+    gauss, derivative = gaussian_derivative_kernels(0.03)
+    np.testing.assert_allclose(derivative, [math.sqrt(0.5), 0.0, -math.sqrt(0.5)], rtol=1e-12)
+    np.testing.assert_allclose(gauss, [0.0, 1.0, 0.0], atol=1e-200)
+
+
+def test_a_step_past_the_threshold_limit_is_refused_at_once():
+    """step = 1e-9 would label the image a billion times: refused (at most 1000 thresholds)."""
+    a = np.linspace(0, 1, 20).reshape(4, 5)
+    with pytest.raises(ValueError, match=r"step: expected a step of at least 1/1000 .*, got 1e-09"):
+        connectivity_error(a, a, np.full((4, 5), 128, np.uint8), step=1e-9)
+    assert connectivity_error(a, a, np.full((4, 5), 128, np.uint8), step=0.001) == 0.0

@@ -146,6 +146,10 @@ def mse_error(pred: ArrayLike, gt: ArrayLike, trimap: ArrayLike) -> float:
     return float(((p - g)[u] ** 2).sum() / count)
 
 
+# The smallest sigma whose derivative kernel is not zero in float64: exp(-1 / (2 sigma^2)) > 0.
+MIN_SIGMA = 0.026
+
+
 def gaussian_derivative_kernels(sigma: float = 1.4) -> tuple[np.ndarray, np.ndarray]:
     """The two 1-D factors of the Composition-1K Gaussian-derivative kernel.
 
@@ -158,14 +162,19 @@ def gaussian_derivative_kernels(sigma: float = 1.4) -> tuple[np.ndarray, np.ndar
         (gauss, derivative): float64 arrays[2r + 1].
     """
     sigma = check_real(sigma, "sigma", 0.0)
+    if sigma < MIN_SIGMA:
+        raise ValueError(f"sigma: expected at least {MIN_SIGMA} (below, G'(1) underflows to a zero kernel), got {sigma!r}")
     cut = math.sqrt(2.0 * math.pi) * sigma * _KERNEL_EPSILON
     if cut >= 1.0:
         largest = 1.0 / (math.sqrt(2.0 * math.pi) * _KERNEL_EPSILON)
         raise ValueError(f"sigma: expected sigma < {largest:.4g}, got {sigma!r}")
     half = math.ceil(sigma * math.sqrt(-2.0 * math.log(cut)))
     x = np.arange(-half, half + 1, dtype=np.float64)
-    gauss = np.exp(-(x**2) / (2.0 * sigma**2)) / (sigma * math.sqrt(2.0 * math.pi))
-    derivative = -x * gauss / sigma**2
+    # G and G' up to constant factors (the unit norm removes them), G' scaled to peak 1 so that the
+    # squares in its norm do not underflow for a small sigma.
+    gauss = np.exp(-(x**2) / (2.0 * sigma**2))
+    derivative = -x * gauss
+    derivative /= np.abs(derivative).max()
     return gauss / np.linalg.norm(gauss), derivative / np.linalg.norm(derivative)
 
 
@@ -239,9 +248,15 @@ def _check_flag(value: object, name: str) -> None:
         raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
 
 
+# The most thresholds Conn takes (each labels the image's components once): step >= 1 / MAX_THRESHOLDS.
+MAX_THRESHOLDS = 1000
+
+
 def _threshold_count(step: float) -> int:
-    """n with n * step == 1, for thresholds k / n, k = 0..n."""
+    """n with n * step == 1, for thresholds k / n, k = 0..n (n at most ``MAX_THRESHOLDS``)."""
     step = check_real(step, "step", 0.0, 1.0)
+    if step < 1.0 / MAX_THRESHOLDS:
+        raise ValueError(f"step: expected a step of at least 1/{MAX_THRESHOLDS} (one labelling per threshold), got {step!r}")
     count = round(1.0 / step)
     if not math.isclose(count * step, 1.0):
         raise ValueError(f"step: expected 1/step to be a positive integer, got step={step!r}")
@@ -278,7 +293,7 @@ def connectivity_error(pred: ArrayLike, gt: ArrayLike, trimap: ArrayLike, step: 
 
     Args:
         pred, gt: alpha arrays[H, W] in [0, 1]. trimap: see :func:`unknown_region`.
-        step: threshold step; 1/step must be an integer.
+        step: threshold step; 1/step must be an integer of at most ``MAX_THRESHOLDS`` (1000).
     """
     p, g, u = _inputs(pred, gt, trimap)
     level = connected_level(p, g, step)
