@@ -1,8 +1,10 @@
-"""Render grids of composite samples to PNG, to look at the data.
+"""Render grids of the samples a preset trains on to PNG, to look at the data.
 
-Run ``python -m fade.data.preview --out results/data/`` to write ``segmentation.png`` (image over
-coloured labels) and ``matting.png`` (image, alpha, trimap, foreground, background) there.
-matplotlib (the ``plot`` extra) is imported only here, when rendering.
+``python -m fade.data.preview --out results/data/`` writes one ``TASK-NAME.png`` per preset (default:
+the CPU presets of every task with a rendered data source): the first training samples exactly as
+:func:`fade.train.trainer.build_data` renders them for that preset (same source, options, size and
+seed). Segmentation grids show the image over its coloured labels; matting grids the image, alpha,
+trimap, foreground and background. matplotlib (the ``plot`` extra) is imported only here, when rendering.
 """
 
 from __future__ import annotations
@@ -15,19 +17,30 @@ from typing import TYPE_CHECKING
 import numpy as np
 from torch import Tensor
 
-from .composite import SEGMENTATION_CLASSES, CompositeMatting, CompositeSegmentation, denormalize_image
+from .composite import SEGMENTATION_CLASSES, denormalize_image
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["label_colours", "main", "save_previews"]
+    from ..train.presets import Preset
+
+__all__ = ["DEFAULT_PRESETS", "label_colours", "main", "preset_samples", "save_previews"]
+
+DEFAULT_PRESETS: tuple[str, ...] = (
+    "segmentation/cpu",
+    "segmentation/binary",
+    "matting/cpu",
+)
+"""The presets previewed by default (quick presets render the same sources with the same options)."""
 
 
-def label_colours() -> np.ndarray:
-    """RGB colour of each segmentation label, float (11, 3): dark grey background, tab10 classes."""
+def label_colours(count: int = len(SEGMENTATION_CLASSES)) -> np.ndarray:
+    """RGB colour of each of ``count`` <= 11 labels, float (count, 3): dark grey background, then tab10."""
     from matplotlib import colormaps
 
-    classes = colormaps["tab10"](np.arange(len(SEGMENTATION_CLASSES) - 1))[:, :3]
+    if not 1 <= count <= 11:
+        raise ValueError(f"count: expected 1..11 labels, got {count!r}")
+    classes = colormaps["tab10"](np.arange(count - 1))[:, :3]
     return np.concatenate([np.full((1, 3), 0.15), classes])
 
 
@@ -36,18 +49,29 @@ def _rgb(image: Tensor) -> np.ndarray:
     return denormalize_image(image).clamp(0.0, 1.0).permute(1, 2, 0).numpy()
 
 
+def _preset(key: str) -> Preset:
+    from ..train.presets import get_preset
+
+    task, _, name = key.partition("/")
+    return get_preset(task, name)
+
+
+def preset_samples(preset: Preset, split: str, count: int) -> tuple[list[dict[str, Tensor]], object]:
+    """Samples 0..count-1 of ``split`` as the preset's runs see them, and the dataset they come from."""
+    from ..train.data import create_data
+
+    length = preset.train_length if split == "train" else preset.test_length
+    dataset = create_data(preset.data, split, preset.size, length, **preset.data_options)
+    return [dataset[i] for i in range(min(count, len(dataset)))], dataset
+
+
 def save_previews(
-    out_dir: str | os.PathLike,
-    split: str = "train",
-    count: int = 6,
-    seed: int = 0,
-    size: tuple[int, int] = (128, 128),
-    root: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike, presets: tuple[str, ...] = DEFAULT_PRESETS, split: str = "train", count: int = 6
 ) -> list[Path]:
-    """Write ``segmentation.png`` and ``matting.png`` of samples 0..count-1 into ``out_dir``.
+    """Write ``TASK-NAME.png`` of samples 0..count-1 of every preset (``"task/name"``) into ``out_dir``.
 
     Returns:
-        The two PNG paths.
+        The PNG paths, in the order of ``presets``.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count: expected an integer >= 1, got {count!r}")
@@ -59,61 +83,71 @@ def save_previews(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    colours = label_colours()
-
-    segmentation = CompositeSegmentation(split, size=size, seed=seed, length=count, root=root)
-    fig, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.9), squeeze=False)
-    for i in range(count):
-        sample = segmentation[i]
-        axes[0, i].imshow(_rgb(sample["image"]))
-        axes[1, i].imshow(colours[sample["label"].numpy()], interpolation="nearest")
-    for ax, title in zip(axes[:, 0], ("image", "labels")):
-        ax.set_ylabel(title)
-    handles = [Patch(color=c, label=name) for c, name in zip(colours, SEGMENTATION_CLASSES)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
-    fig.suptitle(f"CompositeSegmentation({split!r}, size={size}, seed={seed}), samples 0..{count - 1}")
-    _finish(fig, axes, out / "segmentation.png", bottom=0.14)
-
-    matting = CompositeMatting(split, size=size, seed=seed, length=count, root=root)
-    rows = ("image", "alpha", "trimap", "fg", "bg")
-    fig, axes = plt.subplots(len(rows), count, figsize=(2.2 * count, 2.3 * len(rows)), squeeze=False)
-    for i in range(count):
-        sample = matting[i]
-        axes[0, i].imshow(_rgb(sample["image"]))
-        axes[1, i].imshow(sample["alpha"][0].numpy(), cmap="gray", vmin=0.0, vmax=1.0)
-        axes[2, i].imshow(sample["trimap"][0].numpy(), cmap="gray", vmin=0, vmax=255)
-        axes[3, i].imshow(sample["fg"].permute(1, 2, 0).numpy())
-        axes[4, i].imshow(sample["bg"].permute(1, 2, 0).numpy())
-    for ax, title in zip(axes[:, 0], rows):
-        ax.set_ylabel(title)
-    fig.suptitle(f"CompositeMatting({split!r}, size={size}, seed={seed}), samples 0..{count - 1}")
-    _finish(fig, axes, out / "matting.png", bottom=0.0)
-    return [out / "segmentation.png", out / "matting.png"]
+    paths = []
+    for key in presets:
+        preset = _preset(key)
+        samples, dataset = preset_samples(preset, split, count)
+        options = ", ".join(f"{k}={v}" for k, v in preset.data_options.items())
+        title = (
+            f"{key}: {preset.data}({options}) {preset.size[0]}x{preset.size[1]}, {split} samples "
+            f"0..{len(samples) - 1}, as trained"
+        )
+        if preset.task == "segmentation":
+            names = getattr(dataset, "classes", SEGMENTATION_CLASSES)
+            colours = label_colours(len(names))
+            fig, axes = plt.subplots(2, len(samples), figsize=(2.2 * len(samples), 4.9), squeeze=False)
+            for i, sample in enumerate(samples):
+                axes[0, i].imshow(_rgb(sample["image"]))
+                axes[1, i].imshow(colours[sample["label"].numpy()], interpolation="nearest")
+            rows, bottom = ("image", "labels"), 0.14
+            handles = [Patch(color=c, label=n) for c, n in zip(colours, names)]
+            fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+        else:
+            rows, bottom = ("image", "alpha", "trimap", "fg", "bg"), 0.0
+            fig, axes = plt.subplots(len(rows), len(samples), figsize=(2.2 * len(samples), 2.3 * len(rows)), squeeze=False)
+            for i, sample in enumerate(samples):
+                axes[0, i].imshow(_rgb(sample["image"]))
+                axes[1, i].imshow(sample["alpha"][0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+                axes[2, i].imshow(sample["trimap"][0].numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                axes[3, i].imshow(sample["fg"].permute(1, 2, 0).numpy())
+                axes[4, i].imshow(sample["bg"].permute(1, 2, 0).numpy())
+        for ax, name in zip(axes[:, 0], rows):
+            ax.set_ylabel(name)
+        fig.suptitle(title, fontsize=9)
+        paths.append(out / f"{key.replace('/', '-')}.png")
+        _finish(fig, axes, paths[-1], bottom)
+    return paths
 
 
 def _finish(fig: Figure, axes: np.ndarray, path: Path, bottom: float) -> None:
-    """Hide ticks, lay out, save at 100 dpi and close."""
+    """Hide ticks, lay out, save at 100 dpi (atomically) and close."""
     from matplotlib import pyplot as plt
+
+    from ..io import atomic_write
 
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m fade.data.preview --out DIR [--split S] [--count N] [--seed K]``."""
+    """Command line: ``python -m fade.data.preview --out DIR [--preset TASK/NAME ...] [--split S] [--count N]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="directory for segmentation.png and matting.png")
+    parser.add_argument("--out", required=True, help="directory for the PNGs")
+    parser.add_argument(
+        "--preset", action="append", help=f"task/name, repeatable (default: {', '.join(DEFAULT_PRESETS)})"
+    )
     parser.add_argument("--split", default="train", choices=("train", "test"))
     parser.add_argument("--count", type=int, default=6, help="samples per grid")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
-    parser.add_argument("--root", default=None, help="Fashion-MNIST directory (default: search)")
     args = parser.parse_args(argv)
-    for path in save_previews(args.out, args.split, args.count, args.seed, tuple(args.size), args.root):
+    try:
+        paths = save_previews(args.out, tuple(args.preset or DEFAULT_PRESETS), args.split, args.count)
+    except ValueError as error:
+        parser.error(str(error))
+    for path in paths:
         print(path)
 
 
