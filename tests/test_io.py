@@ -163,9 +163,26 @@ def test_any_damaged_checked_file_is_refused_naming_the_file_and_the_remedy(tmp_
 # ---- writable folders and the run lock ----------------------------------------------------------
 
 
-def test_writable_folder_is_created_with_its_parents(tmp_path):
+def test_checking_a_new_folder_leaves_nothing_behind(tmp_path):
     assert check_writable_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
-    assert (tmp_path / "a" / "b").is_dir() and not list((tmp_path / "a" / "b").iterdir())
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "a").mkdir()
+    check_writable_folder(tmp_path / "a" / "b")
+    assert (tmp_path / "a").is_dir() and not (tmp_path / "a" / "b").exists()
+
+
+def test_the_lock_creates_the_folder_and_removes_it_when_nothing_was_written(tmp_path):
+    """A run refused or failed before writing leaves no empty folder; one that wrote keeps its files."""
+    with pytest.raises(RuntimeError, match="failed"), lock_folder(tmp_path / "a" / "b") as folder:
+        assert folder.is_dir() and (folder / LOCK_FILE).exists()
+        raise RuntimeError("failed")
+    assert not (tmp_path / "a").exists()
+    with lock_folder(tmp_path / "a" / "b") as folder:
+        (folder / "results.json").write_text("{}")
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["results.json"]
+    with lock_folder(tmp_path):
+        pass
+    assert tmp_path.is_dir()
 
 
 def test_a_file_where_the_folder_or_a_parent_should_be_is_refused(tmp_path):

@@ -187,8 +187,28 @@ def read_checked_bytes(path: str | os.PathLike, advice: str) -> bytes:
     return payload
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist, deepest first."""
+    missing = []
+    for part in (folder, *folder.parents):
+        if part.exists():
+            break
+        missing.append(part)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty."""
+    for part in folders:
+        try:
+            part.rmdir()
+        except OSError:  # not empty (a run wrote into it), or gone
+            return
+
+
 def check_writable_folder(folder: str | os.PathLike, name: str = "out") -> Path:
-    """Create ``folder`` (and parents) if needed and prove a file can be created in it.
+    """Prove a file can be created in ``folder``, creating it (and parents) for the test only: what
+    did not exist before is removed again, so a refused run leaves no empty folder behind.
 
     Raises:
         NotADirectoryError: ``folder`` or one of its parents exists and is not a folder (a file, a device).
@@ -199,6 +219,7 @@ def check_writable_folder(folder: str | os.PathLike, name: str = "out") -> Path:
         if part.exists() and not part.is_dir():
             what = "it is not a folder" if part == folder else f"its parent {part} is not a folder"
             raise NotADirectoryError(errno.ENOTDIR, f"{name}: expected a folder, got {folder} ({what})")
+    missing = _missing_folders(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".fade-write-check.", suffix=".tmp")
@@ -206,6 +227,8 @@ def check_writable_folder(folder: str | os.PathLike, name: str = "out") -> Path:
         os.unlink(probe)
     except OSError as error:
         raise type(error)(error.errno, f"{name}: expected a writable folder, got {folder} ({error.strerror})") from None
+    finally:
+        _remove_empty(missing)
     return folder
 
 
@@ -223,7 +246,8 @@ def _holder(lock_path: Path) -> str:
 
 @contextlib.contextmanager
 def lock_folder(folder: str | os.PathLike, command: str | None = None, name: str = "out") -> Iterator[Path]:
-    """Hold an exclusive OS lock on ``folder`` (created if needed) for the ``with`` block.
+    """Hold an exclusive OS lock on ``folder`` (created if needed) for the ``with`` block; the
+    folders it created are removed again at the end if nothing was written into them.
 
     The lock file ``folder/.fade.lock`` records the holder (pid, host, command, start time); it is
     removed when the block ends. A crashed or killed holder releases the lock with its process; the
@@ -235,6 +259,18 @@ def lock_folder(folder: str | os.PathLike, command: str | None = None, name: str
         NotADirectoryError, PermissionError, OSError: as :func:`check_writable_folder`.
     """
     folder = check_writable_folder(folder, name)
+    created = _missing_folders(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with _locked(folder, command) as locked:
+            yield locked
+    finally:
+        _remove_empty(created)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, command: str | None) -> Iterator[Path]:
+    """:func:`lock_folder`'s lock on the existing ``folder``."""
     lock_path = folder / LOCK_FILE
     while True:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())

@@ -341,6 +341,6 @@ def test_a_small_sigma_keeps_a_unit_derivative_kernel():
 def test_a_step_past_the_threshold_limit_is_refused_at_once():
     """step = 1e-9 would label the image a billion times: refused (at most 1000 thresholds)."""
     a = np.linspace(0, 1, 20).reshape(4, 5)
-    with pytest.raises(ValueError, match=r"step: expected a step of at least 1/1000 .*, got 1e-09"):
+    with pytest.raises(ValueError, match=r"step: expected a step of at least 1/1000 \(one labelling each\), got 1e-09"):
         connectivity_error(a, a, np.full((4, 5), 128, np.uint8), step=1e-9)
     assert connectivity_error(a, a, np.full((4, 5), 128, np.uint8), step=0.001) == 0.0

@@ -13,7 +13,8 @@ import torch
 
 from fade.cli import main
 from fade.train import create_task
-from fade.train.checkpoint import load_checkpoint
+from fade.io import write_checked_json
+from fade.train.checkpoint import CHECKPOINT_ADVICE, load_checkpoint, save_checkpoint
 from fade.train.presets import PRESETS
 from fade.train.trainer import RESULTS_ADVICE, build_model
 
@@ -53,18 +54,30 @@ def _init_files(tmp_path) -> dict:
         "text": tmp_path / "text.pt",
         "empty": tmp_path / "empty.pt",
         "folder": tmp_path,
+        "special file": Path("/dev/zero"),
     }
 
 
-@pytest.mark.parametrize("kind", ["missing", "tensor", "wrong shape", "text", "empty", "folder"])
-def test_a_bad_init_file_is_one_line_and_status_2(kind, tiny_presets, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "kind, why",
+    [
+        ("missing", "which does not exist"),
+        ("tensor", "got a Tensor without one"),
+        ("wrong shape", "do not fit"),
+        ("text", "could not read"),
+        ("empty", "could not read"),
+        ("folder", "which is a folder"),
+        ("special file", "which is not a regular file"),
+    ],
+)
+def test_a_bad_init_file_is_one_line_naming_it_and_status_2(kind, why, tiny_presets, tmp_path, capsys):
+    """Every bad --init names the file and why; the refused run leaves no --out folder behind."""
     path = _init_files(tmp_path)[kind]
     assert main(_train(tmp_path / "run", "--init", str(path))) == 2
     line = _one_line_error(capsys)
     assert line.startswith("fade train: error: init: expected ") or line.startswith("fade train: error: init: the ")
-    if kind not in ("tensor", "wrong shape"):
-        assert str(path) in line
-    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert repr(str(path)) in line and why in line, line
+    assert not (tmp_path / "run").exists()
 
 
 def test_damaged_run_files_name_the_file_and_what_to_do(tiny_presets, tmp_path, capsys):
@@ -83,6 +96,31 @@ def test_damaged_run_files_name_the_file_and_what_to_do(tiny_presets, tmp_path, 
     line = _one_line_error(capsys)
     assert line.startswith(f"fade train: error: {results}: expected a JSON file written by fade, got invalid JSON")
     assert line.endswith(f"; {RESULTS_ADVICE}\n")
+
+
+@pytest.mark.parametrize(
+    "name, record",
+    [
+        ("results.json", {"status": "complete", "metrics": {"psnr": 1.0}}),
+        ("results.json", {"status": "complete", "metrics": {}, "config": ["not", "a", "dict"]}),
+        ("results.json", {"config": {"preset": "x"}, "status": "complete", "metrics": {}}),
+        ("checkpoint.pt", {"step": 2}),
+        ("checkpoint.pt", {"step": 2, "config": "{", "model": {}, "optimizer": {}, "history": [], "window": []}),
+    ],
+)
+def test_a_verified_run_file_without_a_run_record_names_the_file(name, record, tiny_presets, tmp_path, capsys):
+    """A file with a valid checksum but not what fade writes (a hand-made or foreign record) is one line
+    naming it and what to do, not a KeyError."""
+    out = tmp_path / "run"
+    out.mkdir()
+    if name == "results.json":
+        write_checked_json(out / name, record)
+    else:
+        save_checkpoint(out / name, record)
+    assert main(_train(out)) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith(f"fade train: error: {out / name}: expected a fade run record with config ("), line
+    assert line.endswith(f"; {RESULTS_ADVICE if name == 'results.json' else CHECKPOINT_ADVICE}\n"), line
 
 
 def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(tiny_presets, tmp_path, capsys, monkeypatch):
@@ -133,7 +171,7 @@ def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(tiny_
             assert "command fade train ... (first), started " in line
     finally:
         holder.communicate("")
-    assert sorted(p.name for p in out.iterdir()) == []
+    assert not out.exists()  # the holder created it; the refused runs wrote nothing, so it went with the lock
 
 
 def test_ctrl_c_is_one_line_status_130_and_the_run_resumes_bit_identically(tiny_presets, tmp_path, capsys, monkeypatch):

@@ -163,7 +163,7 @@ def gaussian_derivative_kernels(sigma: float = 1.4) -> tuple[np.ndarray, np.ndar
     """
     sigma = check_real(sigma, "sigma", 0.0)
     if sigma < MIN_SIGMA:
-        raise ValueError(f"sigma: expected at least {MIN_SIGMA} (below, G'(1) underflows to a zero kernel), got {sigma!r}")
+        raise ValueError(f"sigma: expected at least {MIN_SIGMA} (G'(1) underflows to zero below), got {sigma!r}")
     cut = math.sqrt(2.0 * math.pi) * sigma * _KERNEL_EPSILON
     if cut >= 1.0:
         largest = 1.0 / (math.sqrt(2.0 * math.pi) * _KERNEL_EPSILON)
@@ -256,7 +256,7 @@ def _threshold_count(step: float) -> int:
     """n with n * step == 1, for thresholds k / n, k = 0..n (n at most ``MAX_THRESHOLDS``)."""
     step = check_real(step, "step", 0.0, 1.0)
     if step < 1.0 / MAX_THRESHOLDS:
-        raise ValueError(f"step: expected a step of at least 1/{MAX_THRESHOLDS} (one labelling per threshold), got {step!r}")
+        raise ValueError(f"step: expected a step of at least 1/{MAX_THRESHOLDS} (one labelling each), got {step!r}")
     count = round(1.0 / step)
     if not math.isclose(count * step, 1.0):
         raise ValueError(f"step: expected 1/step to be a positive integer, got step={step!r}")

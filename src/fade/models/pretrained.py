@@ -329,11 +329,15 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, Tensor]:
 def read_state_dict(source: str | os.PathLike | Mapping) -> dict[str, Tensor]:
     """The state dict in ``source`` (a torch or ``.safetensors`` file, or a mapping), unwrapped from
     ``state_dict`` / ``model`` entries, ``module.`` stripped."""
+    where = ""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
-            raise ValueError(f"init: expected a weights file, got {path!r}, which does not exist")
+            exists = os.path.exists(path)
+            what = "is a folder" if os.path.isdir(path) else "is not a regular file" if exists else "does not exist"
+            raise ValueError(f"init: expected a weights file, got {path!r}, which {what}")
         source = read_safetensors(path) if path.endswith(".safetensors") else _read_torch_file(path)
+        where = f" in {path!r}"
     while isinstance(source, Mapping) and not _is_state_dict(source):
         inner = next((source[k] for k in ("state_dict", "model") if isinstance(source.get(k), Mapping)), None)
         if inner is None:
@@ -341,7 +345,7 @@ def read_state_dict(source: str | os.PathLike | Mapping) -> dict[str, Tensor]:
         source = inner
     if not isinstance(source, Mapping) or not _is_state_dict(source):
         kind = type(source).__name__
-        raise ValueError(f"init: expected a state dict (names -> tensors), got a {kind} without one")
+        raise ValueError(f"init: expected a state dict (names -> tensors){where}, got a {kind} without one")
     state = dict(source)
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}

@@ -15,7 +15,7 @@ from ..io import CorruptFileError, read_checked_bytes, write_checked_bytes
 
 __all__ = ["load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
 
-_CHECKPOINT_ADVICE = "delete it to restart the run from step 0 (it cannot be resumed from this file)"
+CHECKPOINT_ADVICE = "delete it to restart the run from step 0 (it cannot be resumed from this file)"
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -32,7 +32,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
         CorruptFileError: the file is empty, truncated, altered, from an older fade without a
             checksum, or not a checkpoint; the message names the file and says what to do.
     """
-    payload = read_checked_bytes(path, _CHECKPOINT_ADVICE)
+    payload = read_checked_bytes(path, CHECKPOINT_ADVICE)
     try:
         state = torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
     except (MemoryError, OSError, torch.cuda.OutOfMemoryError):
@@ -40,9 +40,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
     except Exception as error:  # noqa: BLE001  (verified bytes torch cannot read: the file's fault, not ours)
         reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:120]}"
         problem = f"expected a torch checkpoint inside, got one torch cannot load ({reason})"
-        raise CorruptFileError(path, problem, _CHECKPOINT_ADVICE) from None
+        raise CorruptFileError(path, problem, CHECKPOINT_ADVICE) from None
     if not isinstance(state, dict) or "step" not in state:
-        raise CorruptFileError(path, f"expected a checkpoint dict, got {type(state).__name__}", _CHECKPOINT_ADVICE)
+        raise CorruptFileError(path, f"expected a checkpoint dict, got {type(state).__name__}", CHECKPOINT_ADVICE)
     return state
 
 

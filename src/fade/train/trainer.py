@@ -22,11 +22,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..bench.sweeps import machine_info
-from ..io import lock_folder, read_checked_json, write_checked_json
+from ..io import CorruptFileError, lock_folder, read_checked_json, write_checked_json
 from ..models import create_model
 from ..models.pretrained import load_pretrained, read_state_dict
 from ..upsamplers import list_upsamplers
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CHECKPOINT_ADVICE, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import CachedDataset, StepBatchSampler, create_data
 from .distributed import (
     Processes,
@@ -114,6 +114,22 @@ def _flatten(config: dict) -> dict:
     return flat
 
 
+def _recorded_config(record: object, fields: dict[str, type], where: Path, advice: str) -> dict:
+    """The run config in ``record`` (a checksummed results.json or checkpoint read from ``where``),
+    after checking it holds ``fields`` of their types; CorruptFileError naming the file otherwise."""
+    missing = [k for k, kind in fields.items() if not isinstance(record, dict) or not isinstance(record.get(k), kind)]
+    config = record.get("config") if not missing else None
+    if isinstance(config, str):  # a checkpoint stores it as JSON text
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError:
+            config = None
+    if missing or not isinstance(config, dict) or not isinstance(config.get("preset", {}), dict):
+        wanted = ", ".join(f"{k} ({kind.__name__})" for k, kind in fields.items())
+        raise CorruptFileError(where, f"expected a fade run record with {wanted} and a config object", advice)
+    return config
+
+
 def _check_same_run(expected: dict, got: dict, where: Path) -> None:
     """ValueError naming the differing settings when ``where`` holds another run."""
     want, have = _flatten(expected), _flatten(got)
@@ -189,7 +205,11 @@ def _train_mode(model: nn.Module, freeze_bn: bool) -> None:
 def _load_init(model: nn.Module, state: dict[str, torch.Tensor], path: str, log: Log) -> None:
     """Load ``state`` (read from ``path``: pretrained encoder weights in a published format, or this
     package's own names) into ``model`` (:func:`fade.models.pretrained.load_pretrained`)."""
-    log(f"init: {path}: {load_pretrained(model, state)}")
+    try:
+        report = load_pretrained(model, state)
+    except ValueError as error:
+        raise ValueError(f"{error} (file {path!r})") from None
+    log(f"init: {path}: {report}")
 
 
 def train(
@@ -275,7 +295,8 @@ def _train_in_locked_folder(
     results = None
     if processes.main and (out / RESULTS).exists():
         results = read_checked_json(out / RESULTS, RESULTS_ADVICE)
-        _check_same_run(config, results["config"], out / RESULTS)
+        fields = {"config": dict, "status": str, "metrics": dict}
+        _check_same_run(config, _recorded_config(results, fields, out / RESULTS, RESULTS_ADVICE), out / RESULTS)
     results = broadcast_from_main(results, processes)
     if results is not None:
         log(f"{out}: already complete")
@@ -283,7 +304,9 @@ def _train_in_locked_folder(
     state = None
     if processes.main and (out / CHECKPOINT).exists():
         state = load_checkpoint(out / CHECKPOINT, device if processes.world_size == 1 else torch.device("cpu"))
-        _check_same_run(config, json.loads(state["config"]), out / CHECKPOINT)
+        fields = {"config": str, "model": dict, "optimizer": dict, "step": int, "history": list, "window": list}
+        recorded = _recorded_config(state, {**fields, "train_seconds": float}, out / CHECKPOINT, CHECKPOINT_ADVICE)
+        _check_same_run(config, recorded, out / CHECKPOINT)
         if state.get("processes", 1) != processes.world_size:
             raise ValueError(
                 f"{out / CHECKPOINT}: expected a checkpoint of a run on {processes.world_size} processes, got one of "
