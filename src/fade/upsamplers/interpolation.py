@@ -48,8 +48,11 @@ def bilinear_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     # a huge scale never builds the s-times map.
     (h, w), (ho, wo) = x.shape[-2:], size
     up = F.interpolate(x, scale_factor=(scale if h > 1 else 1, scale if w > 1 else 1), mode="bilinear", align_corners=False)
-    up = up.index_select(-2, source_index(ho, up.shape[-2], 1, x.device))
-    return up.index_select(-1, source_index(wo, up.shape[-1], 1, x.device))
+    if up.shape[-2] != ho:
+        up = up.index_select(-2, source_index(ho, up.shape[-2], 1, x.device))
+    if up.shape[-1] != wo:
+        up = up.index_select(-1, source_index(wo, up.shape[-1], 1, x.device))
+    return up
 
 
 def deconv_geometry(scale: int) -> tuple[int, int]:
