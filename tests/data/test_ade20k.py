@@ -359,11 +359,33 @@ def test_bad_samples_are_named_when_read(ade):
         ({"cat_max_ratio": 0.0}, "cat_max_ratio"),
         ({"size_divisor": 0}, "size_divisor"),
         ({"seed": -1}, "seed"),
+        ({"crop_size": (2**40, 2**40)}, r"crop_size: expected \(H, W\) of two integers in \[1, 32768\]"),
+        ({"scale": (2**40, 512)}, r"scale: expected \(long, short\) of two integers in \[1, 32768\]"),
+        ({"ratio_range": (float("nan"), 1.0)}, "ratio_range: expected a finite number, got nan"),
     ],
 )
 def test_bad_arguments(ade, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ADE20K(ade, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"root": None}, r"data_dir: expected a path \(str or os.PathLike\), got NoneType None"),
+        ({"crop_size": "32"}, "crop_size: expected a pair of integers"),
+        ({"crop_size": (32.5, 32)}, r"crop_size: expected \(H, W\) of two integers, got \(32.5, 32\)"),
+        ({"ratio_range": ("a", 1)}, "ratio_range: expected a real number, got str 'a'"),
+        ({"ratio_range": None}, "ratio_range: expected a pair of numbers"),
+        ({"cat_max_ratio": "x"}, "cat_max_ratio: expected a real number, got str 'x'"),
+        ({"size_divisor": 2.0}, "size_divisor: expected an integer >= 1, got float 2.0"),
+        ({"seed": "0"}, "seed: expected an integer >= 0, got str '0'"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_type_errors(ade, kwargs, match):
+    """Not Python's "'<' not supported between instances" from a comparison."""
+    with pytest.raises(TypeError, match=match):
+        ADE20K(**{"root": ade, **kwargs})
 
 
 def test_index_out_of_range(ade):

@@ -316,5 +316,11 @@ def test_bad_arguments(adobe):
         AdobeMattingTrain(adobe, crop_size=(32, 48))
     with pytest.raises(ValueError, match="seed"):
         AdobeMattingTrain(adobe, seed=-1)
+    with pytest.raises(ValueError, match=r"crop_size: expected \(S, S\) of two integers in \[2, 32768\]"):
+        AdobeMattingTrain(adobe, crop_size=(2**40, 2**40))
+    with pytest.raises(TypeError, match="seed: expected an integer >= 0, got NoneType None"):
+        AdobeMattingTrain(adobe, seed=None)
+    with pytest.raises(TypeError, match=r"data_dir: expected a path \(str or os.PathLike\), got NoneType"):
+        AdobeMattingTrain(None)
     with pytest.raises(IndexError):
         AdobeMattingTrain(adobe)[10]

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -176,20 +178,30 @@ def test_index_protocol():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"size": (0, 8)}, r"size: expected \(H, W\) of two positive integers, got \(0, 8\)"),
-        ({"size": 64}, r"size: expected \(H, W\) .*got 64"),
-        ({"item_scale": (0.5, 1.5)}, r"item_scale: expected a pair .*got \(0.5, 1.5\)"),
-        ({"item_scale": (0.0, 0.5)}, r"item_scale: expected a smallest scale > 0"),
-        ({"seed": -1}, "seed: expected an integer >= 0, got -1"),
-        ({"length": 0}, "length: expected an integer >= 1, got 0"),
-        ({"split": "valid"}, "split: expected 'train' or 'test', got 'valid'"),
+        ({"size": (0, 8)}, ValueError, r"size: expected \(H, W\) of two integers in \[1, 32768\], got \(0, 8\)"),
+        ({"size": (2**20, 8)}, ValueError, r"size: expected \(H, W\) of two integers in \[1, 32768\], got \(1048576"),
+        ({"size": 64}, TypeError, r"size: expected a pair of integers \(H, W\), got int 64"),
+        ({"size": (64.0, 64)}, TypeError, r"size: expected \(H, W\) of two integers, got \(64.0, 64\)"),
+        ({"item_scale": (0.5, 1.5)}, ValueError, r"item_scale: expected a pair .*got \(0.5, 1.5\)"),
+        ({"item_scale": (0.0, 0.5)}, ValueError, r"item_scale: expected a smallest scale > 0"),
+        ({"item_scale": ("a", 0.5)}, TypeError, r"item_scale: expected a real number, got str 'a'"),
+        ({"item_scale": (math.nan, 0.5)}, ValueError, r"item_scale: expected a finite number, got nan"),
+        ({"seed": -1}, ValueError, "seed: expected an integer >= 0, got -1"),
+        ({"seed": "0"}, TypeError, "seed: expected an integer >= 0, got str '0'"),
+        ({"length": 0}, ValueError, "length: expected an integer >= 1, got 0"),
+        ({"length": 2**70}, ValueError, rf"length: expected an integer in \[1, {2**63 - 1}\], got {2**70}"),
+        ({"length": 1.0}, TypeError, "length: expected an integer >= 1, got float 1.0"),
+        ({"split": "valid"}, ValueError, "split: expected 'train' or 'test', got 'valid'"),
+        ({"split": ["test"]}, ValueError, r"split: expected 'train' or 'test', got \['test'\]"),
+        ({"root": 5}, TypeError, r"root: expected a path \(str or os.PathLike\), got int 5"),
     ],
 )
 @pytest.mark.parametrize("cls", [CompositeSegmentation, CompositeMatting])
-def test_bad_arguments(cls, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_arguments(cls, kwargs, error, message):
+    """Wrong types are TypeErrors, values out of range (sizes past 32768 included) ValueErrors."""
+    with pytest.raises(error, match=message):
         cls(**{"split": "test", **kwargs})
 
 
@@ -202,5 +214,7 @@ def test_bad_task_arguments():
         CompositeMatting("test", trimap_radius=(-1, 2))
     with pytest.raises(ValueError, match="alpha_gain: expected a factor >= 1, got 0.5"):
         CompositeMatting("test", alpha_gain=0.5)
-    with pytest.raises(ValueError, match="radius: expected an integer >= 0, got 1.5"):
+    with pytest.raises(TypeError, match="radius: expected an integer >= 0, got float 1.5"):
         trimap_from_alpha(torch.zeros(4, 4), 1.5)
+    with pytest.raises(ValueError, match="radius: expected an integer >= 0, got -1"):
+        trimap_from_alpha(torch.zeros(4, 4), -1)

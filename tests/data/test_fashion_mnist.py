@@ -145,3 +145,17 @@ def test_inconsistent_split_rejected(tmp_path, write_idx):
 def test_bad_split():
     with pytest.raises(ValueError, match="split: expected 'train' or 'test', got 'val'"):
         FashionMNIST(SYSTEM_DIR, "val")
+    with pytest.raises(ValueError, match=r"split: expected 'train' or 'test', got \['test'\]"):
+        FashionMNIST(SYSTEM_DIR, ["test"])
+
+
+def test_bad_root_normalize_and_index():
+    with pytest.raises(TypeError, match=r"root: expected a path \(str or os.PathLike\), got int 5"):
+        FashionMNIST(5, "test")
+    with pytest.raises(TypeError, match="normalize: expected True or False, got str 'yes'"):
+        FashionMNIST(SYSTEM_DIR, "test", normalize="yes")
+    dataset = FashionMNIST(SYSTEM_DIR, "test")
+    for index in (-1, 10_000, 1.5, "0", None, True):
+        with pytest.raises(IndexError, match=rf"index: expected an integer in \[0, 10000\), got "):
+            dataset[index]
+    assert torch.equal(dataset[np.int64(3)][0], dataset[torch.tensor(3)][0])

@@ -115,3 +115,16 @@ def test_corrupt_gzip_payload_names_file(tmp_path, write_idx):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"flip\.gz: expected a complete gzip stream, got a truncated or corrupt"):
         read_idx(path)
+
+
+@pytest.mark.parametrize("path", [None, 3, b"/tmp/labels.idx"])
+def test_a_path_that_is_no_path_is_a_type_error(path):
+    with pytest.raises(TypeError, match=r"path: expected a path \(str or os.PathLike\), got "):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "."])
+def test_a_special_file_or_folder_is_not_read(path):
+    """/dev/zero would be read forever: only regular files are opened."""
+    with pytest.raises(FileNotFoundError, match=f"idx file not found: expected a file at {path}"):
+        read_idx(path)

@@ -39,3 +39,23 @@ def test_bad_loader_arguments():
         make_loader(ds, batch_size=0)
     with pytest.raises(ValueError, match="num_workers: expected an integer >= 0, got -1"):
         make_loader(ds, batch_size=1, num_workers=-1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"batch_size": "4"}, TypeError, "batch_size: expected an integer >= 1, got str '4'"),
+        ({"batch_size": True}, TypeError, "batch_size: expected an integer >= 1, got bool True"),
+        ({"num_workers": 1.0}, TypeError, "num_workers: expected an integer >= 0, got float 1.0"),
+        ({"seed": "x"}, TypeError, "seed: expected an integer >= 0, got str 'x'"),
+        ({"seed": 2**70}, ValueError, rf"seed: expected an integer in \[0, {2**63 - 1}\], got {2**70}"),
+        ({"shuffle": "yes"}, TypeError, "shuffle: expected True or False, got str 'yes'"),
+        ({"drop_last": None}, TypeError, "drop_last: expected True or False, got NoneType None"),
+        ({"dataset": None}, TypeError, "dataset: expected a torch.utils.data.Dataset, got NoneType"),
+    ],
+)
+def test_loader_arguments_of_the_wrong_type_or_range(kwargs, error, message):
+    """Checked before torch builds anything (torch raised RuntimeError for a str seed, accepted None)."""
+    arguments = {"dataset": CompositeMatting("test", length=2), "batch_size": 1, **kwargs}
+    with pytest.raises(error, match=message):
+        make_loader(**arguments)

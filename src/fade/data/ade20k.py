@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ._checks import MAX_SIDE, check_int, check_pair, check_path, check_real, check_size
 from .transforms import (
     DataError,
     aligned_size,
@@ -79,7 +80,7 @@ _IMAGE_SUFFIX, _LABEL_SUFFIX = ".jpg", ".png"
 
 
 def _check_split(split: str) -> str:
-    if split not in _SPLIT_FOLDERS:
+    if not isinstance(split, str) or split not in _SPLIT_FOLDERS:
         raise ValueError(f"split: expected one of {', '.join(_SPLIT_FOLDERS)}, got {split!r}")
     return split
 
@@ -90,7 +91,7 @@ def find_ade20k(data_dir: str | os.PathLike) -> Path:
     Raises:
         DataError: naming the first missing path of the layout.
     """
-    data_dir = Path(data_dir)
+    data_dir = check_path("data_dir", data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, "the ADE20K folder (ADEChallengeData2016 or its parent)", "no such folder")
     root = data_dir / ADE20K_FOLDER if (data_dir / ADE20K_FOLDER).is_dir() else data_dir
@@ -179,22 +180,16 @@ class ADE20K(Dataset):
         seed: int = 0,
     ) -> None:
         self.split = _check_split(split)
-        for name, value in (("crop_size", crop_size), ("scale", scale)):
-            if not (
-                isinstance(value, (tuple, list))
-                and len(value) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-            ):
-                raise ValueError(f"{name}: expected two positive integers, got {value!r}")
-        pair = isinstance(ratio_range, (tuple, list)) and len(ratio_range) == 2
-        if not (pair and 0 < ratio_range[0] <= ratio_range[1]):
+        check_size("crop_size", crop_size)
+        check_size("scale", scale, layout="(long, short)")
+        low, high = check_pair("ratio_range", ratio_range, "numbers (low, high)")
+        low, high = check_real("ratio_range", low), check_real("ratio_range", high)
+        if not 0 < low <= high:
             raise ValueError(f"ratio_range: expected (low, high) with 0 < low <= high, got {ratio_range!r}")
-        if not 0 < cat_max_ratio <= 1:
+        if not 0 < check_real("cat_max_ratio", cat_max_ratio) <= 1:
             raise ValueError(f"cat_max_ratio: expected a share in (0, 1], got {cat_max_ratio!r}")
-        if isinstance(size_divisor, bool) or not isinstance(size_divisor, int) or size_divisor < 1:
-            raise ValueError(f"size_divisor: expected a positive integer, got {size_divisor!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+        check_int("size_divisor", size_divisor, 1, MAX_SIDE)
+        check_int("seed", seed, 0)
         self.root = find_ade20k(root)
         self.files = list_ade20k(self.root, split)
         self.crop_size, self.scale = tuple(crop_size), tuple(scale)

@@ -56,6 +56,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ._checks import check_int, check_path, check_size
 from .transforms import DataError, ellipse_kernel, erode, normalize_to_tensor, read_image, resize
 
 __all__ = [
@@ -87,7 +88,7 @@ def find_adobe_matting(data_dir: str | os.PathLike, part: str) -> Path:
     Raises:
         DataError: naming the first missing path.
     """
-    data_dir = Path(data_dir)
+    data_dir = check_path("data_dir", data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, f"the Adobe matting folder ({ADOBE_FOLDER} or its parent)", "no such folder")
     for candidate in (data_dir / ADOBE_FOLDER / part, data_dir / part):
@@ -290,15 +291,10 @@ class AdobeMattingTrain(Dataset):
     """
 
     def __init__(self, root: str | os.PathLike, crop_size: tuple[int, int] = (512, 512), seed: int = 0) -> None:
-        if not (
-            isinstance(crop_size, (tuple, list))
-            and len(crop_size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in crop_size)
-            and crop_size[0] == crop_size[1]
-        ):
+        height, width = check_size("crop_size", crop_size, low=2, layout="(S, S)")
+        if height != width:
             raise ValueError(f"crop_size: expected a square (S, S) with S >= 2, as A2U crops, got {crop_size!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+        check_int("seed", seed, 0)
         self.root = find_adobe_matting(root, "Training_set")
         self.fg_names = _names(self.root / "training_fg_names.txt")
         self.bg_names = _names(self.root / "training_bg_names.txt")

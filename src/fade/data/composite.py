@@ -18,6 +18,7 @@ the usual input of ImageNet-pretrained encoders.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ._checks import check_index, check_int, check_pair, check_real, check_size
 from .fashion_mnist import CLASSES, IMAGE_SIDE, check_split, load_fashion_mnist
 from .photos import PHOTO_NAMES, photo_region, random_crop
 
@@ -88,8 +90,7 @@ def trimap_from_alpha(alpha: Tensor, radius: int) -> Tensor:
     Returns:
         Tensor[..., H, W] uint8 with values in {0, 128, 255}.
     """
-    if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
-        raise ValueError(f"radius: expected an integer >= 0, got {radius!r}")
+    check_int("radius", radius, 0)
     if alpha.dim() < 2:
         raise ValueError(f"alpha: expected a tensor (..., H, W), got shape {tuple(alpha.shape)}")
     flat = alpha.reshape(-1, 1, *alpha.shape[-2:])
@@ -158,40 +159,31 @@ class MattingLayout:
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
-    """Return ``size`` as (H, W) of positive ints, else raise ValueError."""
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
-    ):
-        raise ValueError(f"size: expected (H, W) of two positive integers, got {size!r}")
-    return int(size[0]), int(size[1])
-
-
-def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:
-    """Return ``value`` if it is a pair ``low <= a <= b <= high``, else raise ValueError."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or not low <= value[0] <= value[1] <= high:
-        raise ValueError(f"{name}: expected a pair (a, b) with {low} <= a <= b <= {high}, got {value!r}")
-    return value[0], value[1]
-
-
-def _check_int_range(name: str, value: tuple[int, int], low: int) -> tuple[int, int]:
-    """Return ``value`` if it is a pair of integers ``low <= a <= b``, else raise ValueError."""
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        or not low <= value[0] <= value[1]
-    ):
-        raise ValueError(f"{name}: expected integers (min, max) with {low} <= min <= max, got {value!r}")
-    return value[0], value[1]
+    """``size`` as (H, W) (see :func:`fade.data._checks.check_size`)."""
+    return check_size("size", size)
 
 
 def _check_count(name: str, value: int, low: int) -> int:
-    """Return ``value`` if it is an integer >= ``low``, else raise ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return value
+    """``value`` as an integer >= ``low`` (see :func:`fade.data._checks.check_int`)."""
+    return check_int(name, value, low)
+
+
+def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:
+    """Return ``value`` if it is a pair of reals ``low <= a <= b <= high``, else raise."""
+    a, b = (check_real(name, v) for v in check_pair(name, value, "numbers (a, b)"))
+    if not low <= a <= b <= high:
+        raise ValueError(f"{name}: expected a pair (a, b) with {low} <= a <= b <= {high}, got {value!r}")
+    return a, b
+
+
+def _check_int_range(name: str, value: tuple[int, int], low: int) -> tuple[int, int]:
+    """Return ``value`` if it is a pair of integers ``low <= a <= b``, else raise."""
+    a, b = check_pair(name, value, "integers (min, max)")
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (a, b)):
+        raise TypeError(f"{name}: expected integers (min, max), got {value!r}")
+    if not low <= a <= b:
+        raise ValueError(f"{name}: expected integers (min, max) with {low} <= min <= max, got {value!r}")
+    return a, b
 
 
 class _Composite(Dataset):
@@ -214,7 +206,7 @@ class _Composite(Dataset):
         if self.item_scale[0] <= 0:
             raise ValueError(f"item_scale: expected a smallest scale > 0, got {item_scale!r}")
         self.seed = _check_count("seed", seed, 0)
-        self.length = _check_count("length", length, 1)
+        self.length = check_int("length", length, 1, sys.maxsize)  # len() must hold it
         self.images, self.labels = load_fashion_mnist(root, split)
 
     def __len__(self) -> int:
@@ -222,9 +214,8 @@ class _Composite(Dataset):
 
     def generator(self, index: int) -> np.random.Generator:
         """The generator of sample ``index``, seeded by (seed, split, task, index) only."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.length:
-            raise IndexError(f"index: expected an integer in [0, {self.length}), got {index!r}")
-        return np.random.default_rng([self.seed, _SPLIT_CODES[self.split], self.task, int(index)])
+        index = check_index(index, self.length)
+        return np.random.default_rng([self.seed, _SPLIT_CODES[self.split], self.task, index])
 
     def _background(self, rng: np.random.Generator, photo: int) -> Tensor:
         """A crop of photo number ``photo`` from this split's region, Tensor[3, H, W] in [0, 1]."""
@@ -281,7 +272,7 @@ class CompositeSegmentation(_Composite):
     ) -> None:
         super().__init__(split, size, item_scale, seed, length, root)
         self.num_items = _check_int_range("num_items", num_items, 1)
-        if not 0.0 <= mask_threshold < 1.0:
+        if not 0.0 <= check_real("mask_threshold", mask_threshold) < 1.0:
             raise ValueError(f"mask_threshold: expected a value in [0, 1), got {mask_threshold!r}")
         self.mask_threshold = float(mask_threshold)
         self.tint_range = _check_range("tint_range", tint_range, 0.0, 1.0)
@@ -355,7 +346,7 @@ class CompositeMatting(_Composite):
     ) -> None:
         super().__init__(split, size, item_scale, seed, length, root)
         self.trimap_radius = _check_int_range("trimap_radius", trimap_radius, 0)
-        if not alpha_gain >= 1.0:
+        if not check_real("alpha_gain", alpha_gain) >= 1.0:
             raise ValueError(f"alpha_gain: expected a factor >= 1, got {alpha_gain!r}")
         self.alpha_gain = float(alpha_gain)
 

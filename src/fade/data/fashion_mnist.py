@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ._checks import check_flag, check_index, check_path
 from .idx import read_idx
 
 __all__ = [
@@ -62,7 +63,7 @@ _LAYOUTS = (Path("."), Path("FashionMNIST") / "raw", Path("usr/share/datasets/fa
 
 def check_split(split: str) -> Split:
     """Return ``split`` if it is ``"train"`` or ``"test"``, else raise ValueError."""
-    if split not in _STEMS:
+    if not isinstance(split, str) or split not in _STEMS:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
     return split  # type: ignore[return-value]
 
@@ -70,7 +71,7 @@ def check_split(split: str) -> Split:
 def _candidate_dirs(root: str | os.PathLike | None) -> list[Path]:
     """Directories searched, in order, for ``root`` (or the default places when None)."""
     if root is not None:
-        bases = [Path(root)]
+        bases = [check_path("root", root)]
     else:
         env = os.environ.get(ENV_VAR)
         bases = ([Path(env)] if env else []) + [SYSTEM_DIR]
@@ -151,13 +152,14 @@ class FashionMNIST(Dataset):
 
     def __init__(self, root: str | os.PathLike | None = None, split: str = "train", normalize: bool = True) -> None:
         self.split = check_split(split)
-        self.normalize = normalize
+        self.normalize = check_flag("normalize", normalize)
         self.images, self.labels = load_fashion_mnist(root, split)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        index = check_index(index, len(self.labels))
         image = torch.tensor(self.images[index], dtype=torch.float32).div_(255.0).unsqueeze(0)
         if self.normalize:
             image = (image - FASHION_MNIST_MEAN) / FASHION_MNIST_STD

@@ -17,6 +17,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ._checks import check_path
+
 __all__ = ["IDX_DTYPES", "read_idx"]
 
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -91,12 +93,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         read-only.
 
     Raises:
-        FileNotFoundError: when ``path`` does not exist.
+        TypeError: ``path`` is not a str or os.PathLike.
+        FileNotFoundError: when ``path`` is not a file.
         ValueError: on a bad magic number, an unknown dtype code, a short header, a broken gzip
             stream, or data whose byte count does not match the header (names the file and expected
             vs got bytes), decided before the array is allocated.
     """
-    path = Path(path)
+    path = check_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"idx file not found: expected a file at {path}")
     with open(path, "rb") as f:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ._checks import check_flag, check_int
+
 __all__ = ["make_loader"]
 
 
@@ -29,9 +31,13 @@ def make_loader(
     Returns:
         torch.utils.data.DataLoader.
     """
-    for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset: expected a torch.utils.data.Dataset, got {type(dataset).__name__}")
+    check_int("batch_size", batch_size, 1)
+    check_int("num_workers", num_workers, 0)
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_flag("shuffle", shuffle)
+    check_flag("drop_last", drop_last)
     return DataLoader(
         dataset,
         batch_size=batch_size,
