@@ -28,7 +28,7 @@ import torch
 
 from .io import FolderLockedError
 
-__all__ = ["USER_ERRORS", "Terminated", "bench", "float_range", "int_range", "main"]
+__all__ = ["USER_ERRORS", "Terminated", "bench", "float_range", "folder_path", "int_range", "main"]
 
 USER_ERRORS = (ValueError, OSError, MemoryError, torch.cuda.OutOfMemoryError)
 """Exceptions a command reports as the user's mistake or the machine's state (one line, exit status 2)."""
@@ -70,6 +70,13 @@ def float_range(low: float, high: float = math.inf, low_inclusive: bool = False)
         return value
 
     return parse
+
+
+def folder_path(text: str) -> str:
+    """An argparse ``type``: a non-empty path (an empty --out would silently mean the default or ".")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a folder path, got {text!r}")
+    return text
 
 
 def _bench_name(text: str) -> str:
@@ -220,7 +227,7 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
     p.add_argument("--threads", type=int_range(1, THREADS_MAX), help="torch intra-op threads (default: torch's)")
-    p.add_argument("--out", default="results/bench", help="output folder (default results/bench)")
+    p.add_argument("--out", type=folder_path, default="results/bench", help="output folder (default results/bench)")
     p.add_argument("--no-out-subdir", dest="out_subdir", action="store_false", help="sweep: write into OUT itself")
     p.add_argument("--no-plots", action="store_true", help="sweep: skip the figures")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="sweep: skip the peak-memory probe")

@@ -123,6 +123,34 @@ def test_a_verified_run_file_without_a_run_record_names_the_file(name, record, t
     assert line.endswith(f"; {RESULTS_ADVICE if name == 'results.json' else CHECKPOINT_ADVICE}\n"), line
 
 
+@pytest.mark.parametrize("command", ["train", "compare", "bench", "visualize"])
+def test_an_empty_out_is_refused_not_taken_for_the_default(command, tiny_presets, tmp_path, capsys):
+    """--out '' used to mean the default folder (train) or the current folder (the others)."""
+    argv = {
+        "train": _train(""),
+        "compare": ["compare", "--preset", "tiny", "--task", "matting", "--out", ""],
+        "bench": ["bench", "--out", ""],
+        "visualize": ["visualize", str(tmp_path), "--out", " "],
+    }[command]
+    with pytest.raises(SystemExit) as stop:  # a usage error, refused while parsing
+        main(argv)
+    assert stop.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"fade {command}: error: argument --out: expected a folder path, got ")
+
+
+@pytest.mark.parametrize("problem", ["foreign init", "batch larger than the data"])
+def test_a_run_refused_after_loading_the_data_still_prints_one_line(problem, tiny_presets, tmp_path, capsys):
+    """Every setting is checked before the data line is logged: a refused run prints its error alone."""
+    torch.save({"other.weight": torch.ones(2)}, tmp_path / "foreign.pt")
+    extra = ["--init", str(tmp_path / "foreign.pt")] if problem == "foreign init" else ["--batch-size", "1000"]
+    assert main(_train(tmp_path / "run", *extra)) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    expected = "batch_size: expected 1.." if problem == "batch larger than the data" else "init: expected weights in"
+    assert line.startswith(f"fade train: error: {expected}"), line
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(tiny_presets, tmp_path, capsys, monkeypatch):
     calls = []
     real_fsync = os.fsync

@@ -67,3 +67,19 @@ def test_visualize_writes_the_pngs_and_the_cli_reports_mistakes(tiny_run, tmp_pa
         load_run(empty)
     with pytest.raises(ValueError, match=r"samples: expected an integer in 1..64, got 0"):
         visualize(tiny_run, samples=0)
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [{"task": "reconstruction"}, {"size": 3}, "not a preset"],
+    ids=["fields missing", "size not a pair", "a string"],
+)
+def test_a_verified_results_json_with_a_preset_fade_cannot_rebuild_is_one_line(preset, tmp_path, capsys):
+    """A checksummed results.json whose preset lacks fields or has wrong ones: one line naming it (was KeyError)."""
+    from fade.io import write_checked_json
+
+    config = {"preset": preset, "upsampler": "fade"}
+    write_checked_json(tmp_path / "results.json", {"status": "complete", "config": config})
+    assert main(["visualize", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"fade visualize: error: {tmp_path / 'results.json'}: expected a preset of this fade")

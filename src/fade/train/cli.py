@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import int_range
+from ..cli import folder_path, int_range
 from ..io import check_writable_folder, lock_folder
 from .trainer import SEED_MAX, THREADS_MAX
 
@@ -183,7 +183,7 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, choices=TASK_NAMES)
     p.add_argument("--upsampler", required=True, help="any name of fade.list_upsamplers()")
     p.add_argument("--preset", default="cpu", help="quick, cpu, paper (segmentation also: segnet); default cpu")
-    p.add_argument("--out", help="run folder (default results/train/TASK/PRESET/UPSAMPLER/seedS)")
+    p.add_argument("--out", type=folder_path, help="run folder (default results/train/TASK/PRESET/UPSAMPLER/seedS)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order (0)")
     p.add_argument("--stop-after", type=_positive, help="stop (with a checkpoint) after this many steps")
     p.add_argument("--data", help="data source instead of the preset's (fade.train.list_data())")
@@ -214,7 +214,7 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
     p.add_argument("--quick", action="store_true", help="the quick presets: all tasks in <= 10 min on 2 cores")
     p.add_argument("--preset", help="preset name (default cpu, or quick with --quick)")
-    p.add_argument("--out", default="results/compare", help="output folder (default results/compare)")
+    p.add_argument("--out", type=folder_path, default="results/compare", help="output folder (default results/compare)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
     _common(p)
     p.set_defaults(func=compare_command)

@@ -318,7 +318,6 @@ def _train_in_locked_folder(
     task = create_task(preset.task, **preset.task_options)
     train_set, test_set = data or build_data(preset, task)
     data_used = data_record(preset, train_set, test_set)
-    log(describe_data(data_used))
     stop = preset.steps if stop_after is None else min(stop_after, preset.steps)
     schedule = preset.lr_schedule()
 
@@ -349,6 +348,7 @@ def _train_in_locked_folder(
             log(f"{out}: resuming at step {start}")
         with_epoch = getattr(train_set, "epoch_keys", False)
         sampler = StepBatchSampler(len(train_set), preset.batch_size, seed, start, stop, with_epoch)
+        log(describe_data(data_used))  # after every check of the run's settings: a refused run prints one line
         if processes.world_size > 1:
             sampler = ShardedBatches(sampler, processes)
         # An own generator: creating the iterator must not draw from the global one that dropout uses.

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..cli import folder_path
 from ..io import atomic_write, read_checked_json
 from ..ops.resize import nearest_upsample
 from ..upsamplers.base import Upsampler
@@ -148,10 +149,14 @@ def _preset(data: dict, path: Path) -> Preset:
         extra = sorted(set(data) - known) if isinstance(data, dict) else data
         raise ValueError(f"{path}: expected a preset of this fade version, got unknown fields {extra}")
     values = dict(data)
-    for name in ("size", "betas", "no_decay", "milestones"):
-        values[name] = tuple(values[name])
-    values["lr_mult"] = tuple(tuple(pair) for pair in values["lr_mult"])
-    return Preset(**values)
+    try:
+        for name in ("size", "betas", "no_decay", "milestones"):
+            values[name] = tuple(values[name])
+        values["lr_mult"] = tuple(tuple(pair) for pair in values["lr_mult"])
+        return Preset(**values)
+    except (KeyError, TypeError, ValueError) as error:  # a missing field, or one of the wrong type or value
+        problem = f"expected a preset of this fade version, got one it cannot rebuild ({error!r})"
+        raise ValueError(f"{path}: {problem}") from None
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Preset, str, nn.Module]:
@@ -322,7 +327,7 @@ def configure_visualize(subparsers: argparse._SubParsersAction) -> None:
         "kernels with their entropy (kernel upsamplers). Needs matplotlib.",
     )
     p.add_argument("run_dir", help="the run folder (results.json and model.pt or checkpoint.pt)")
-    p.add_argument("--out", help="output folder (default RUN_DIR/visualize)")
+    p.add_argument("--out", type=folder_path, help="output folder (default RUN_DIR/visualize)")
     p.add_argument("--samples", type=int, default=2, help="test samples to draw, 1..64 (default 2)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.set_defaults(func=visualize_command)
