@@ -327,3 +327,27 @@ def test_safetensors_files_are_read_with_torch_alone(tmp_path):
     (tmp_path / "odd.safetensors").write_bytes(len(odd).to_bytes(8, "little") + odd + values)
     with pytest.raises(ValueError, match="tensor 'a' has no readable dtype"):
         read_state_dict(tmp_path / "odd.safetensors")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_and_the_model_is_unchanged(bad, tmp_path):
+    model = create_model("autoencoder", "nearest")
+    state = model.state_dict()
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    before = {k: v.clone() for k, v in state.items()}
+    torch.save({**state, name: torch.full_like(state[name], bad)}, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match=rf"init: expected finite weights, got NaN or infinity in 1 tensors \({name}"):
+        load_pretrained(model, tmp_path / "broken.pt")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_path_without_a_file_says_what_it_is(tmp_path):
+    with pytest.raises(ValueError, match=r"init: expected a weights file, got '/dev/zero', which is not a regular"):
+        read_state_dict("/dev/zero")
+    with pytest.raises(ValueError, match=rf"init: expected a weights file, got '{tmp_path}', which is a folder"):
+        read_state_dict(tmp_path)
+    torch.save(torch.ones(3), tmp_path / "tensor.pt")
+    with pytest.raises(ValueError, match=rf"init: expected a state dict \(names -> tensors\) in '{tmp_path}/tensor"):
+        read_state_dict(tmp_path / "tensor.pt")
+    with pytest.raises(TypeError, match="model: expected a torch.nn.Module, got NoneType"):
+        load_pretrained(None, tmp_path / "tensor.pt")

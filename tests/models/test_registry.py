@@ -75,3 +75,28 @@ def test_tiny_variants_run_in_float64():
 def test_docs_hold_the_generated_parameter_table():
     docs = Path(__file__).resolve().parents[2] / "docs" / "models.md"
     assert markdown_table() in docs.read_text()
+
+
+SMALL_INPUTS = {
+    "autoencoder": (1, 28, 28),
+    "segnet": (3, 32, 32),
+    "segformer_tiny": (3, 64, 64),
+    "a2u_matting_tiny": (4, 64, 64),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_INPUTS))
+def test_every_network_checks_its_input_and_takes_an_empty_batch(name):
+    """numpy, integer or float64 input to a float32 network is a TypeError naming x (was an AttributeError
+    or torch's RuntimeError); an empty batch gives an empty result (SegFormer's attention failed)."""
+    model = create_model(name, "nearest").eval()
+    x = torch.randn(1, *SMALL_INPUTS[name])
+    with pytest.raises(TypeError, match="x: expected a torch.Tensor, got ndarray"):
+        model(x.numpy())
+    with pytest.raises(TypeError, match="x: expected a floating-point tensor, got dtype torch.int64"):
+        model(x.long())
+    with pytest.raises(TypeError, match=r"x: expected dtype torch.float32 \(that of .*parameters\), got torch.float64"):
+        model(x.double())
+    with torch.no_grad():
+        full, empty = model(x), model(x[:0])
+    assert empty.shape == (0, *full.shape[1:])

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..upsamplers import create_pair
+from ..upsamplers._checks import check_input
 from .layers import ModuleFactory, conv_norm_act, init_conv
 from .registry import register_model
 
@@ -83,6 +84,7 @@ class PooledEncoderDecoder(nn.Module):
         self.head = init_conv(nn.Conv2d(channels[0], out_channels, 3, padding=1, **f))
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input("x", x, self)
         smallest = 2 ** len(self.encoder)
         if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < smallest:
             raise ValueError(

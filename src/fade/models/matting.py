@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..upsamplers import create_pair
+from ..upsamplers._checks import check_input
 from .layers import ModuleFactory, ResidualBlock, conv_norm_act, init_conv
 from .registry import register_model
 
@@ -238,6 +239,7 @@ class A2UMatting(nn.Module):
         return cls(upsampler, **{**defaults, **options})
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input("x", x, self)
         if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < self.stride:
             raise ValueError(
                 f"x: expected a (B, {self.in_channels}, H, W) batch with H, W >= {self.stride}, got shape "

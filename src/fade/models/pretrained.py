@@ -424,9 +424,12 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike | Mapping) -> Lo
         a :class:`LoadReport`.
 
     Raises:
-        ValueError: an unreadable file, an unknown format, or a missing, unexpected or misshapen
-            tensor (the first few named, with the counts); the model is then unchanged.
+        TypeError: ``model`` is not a module.
+        ValueError: an unreadable file, an unknown format, a missing, unexpected, misshapen or
+            non-finite tensor (the first few named, with the counts); the model is then unchanged.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     state = read_state_dict(source)
     fmt, prefix = detect_format(state, model)
     state = {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
@@ -463,6 +466,9 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike | Mapping) -> Lo
         raise ValueError(
             f"init: the {fmt}-format weights do not fit this {type(model).__name__}: " + "; ".join(problems)
         )
+    broken = [name for name, value in updates.items() if value.is_floating_point() and not value.isfinite().all()]
+    if broken:
+        raise ValueError(f"init: expected finite weights, got NaN or infinity in {_listing(broken, 'tensors')}")
     with torch.no_grad():
         for name, value in updates.items():
             own[name].copy_(value)

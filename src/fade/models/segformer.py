@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..upsamplers import create_upsampler
+from ..upsamplers._checks import check_input
 from .layers import DropPath, ModuleFactory, conv_norm_act, init_conv
 from .registry import register_model
 
@@ -120,7 +121,7 @@ class EfficientSelfAttention(nn.Module):
         source = x
         if self.reduce is not None:
             source = self.norm(_to_tokens(self.reduce(_to_map(x, hw))))
-        k, v = self.kv(source).view(b, -1, 2, heads, c // heads).permute(2, 0, 3, 1, 4)
+        k, v = self.kv(source).view(b, source.shape[1], 2, heads, c // heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
@@ -234,6 +235,7 @@ class MixTransformer(nn.Module):
             previous, first = dim, first + depth
 
     def forward(self, x: Tensor) -> list[Tensor]:
+        check_input("x", x, self)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"x: expected a (B, {self.in_channels}, H, W) image batch, got shape {tuple(x.shape)}")
         size, features = tuple(x.shape[-2:]), []
