@@ -160,6 +160,27 @@ def test_presets_and_their_validation():
         TINY["matting"].replace(warmup=2)
 
 
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"lr": "x"}, TypeError, "lr: expected a finite number, got str 'x'"),
+        ({"lr": 0.0}, ValueError, "lr: expected a finite number > 0, got 0.0"),
+        ({"lr": math.inf}, ValueError, "lr: expected a finite number > 0, got inf"),
+        ({"weight_decay": math.inf}, ValueError, "weight_decay: expected a finite number >= 0, got inf"),
+        ({"weight_decay": -1.0}, ValueError, "weight_decay: expected a finite number >= 0, got -1.0"),
+        ({"gamma": math.nan}, ValueError, "gamma: expected a finite number >= 0, got nan"),
+        ({"warmup": None}, TypeError, "warmup: expected a finite number, got NoneType None"),
+        ({"num_workers": -1}, ValueError, "num_workers: expected an integer >= 0, got -1"),
+        ({"size": (8.5, 8)}, ValueError, r"size: expected \(H, W\) of positive integers, got \(8.5, 8\)"),
+        ({"size": 8}, ValueError, r"size: expected \(H, W\) of positive integers, got 8"),
+    ],
+)
+def test_a_preset_with_a_hostile_number_is_refused(change, error, message):
+    """Every number a run reads is checked when the preset is made (inf weight decay, -1 workers ran)."""
+    with pytest.raises(error, match=message):
+        TINY["matting"].replace(**change)
+
 def test_unregistered_data_names_the_way_out():
     with pytest.raises(ValueError, match="got 'voc2012'; other datasets: register a loader with fade.train.register"):
         create_data("voc2012", "train", (512, 512), None)

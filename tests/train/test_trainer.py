@@ -241,3 +241,17 @@ def test_a_checkpoint_that_verifies_but_holds_no_training_state_is_refused(tmp_p
     write_checked_bytes(tmp_path / "code.pt", pickle.dumps(os.system, protocol=2))  # unpickled freely: runs commands
     with pytest.raises(CorruptFileError, match=r"code\.pt: expected a torch checkpoint inside, got one torch cannot"):
         load_checkpoint(tmp_path / "code.pt", torch.device("cpu"))
+
+
+def test_a_preset_or_folder_of_the_wrong_type_is_a_type_error(tmp_path):
+    """Not an AttributeError or pathlib's TypeError from deep inside the run."""
+    from fade.train.compare import compare
+
+    preset = TINY["reconstruction"]
+    with pytest.raises(TypeError, match=r"preset: expected a fade.train.Preset \(get_preset\(task, name\)\), got None"):
+        train(None, "nearest", tmp_path)
+    with pytest.raises(TypeError, match=r"out_dir: expected a folder path \(str or os.PathLike\), got NoneType"):
+        train(preset, "nearest", None)
+    with pytest.raises(TypeError, match="preset: expected a fade.train.Preset"):
+        compare({"task": "reconstruction"}, ["nearest"], [0], tmp_path)
+    assert list(tmp_path.iterdir()) == []

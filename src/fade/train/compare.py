@@ -31,7 +31,7 @@ from .record import data_record, describe_data
 from .stats import clearly_above, paired_differences, separated
 from .tasks import create_task
 from .checkpoint import load_checkpoint, save_checkpoint
-from .trainer import CHECKPOINT, SEED_MAX, build_data, check_upsampler, resolve_device, train
+from .trainer import CHECKPOINT, SEED_MAX, build_data, check_run_arguments, check_upsampler, resolve_device, train
 
 __all__ = [
     "FORMATS",
@@ -371,6 +371,7 @@ def compare(
         The dict written to results.json.
     """
     log = log or (lambda message: None)
+    check_run_arguments(preset, out_dir)
     check_comparison(upsamplers, seeds, device)
     with lock_folder(out_dir, command=command or None, name="out_dir") as out:
         options = {"device": device, "threads": threads, "data": data, "command": command, "plots": plots, "log": log}

@@ -9,6 +9,7 @@ SegNet of the paper's Table 2 on the composite segmentation data.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 from .optim import OPTIMIZERS, Schedule
@@ -85,10 +86,17 @@ class Preset:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-        if len(self.size) != 2 or min(self.size) < 1:
+        sides = self.size if isinstance(self.size, (tuple, list)) else ()
+        if len(sides) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides):
             raise ValueError(f"size: expected (H, W) of positive integers, got {self.size!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers: expected an integer >= 0, got {self.num_workers!r}")
+        for name in ("lr", "weight_decay", "warmup", "warmup_ratio", "power", "gamma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name}: expected a finite number, got {type(value).__name__} {value!r}")
+            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise ValueError(f"{name}: expected a finite number {'> 0' if name == 'lr' else '>= 0'}, got {value!r}")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup: expected a fraction of the steps in [0, 1), got {self.warmup!r}")
         for name in ("train_length", "test_length"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -99,6 +100,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device: expected cpu, cuda or cuda:N, got {str(device)!r}")
     return device
+
+
+def check_run_arguments(preset: object, out_dir: object) -> None:
+    """TypeError unless ``preset`` is a :class:`Preset` and ``out_dir`` a path (str or os.PathLike)."""
+    if not isinstance(preset, Preset):
+        raise TypeError(f"preset: expected a fade.train.Preset (get_preset(task, name)), got {type(preset).__name__}")
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir: expected a folder path (str or os.PathLike), got {type(out_dir).__name__}")
 
 
 def run_config(preset: Preset, upsampler: str, seed: int, init: str | None = None, amp: str | None = None) -> dict:
@@ -253,6 +262,7 @@ def train(
         ``{"status": "stopped", "step": ..., "config": ...}``.
     """
     log = log or (lambda message: None)
+    check_run_arguments(preset, out_dir)
     check_upsampler(upsampler)
     _check_int("seed", seed, 0, SEED_MAX)
     if stop_after is not None:
