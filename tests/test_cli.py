@@ -133,6 +133,18 @@ def test_resource_errors_are_one_line_and_status_2(error, line, monkeypatch, tmp
     assert line in _one_line_error(capsys)
 
 
+def test_a_failed_cpu_allocation_is_one_line_and_status_2(monkeypatch, tmp_path, capsys):
+    """torch reports a CPU allocation it cannot make as a RuntimeError: one line like MemoryError."""
+
+    def allocate(*args, **kwargs):
+        return torch.empty(2**45)  # 128 TiB: refused by the allocator at once
+
+    monkeypatch.setattr("fade.bench.sweeps.machine_info", allocate)
+    assert main(["bench", "--names", "nearest", "--out", str(tmp_path)]) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith("fade bench: error: not enough memory: tried to allocate 140737488355328 bytes; use"), line
+
+
 def test_a_keyboard_interrupt_is_one_line_and_status_130(monkeypatch, tmp_path, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -6,7 +6,8 @@ parsed arguments and returning an exit status.
 Errors: a malformed or out-of-range option is refused while parsing (numeric options use
 :func:`int_range` and :func:`float_range`); while a command runs, a user error (:data:`USER_ERRORS`:
 ValueError for bad values or bad files, OSError for paths, disks, devices and locked folders,
-MemoryError and CUDA out-of-memory) becomes one line on stderr and exit status 2; Ctrl-C one line
+MemoryError, CUDA out-of-memory and torch's failed CPU allocations) becomes one line on stderr and
+exit status 2; Ctrl-C one line
 and status 130, SIGTERM 143.
 Any other exception is a bug in fade and shows its traceback; ``--debug`` shows it for all.
 """
@@ -276,6 +277,16 @@ def _describe(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _cpu_allocation_failure(error: RuntimeError) -> str | None:
+    """What torch's CPU allocator failed to allocate ("tried to allocate N bytes"), None for other errors.
+
+    torch reports a failed CPU allocation as a plain RuntimeError; it is the machine's state, like MemoryError.
+    """
+    text = " ".join(str(error).split())
+    marker = "DefaultCPUAllocator: can't allocate memory: you "
+    return text.split(marker, 1)[1].split(". ")[0] if marker in text else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fade`` console script: the command's exit status (2 for a user error, 130 interrupted)."""
     parser = _Parser(prog="fade", description="FADE upsampling: benchmarks and experiments")
@@ -305,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"fade {args.command}: error: {_describe(error)}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        allocation = _cpu_allocation_failure(error)
+        if args.debug or allocation is None:
+            raise
+        advice = "use smaller sizes or batches"
+        print(f"fade {args.command}: error: not enough memory: {allocation}; {advice}", file=sys.stderr)
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
