@@ -7,8 +7,7 @@ Errors: a malformed or out-of-range option is refused while parsing (numeric opt
 :func:`int_range` and :func:`float_range`); while a command runs, a user error (:data:`USER_ERRORS`:
 ValueError for bad values or bad files, OSError for paths, disks, devices and locked folders,
 MemoryError, CUDA out-of-memory and torch's failed CPU allocations) becomes one line on stderr and
-exit status 2; Ctrl-C one line
-and status 130, SIGTERM 143.
+exit status 2; Ctrl-C one line and status 130, SIGTERM 143.
 Any other exception is a bug in fade and shows its traceback; ``--debug`` shows it for all.
 """
 
