@@ -108,7 +108,7 @@ def effective_scale(scale: int, high_hw: tuple[int, ...]) -> int:
     Every ``y < m`` has ``y // s == 0`` for all ``s >= m``, so any larger scale reads the same pixels
     (this bounds the sizes derived from the scale, e.g. in the native kernel).
     """
-    return min(scale, max(max(high_hw, default=1), 1))
+    return min(scale, max((1, *high_hw)))
 
 
 def source_index(high: int, low: int, scale: int, device: torch.device | None = None) -> Tensor:
@@ -149,19 +149,21 @@ def check_output(shape: tuple[int, ...], dtype: torch.dtype) -> None:
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     """``size`` as a tuple of two ints; TypeError / ValueError when it is not (H_out, W_out)."""
-    message = f"size: expected (H_out, W_out), two integers, got {size!r}"
+    def message() -> str:  # built only when raising: torch.compile cannot repr a symbolic size
+        return f"size: expected (H_out, W_out), two integers, got {size!r}"
+
     try:
         items = tuple(size)
     except TypeError:
-        raise TypeError(message) from None
+        raise TypeError(message()) from None
     if len(items) != 2:
-        raise ValueError(message)
+        raise ValueError(message())
     if any(isinstance(n, bool) for n in items):
-        raise TypeError(message)
+        raise TypeError(message())
     try:
         size = operator.index(items[0]), operator.index(items[1])
     except TypeError:
-        raise TypeError(message) from None
+        raise TypeError(message()) from None
     check_extents("size", "high-resolution", size)
     return size
 
