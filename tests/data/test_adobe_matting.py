@@ -324,3 +324,11 @@ def test_bad_arguments(adobe):
         AdobeMattingTrain(None)
     with pytest.raises(IndexError):
         AdobeMattingTrain(adobe)[10]
+
+
+def test_a_name_list_that_is_not_text_names_the_file(adobe):
+    """Random bytes in training_fg_names.txt: a DataError naming it (was a bare UnicodeDecodeError)."""
+    names = adobe / "Training_set" / "training_fg_names.txt"
+    names.write_bytes(b"\xa5\xff\x00binary")
+    with pytest.raises(DataError, match=rf"{names}: expected a list of file names, one per line, found bytes that are not"):
+        AdobeMattingTrain(adobe)

@@ -103,7 +103,11 @@ def _names(path: Path) -> list[str]:
     """Non-empty lines of a name list, stripped."""
     if not path.is_file():
         raise DataError(path, "a list of file names, one per line", "no such file")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(path, "a list of file names, one per line", f"bytes that are not UTF-8 text ({error.reason})") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise DataError(path, "a list of file names, one per line", "an empty file")
     return names
