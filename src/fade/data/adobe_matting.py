@@ -106,7 +106,8 @@ def _names(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise DataError(path, "a list of file names, one per line", f"bytes that are not UTF-8 text ({error.reason})") from None
+        found = f"bytes that are not UTF-8 text ({error.reason})"
+        raise DataError(path, "a list of file names, one per line", found) from None
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise DataError(path, "a list of file names, one per line", "an empty file")
