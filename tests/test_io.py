@@ -275,3 +275,14 @@ def test_locking_removes_what_a_killed_writer_left_half_written(tmp_path):
     with lock_folder(tmp_path):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_run_file_that_is_not_a_regular_file_is_refused_without_waiting(kind, tmp_path):
+    """A FIFO planted as results.json would block the read forever; /dev/zero would never end."""
+    path = {"fifo": tmp_path / "results.json", "device": Path("/dev/zero"), "folder": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    what = "a folder" if kind == "folder" else "a FIFO, socket or device"
+    with pytest.raises(CorruptFileError, match=rf"{path}: expected a regular file, got {what}; {ADVICE}"):
+        read_checked_bytes(path, ADVICE)

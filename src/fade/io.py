@@ -19,6 +19,7 @@ import json
 import os
 import re
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -160,11 +161,19 @@ def read_checked_bytes(path: str | os.PathLike, advice: str) -> bytes:
     """The payload :func:`write_checked_bytes` wrote to ``path``, verified against its length and SHA-256.
 
     Raises:
-        CorruptFileError: empty, not this format (e.g. written by an older fade without a checksum),
-            truncated, over-long or altered; the message names ``path`` and ends with ``advice``.
+        CorruptFileError: not a regular file (a folder, a FIFO, a device), empty, not this format
+            (e.g. written by an older fade without a checksum), truncated, over-long or altered; the
+            message names ``path`` and ends with ``advice``.
     """
     path = Path(path)
-    with open(path, "rb") as f:
+    # O_NONBLOCK: opening a FIFO planted in the folder must not wait for a writer (it is refused below).
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+        raise CorruptFileError(path, f"expected a regular file, got {kind}", advice)
+    with open(fd, "rb") as f:
         head = f.read(_HEADER_MAX)
         end = head.find(b"\n")
         fields = head[:end].split(b" ") if end > 0 else []
