@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fade.cli import _Parser, configure_bench, float_range, int_range, main
+from fade.data.transforms import DataError
 
 
 def _one_line_error(capsys) -> str:
@@ -166,3 +167,50 @@ def test_the_console_script_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     expected = "fade bench: error: argument --sizes: expected an integer >= 1, got '0' (see fade bench --help)\n"
     assert done.stderr == expected
+
+
+class _BrokenFile(torch.utils.data.Dataset):
+    """Item 1 fails as a corrupt file does, in a DataLoader worker process."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        if index == 1:
+            raise self.error
+        return torch.zeros(1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DataError("/data/img_1.jpg", "a readable image", "a corrupt or unsupported file"),
+        ValueError("/data/img_1.jpg: expected a readable image, found a corrupt or unsupported file"),
+    ],
+    ids=["DataError", "ValueError"],
+)
+def test_a_user_error_in_a_data_loader_worker_is_its_own_one_line(error, monkeypatch, tmp_path, capsys):
+    """torch re-raises a worker's exception with the worker's traceback as its text (a RuntimeError when
+    the type cannot be rebuilt): the line is the original message, without the traceback."""
+
+    def load(*args, **kwargs):
+        for _ in torch.utils.data.DataLoader(_BrokenFile(error), batch_size=1, num_workers=1):
+            pass
+
+    monkeypatch.setattr("fade.bench.sweeps.machine_info", load)
+    assert main(["bench", "--names", "nearest", "--out", str(tmp_path)]) == 2
+    message = "/data/img_1.jpg: expected a readable image, found a corrupt or unsupported file"
+    assert _one_line_error(capsys) == f"fade bench: error: {message}\n"
+
+
+def test_a_bug_in_a_data_loader_worker_keeps_its_traceback(monkeypatch, tmp_path):
+    def load(*args, **kwargs):
+        for _ in torch.utils.data.DataLoader(_BrokenFile(ZeroDivisionError("bug")), batch_size=1, num_workers=1):
+            pass
+
+    monkeypatch.setattr("fade.bench.sweeps.machine_info", load)
+    with pytest.raises(ZeroDivisionError, match="Caught ZeroDivisionError in DataLoader worker process 0"):
+        main(["bench", "--names", "nearest", "--out", str(tmp_path)])

@@ -17,6 +17,7 @@ import argparse
 import errno
 import json
 import math
+import re
 import signal
 import sys
 import time
@@ -264,8 +265,35 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+_WORKER_ERROR = re.compile(r"Caught (\w+) in DataLoader worker process \d+\.\nOriginal Traceback")
+
+
+def _worker_error(error: BaseException) -> tuple[str, str] | None:
+    """(type name, message) of the exception a DataLoader worker raised, which torch re-raises with the
+    worker's traceback as its text (as a RuntimeError when the type cannot be rebuilt from it); None for others."""
+    text = str(error)
+    match = _WORKER_ERROR.match(text)
+    if match is None:
+        return None
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return match.group(1), last.split(": ", 1)[-1]
+
+
+def _user_error_names() -> set[str]:
+    """The class names of :data:`USER_ERRORS` and of their subclasses (e.g. fade's DataError)."""
+    names, pending = set(), list(USER_ERRORS)
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return names
+
+
 def _describe(error: BaseException) -> str:
     """One line for a user error: the message, the file an OSError names, what to do when the disk is full."""
+    worker = _worker_error(error)
+    if worker is not None:
+        return " ".join(worker[1].split())
     if isinstance(error, OSError) and error.strerror and not isinstance(error, FolderLockedError):
         files = [str(f) for f in (error.filename, error.filename2) if f is not None]
         text = error.strerror + "".join(f": {f}" for f in files)
@@ -284,6 +312,17 @@ def _cpu_allocation_failure(error: RuntimeError) -> str | None:
     text = " ".join(str(error).split())
     marker = "DefaultCPUAllocator: can't allocate memory: you "
     return text.split(marker, 1)[1].split(". ")[0] if marker in text else None
+
+
+def _runtime_user_error(error: RuntimeError) -> str | None:
+    """The one line for a RuntimeError that is the machine's state or the user's mistake (a CPU
+    allocation torch cannot make; a user error raised in a DataLoader worker, e.g. a corrupt image);
+    None for any other, a bug."""
+    allocation = _cpu_allocation_failure(error)
+    if allocation is not None:
+        return f"not enough memory: {allocation}; use smaller sizes or batches"
+    worker = _worker_error(error)
+    return _describe(error) if worker is not None and worker[0] in _user_error_names() else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,11 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fade {args.command}: error: {_describe(error)}", file=sys.stderr)
         return 2
     except RuntimeError as error:
-        allocation = _cpu_allocation_failure(error)
-        if args.debug or allocation is None:
+        text = _runtime_user_error(error)
+        if args.debug or text is None:
             raise
-        advice = "use smaller sizes or batches"
-        print(f"fade {args.command}: error: not enough memory: {allocation}; {advice}", file=sys.stderr)
+        print(f"fade {args.command}: error: {text}", file=sys.stderr)
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
