@@ -6,8 +6,8 @@ parsed arguments and returning an exit status.
 Errors: a malformed or out-of-range option is refused while parsing (numeric options use
 :func:`int_range` and :func:`float_range`); while a command runs, a user error (:data:`USER_ERRORS`:
 ValueError for bad values or bad files, OSError for paths, disks, devices and locked folders,
-MemoryError, CUDA out-of-memory and torch's failed CPU allocations) becomes one line on stderr and
-exit status 2; Ctrl-C one line and status 130, SIGTERM 143.
+MemoryError, CUDA out-of-memory and torch's failed CPU allocations, a diverged run's FloatingPointError)
+becomes one line on stderr and exit status 2; Ctrl-C one line and status 130, SIGTERM 143.
 Any other exception is a bug in fade and shows its traceback; ``--debug`` shows it for all.
 """
 
@@ -31,8 +31,9 @@ from .io import FolderLockedError
 
 __all__ = ["USER_ERRORS", "Terminated", "bench", "float_range", "folder_path", "int_range", "main"]
 
-USER_ERRORS = (ValueError, OSError, MemoryError, torch.cuda.OutOfMemoryError)
-"""Exceptions a command reports as the user's mistake or the machine's state (one line, exit status 2)."""
+USER_ERRORS = (ValueError, OSError, MemoryError, FloatingPointError, torch.cuda.OutOfMemoryError)
+"""Exceptions a command reports as the user's mistake or the machine's state (one line, exit status 2);
+FloatingPointError is a training run that diverged (a non-finite loss)."""
 ON_INTERRUPT = {
     "train": "run the same command again to resume from the last checkpoint",
     "compare": "run the same command again: finished runs are reused, the interrupted one resumes",

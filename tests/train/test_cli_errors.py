@@ -151,6 +151,13 @@ def test_a_run_refused_after_loading_the_data_still_prints_one_line(problem, tin
     assert not (tmp_path / "run").exists()
 
 
+def test_a_diverged_run_is_one_line_saying_what_to_do(monkeypatch, tmp_path, capsys):
+    """A non-finite loss stops the run: one line (was a FloatingPointError traceback), status 2."""
+    monkeypatch.setitem(PRESETS, ("reconstruction", "tiny"), TINY["reconstruction"].replace(lr=1e30))
+    assert main(_train(tmp_path / "run")) == 2
+    line = _one_line_error(capsys)
+    assert "expected a finite loss, got nan (the run diverged; the last checkpoint is kept: lower the" in line, line
+
 def test_a_full_disk_is_one_line_and_the_run_resumes_afterwards(tiny_presets, tmp_path, capsys, monkeypatch):
     calls = []
     real_fsync = os.fsync

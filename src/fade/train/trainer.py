@@ -372,7 +372,10 @@ def _train_in_locked_folder(
                 loss = task.loss(trained, batch)
             global_loss = mean_over_processes(loss, processes)
             if not torch.isfinite(global_loss):
-                raise FloatingPointError(f"step {step}: expected a finite loss, got {global_loss.item()}")
+                raise FloatingPointError(
+                    f"step {step}: expected a finite loss, got {global_loss.item()} (the run diverged; the last "
+                    "checkpoint is kept: lower the learning rate, or train without --amp)"
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
