@@ -118,16 +118,11 @@ def source_index(high: int, low: int, scale: int, device: torch.device | None = 
         Tensor[high] of int64.
 
     Raises:
-        TypeError: ``high`` or ``low`` not an integer, ``scale`` not a number.
-        ValueError: ``high`` negative, ``low`` below 1, ``scale`` not a positive integer, or more
-            positions than a tensor can hold.
+        ValueError: ``high`` negative, ``low`` below 1 or ``scale`` not a positive integer.
     """
-    if not all(isinstance(n, (int, torch.SymInt)) and not isinstance(n, bool) for n in (high, low)):
-        raise TypeError(f"source_index: expected integers high and low, got high={high!r}, low={low!r}")
     if high < 0 or low < 1:
         raise ValueError(f"source_index: expected high >= 0 and low >= 1, got high={high}, low={low}")
     check_scale(scale)
-    check_output((high,), torch.int64)
     return torch.clamp(torch.arange(high, device=device) // effective_scale(scale, (high,)), max=low - 1)
 
 
