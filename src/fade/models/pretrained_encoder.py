@@ -165,7 +165,7 @@ def load_pretrained_encoder(
     """
     weights, record_path = artifact_paths(name, cache_dir)
     if not weights.exists() or not record_path.exists():
-        (log or _stderr)(f"fade: pretraining the shared encoder {name!r} once (about a minute), caching it in {weights}")
+        (log or _stderr)(f"fade: pretraining the shared encoder {name!r} once (one to two minutes), caching it in {weights}")
         state, record = pretrain_encoder(name, log or _stderr)
         buffer = io.BytesIO()
         torch.save(state, buffer)
