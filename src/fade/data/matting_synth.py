@@ -203,7 +203,8 @@ class HairMatting(Dataset):
             step = np.array([np.sin(direction), np.cos(direction)]) * length
             bend = np.array([-step[1], step[0]]) * rng.uniform(-0.4, 0.4)
             control = np.stack([start, start + step / 2 + bend, start + step])
-            coverage, (top, left) = strand_coverage(self.size, control, rng.uniform(*self.strand_width), self.supersample)
+            width = rng.uniform(*self.strand_width)
+            coverage, (top, left) = strand_coverage(self.size, control, width, self.supersample)
             h, w = coverage.shape
             transparency[top : top + h, left : left + w] *= 1.0 - rng.uniform(0.5, 1.0) * coverage
         return 1.0 - transparency

@@ -104,7 +104,8 @@ def save_previews(
             fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
         else:
             rows, bottom = ("image", "alpha", "trimap", "fg", "bg"), 0.0
-            fig, axes = plt.subplots(len(rows), len(samples), figsize=(2.2 * len(samples), 2.3 * len(rows)), squeeze=False)
+            figsize = (2.2 * len(samples), 2.3 * len(rows))
+            fig, axes = plt.subplots(len(rows), len(samples), figsize=figsize, squeeze=False)
             for i, sample in enumerate(samples):
                 axes[0, i].imshow(_rgb(sample["image"]))
                 axes[1, i].imshow(sample["alpha"][0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")

@@ -165,7 +165,8 @@ def load_pretrained_encoder(
     """
     weights, record_path = artifact_paths(name, cache_dir)
     if not weights.exists() or not record_path.exists():
-        (log or _stderr)(f"fade: pretraining the shared encoder {name!r} once (one to two minutes), caching it in {weights}")
+        message = f"fade: pretraining the shared encoder {name!r} once (one to two minutes), caching it in {weights}"
+        (log or _stderr)(message)
         state, record = pretrain_encoder(name, log or _stderr)
         buffer = io.BytesIO()
         torch.save(state, buffer)
