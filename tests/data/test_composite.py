@@ -218,3 +218,19 @@ def test_bad_task_arguments():
         trimap_from_alpha(torch.zeros(4, 4), 1.5)
     with pytest.raises(ValueError, match="radius: expected an integer >= 0, got -1"):
         trimap_from_alpha(torch.zeros(4, 4), -1)
+
+
+def test_image_and_alpha_helpers_check_their_tensors():
+    """numpy, integer or 4-channel input, or a NaN alpha (it would pass for sure foreground): clear errors."""
+    with pytest.raises(TypeError, match="x: expected a torch.Tensor, got ndarray"):
+        normalize_image(np.zeros((3, 4, 4)))
+    with pytest.raises(TypeError, match="x: expected a floating-point tensor, got dtype torch.int64"):
+        denormalize_image(torch.zeros(3, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"x: expected an RGB image tensor \(..., 3, H, W\), got shape \(4, 4, 4\)"):
+        normalize_image(torch.zeros(4, 4, 4))
+    with pytest.raises(TypeError, match="alpha: expected a torch.Tensor, got ndarray"):
+        trimap_from_alpha(np.zeros((4, 4)), 1)
+    alpha = torch.zeros(4, 4)
+    alpha[1, 1] = math.nan
+    with pytest.raises(ValueError, match=r"alpha: expected values in \[0, 1\], got NaN"):
+        trimap_from_alpha(alpha, 1)

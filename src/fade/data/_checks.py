@@ -12,7 +12,19 @@ import os
 from numbers import Integral, Real
 from pathlib import Path
 
-__all__ = ["MAX_SIDE", "check_flag", "check_index", "check_int", "check_pair", "check_path", "check_real", "check_size"]
+import torch
+
+__all__ = [
+    "MAX_SIDE",
+    "check_flag",
+    "check_float_tensor",
+    "check_index",
+    "check_int",
+    "check_pair",
+    "check_path",
+    "check_real",
+    "check_size",
+]
 
 MAX_SIDE = 2**15
 """The largest image side a data set renders or crops (a 3 x 32768 x 32768 float32 image is 12 GiB)."""
@@ -66,6 +78,14 @@ def check_size(name: str, value: object, low: int = 1, layout: str = "(H, W)") -
     if not all(low <= v <= MAX_SIDE for v in (first, second)):
         raise ValueError(f"{name}: expected {layout} of two integers in [{low}, {MAX_SIDE}], got {tuple(value)!r}")
     return int(first), int(second)
+
+
+def check_float_tensor(name: str, value: object) -> None:
+    """TypeError unless ``value`` is a floating-point torch tensor."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
 
 
 def check_index(index: object, length: int) -> int:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ._checks import check_index, check_int, check_pair, check_real, check_size
+from ._checks import check_float_tensor, check_index, check_int, check_pair, check_real, check_size
 from .fashion_mnist import CLASSES, IMAGE_SIDE, check_split, load_fashion_mnist
 from .photos import PHOTO_NAMES, photo_region, random_crop
 
@@ -58,7 +58,10 @@ _TASK_SEGMENTATION, _TASK_MATTING = 0, 1
 
 
 def _stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """IMAGENET_MEAN / STD shaped to broadcast over (..., 3, H, W)."""
+    """IMAGENET_MEAN / STD shaped to broadcast over (..., 3, H, W), after checking ``x`` is such an image."""
+    check_float_tensor("x", x)
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"x: expected an RGB image tensor (..., 3, H, W), got shape {tuple(x.shape)}")
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return mean, std
@@ -91,8 +94,11 @@ def trimap_from_alpha(alpha: Tensor, radius: int) -> Tensor:
         Tensor[..., H, W] uint8 with values in {0, 128, 255}.
     """
     check_int("radius", radius, 0)
+    check_float_tensor("alpha", alpha)
     if alpha.dim() < 2:
         raise ValueError(f"alpha: expected a tensor (..., H, W), got shape {tuple(alpha.shape)}")
+    if alpha.isnan().any():  # NaN is neither > 0 nor < 1: it would pass for sure foreground
+        raise ValueError("alpha: expected values in [0, 1], got NaN")
     flat = alpha.reshape(-1, 1, *alpha.shape[-2:])
     kernel = 2 * radius + 1
 
