@@ -2,6 +2,7 @@
 
 import pytest
 
+from fade.train.compare import markdown_table
 from fade.train.presets import PRESETS
 from fade.train.trainer import build_model
 
@@ -33,3 +34,19 @@ def test_indexnet_m2o_cannot_fit_even_at_its_smallest(task, name):
     assert preset.upsampler_options["indexnet"] == {"nonlinear": False, "context": False}
     base = _parameters(preset, "bilinear")
     assert _parameters(preset, "indexnet") - base > BUDGET * base
+
+
+def test_tables_show_added_parameters_as_a_share_of_the_network():
+    stats = {"mean": 0.5, "std": None, "values": [0.5]}
+    rows = [
+        {"upsampler": "bilinear", "metrics": {"miou": stats}, "parameters_added": 0, "parameters_total": 10_000,
+         "train_seconds": 3.0},
+        {"upsampler": "fade", "metrics": {"miou": stats}, "parameters_added": 500, "parameters_total": 10_500,
+         "train_seconds": 4.0},
+        {"upsampler": "carafe", "metrics": {"miou": stats}, "parameters_added": 1_234, "train_seconds": 4.0},
+    ]
+    lines = markdown_table(rows, {"miou": "max"}).splitlines()
+    assert lines[0].startswith("| upsampler | params added | mIoU (%)")
+    assert lines[2].startswith("| `bilinear` | 0 | ")
+    assert lines[3].startswith("| `fade` | 500 (+5.0 %) | ")  # 500 / (10,500 - 500)
+    assert lines[4].startswith("| `carafe` | 1,234 | ")  # results written before totals were kept

@@ -91,9 +91,18 @@ def aggregate(runs: list[dict], upsamplers: Sequence[str], metrics: Sequence[str
         if done:
             row["metrics"] = {m: _stats([r["metrics"][m] for r in done]) for m in metrics}
             row["parameters_added"] = done[0]["parameters"]["added"]
+            row["parameters_total"] = done[0]["parameters"].get("total")
             row["train_seconds"] = statistics.fmean(r["train_seconds"] for r in done)
         rows.append(row)
     return rows
+
+
+def _parameters_cell(row: dict) -> str:
+    """``11,796 (+6.5 %)``: parameters added over bilinear, and as a share of the bilinear network."""
+    added, total = row["parameters_added"], row.get("parameters_total")
+    if total is None or added == 0:
+        return f"{added:,}"
+    return f"{added:,} (+{100 * added / (total - added):.1f} %)"
 
 
 def _value(value: float, metric: str) -> str:
@@ -145,7 +154,7 @@ def markdown_table(rows: list[dict], metrics: dict[str, str], trivial: dict | No
         if "metrics" not in row:
             cells += ["failed"] * (len(header) - 1)
         else:
-            cells.append(f"{row['parameters_added']:,}")
+            cells.append(_parameters_cell(row))
             for m in metrics:
                 text = _cell(row["metrics"][m], m) + (f" {FLAG}" if _flagged(row, m) else "")
                 cells.append(f"**{text}**" if row["upsampler"] in best[m] else text)
