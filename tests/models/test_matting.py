@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fade.models import A2UMatting
+from fade.models import A2UMatting, create_model
 from fade.upsamplers import A2UDown, IndexedPool, MaxPoolDown, MaxPoolIndices
 
 # pooling that made each resolution, and the decoder stage that upsamples back to it
@@ -90,3 +90,14 @@ def test_bad_input_is_refused():
         match=r"expected three stages with at least one block each, got widths=\(8, 16, 32\), depths=\(1, 0, 1\)",
     ):
         A2UMatting.tiny("fade", depths=(1, 0, 1))
+
+
+def test_training_on_one_sample_is_refused_naming_the_batch():
+    """The ASPP's image pooling leaves BatchNorm one value per channel at batch 1: a ValueError saying so
+    (was torch's 'Expected more than 1 value per channel'); evaluation, frozen BatchNorm or 2 samples work."""
+    model = create_model("a2u_matting_tiny", "nearest")
+    x = torch.rand(1, 4, 32, 32)
+    with pytest.raises(ValueError, match=r"x: expected a batch of at least 2 while training \(the ASPP's image"):
+        model.train()(x)
+    assert model.eval()(x).shape == (1, 1, 32, 32)
+    assert model.train()(torch.rand(2, 4, 32, 32)).shape == (2, 1, 32, 32)

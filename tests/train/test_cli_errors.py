@@ -139,14 +139,23 @@ def test_an_empty_out_is_refused_not_taken_for_the_default(command, tiny_presets
     assert line.startswith(f"fade {command}: error: argument --out: expected a folder path, got ")
 
 
-@pytest.mark.parametrize("problem", ["foreign init", "batch larger than the data"])
-def test_a_run_refused_after_loading_the_data_still_prints_one_line(problem, tiny_presets, tmp_path, capsys):
-    """Every setting is checked before the data line is logged: a refused run prints its error alone."""
+@pytest.mark.parametrize(
+    "problem, extra, expected",
+    [
+        ("foreign init", ["--init", "FOREIGN"], "init: expected weights in one of the formats"),
+        ("batch larger than the data", ["--batch-size", "1000"], "batch_size: expected 1.."),
+        ("a size the model refuses", ["--size", "3", "3"], "x: expected an input large enough for stage 1"),
+    ],
+)
+def test_a_run_refused_after_loading_the_data_prints_one_line(problem, extra, expected, tiny_presets, tmp_path, capsys):
+    """The data line is logged once the first step ran: a run its settings refuse prints its error alone."""
     torch.save({"other.weight": torch.ones(2)}, tmp_path / "foreign.pt")
-    extra = ["--init", str(tmp_path / "foreign.pt")] if problem == "foreign init" else ["--batch-size", "1000"]
-    assert main(_train(tmp_path / "run", *extra)) == 2
+    extra = [str(tmp_path / "foreign.pt") if arg == "FOREIGN" else arg for arg in extra]
+    argv = _train(tmp_path / "run", *extra)
+    if "size" in problem:  # the segmentation network's first stage needs more than 3x3
+        argv[argv.index("reconstruction")] = "segmentation"
+    assert main(argv) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    expected = "batch_size: expected 1.." if problem == "batch larger than the data" else "init: expected weights in"
     assert line.startswith(f"fade train: error: {expected}"), line
     assert not (tmp_path / "run").exists()
 

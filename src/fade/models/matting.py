@@ -122,6 +122,12 @@ class ASPP(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        norms = [m for m in self.image_pool.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+        if norms and x.shape[0] == 1:  # the pooled map is one value per channel and sample
+            raise ValueError(
+                "x: expected a batch of at least 2 while training (the ASPP's image pooling is batch-normalised "
+                "over the batch), got 1; train with a batch of 2 or more, or with BatchNorm frozen (eval)"
+            )
         pooled = self.image_pool(x.mean(dim=(2, 3), keepdim=True)).expand(-1, -1, *x.shape[-2:])
         out = torch.cat([branch(x) for branch in self.branches] + [pooled], dim=1)
         return self.dropout(self.project(out))

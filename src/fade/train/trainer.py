@@ -358,7 +358,6 @@ def _train_in_locked_folder(
             log(f"{out}: resuming at step {start}")
         with_epoch = getattr(train_set, "epoch_keys", False)
         sampler = StepBatchSampler(len(train_set), preset.batch_size, seed, start, stop, with_epoch)
-        log(describe_data(data_used))  # after every check of the run's settings: a refused run prints one line
         if processes.world_size > 1:
             sampler = ShardedBatches(sampler, processes)
         # An own generator: creating the iterator must not draw from the global one that dropout uses.
@@ -380,6 +379,8 @@ def _train_in_locked_folder(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if step == start:  # logged once a step ran: a run its settings refuse prints its error alone
+                log(describe_data(data_used))
             window = [window[0] + global_loss.item(), window[1] + 1]
             done = step + 1
             if done % preset.log_every == 0 or done == preset.steps:
@@ -409,6 +410,8 @@ def _train_in_locked_folder(
                     checkpoint["scaler"] = scaler.state_dict()
                 save_checkpoint(out / CHECKPOINT, checkpoint)
         seconds += time.perf_counter() - started
+        if start == stop:
+            log(describe_data(data_used))
         if stop < preset.steps:
             return {"status": "stopped", "step": stop, "config": config}
         if not processes.main:
