@@ -100,3 +100,24 @@ def test_every_network_checks_its_input_and_takes_an_empty_batch(name):
     with torch.no_grad():
         full, empty = model(x), model(x[:0])
     assert empty.shape == (0, *full.shape[1:])
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "error", "message"),
+    [
+        ("segformer_tiny", {"num_classes": 0}, ValueError, "num_classes: expected a positive integer, got 0"),
+        ("segformer_tiny", {"in_channels": 0}, ValueError, "in_channels: expected a positive integer, got 0"),
+        ("segformer_tiny", {"depths": (-1, 2, 2, 2)}, ValueError, r"depths\[0\]: expected a positive integer, got -1"),
+        ("segformer_tiny", {"embed_dims": (0, 0, 0, 0)}, ValueError, r"embed_dims\[0\]: expected a positive integer"),
+        ("segnet", {"num_classes": 0}, ValueError, "num_classes: expected a positive integer, got 0"),
+        ("segnet", {"channels": (16.5,)}, TypeError, r"channels\[0\]: expected a positive integer, got float 16.5"),
+        ("segnet", {"in_channels": True}, TypeError, "in_channels: expected a positive integer, got bool True"),
+        ("autoencoder", {"channels": (-1,)}, ValueError, r"channels\[0\]: expected a positive integer, got -1"),
+        ("a2u_matting_tiny", {"aspp_channels": 0}, ValueError, "aspp_channels: expected a positive integer, got 0"),
+        ("a2u_matting_tiny", {"in_channels": 0}, ValueError, "in_channels: expected a positive integer, got 0"),
+    ],
+)
+def test_network_sizes_are_checked_naming_the_option(name, option, error, message):
+    """0 classes or input channels built silently, negative depths too; 0 widths divided by zero."""
+    with pytest.raises(error, match=message):
+        create_model(name, "nearest", **option)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..upsamplers import create_pair
 from ..upsamplers._checks import check_input
-from .layers import ModuleFactory, conv_norm_act, init_conv
+from .layers import ModuleFactory, check_widths, conv_norm_act, init_conv
 from .registry import register_model
 
 __all__ = ["PooledEncoderDecoder", "ReconstructionAutoencoder", "SegNet"]
@@ -68,6 +68,8 @@ class PooledEncoderDecoder(nn.Module):
                 f"channels, convs_per_stage: expected at least one stage and one conv per stage, got "
                 f"channels={channels}, convs_per_stage={convs_per_stage}"
             )
+        check_widths(in_channels=in_channels, out_channels=out_channels, channels=channels)
+        check_widths(convs_per_stage=convs_per_stage)
         f = {"device": device, "dtype": dtype}
         layers = {"norm_layer": norm_layer, "act_layer": act_layer, **f}
         self.in_channels = in_channels
@@ -120,6 +122,7 @@ class SegNet(PooledEncoderDecoder):
         device=None,
         dtype=None,
     ) -> None:
+        check_widths(num_classes=num_classes)
         super().__init__(
             upsampler,
             in_channels,

@@ -12,9 +12,23 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..upsamplers._checks import check_ints
+
 __all__ = ["DropPath", "ModuleFactory", "ResidualBlock", "conv_norm_act", "drop_path", "init_conv"]
 
 ModuleFactory = Callable[..., nn.Module]
+
+
+def check_widths(**named: object) -> None:
+    """Raise unless every named value is a positive integer, or a non-empty tuple or list of them
+    (channels, depths, heads): TypeError for a wrong type, ValueError for a value out of range."""
+    for name, value in named.items():
+        if isinstance(value, (tuple, list)):
+            if not value:
+                raise ValueError(f"{name}: expected at least one positive integer, got {value!r}")
+            check_ints(**{f"{name}[{i}]": v for i, v in enumerate(value)})
+        else:
+            check_ints(**{name: value})
 
 
 def init_conv(conv: nn.Conv2d) -> nn.Conv2d:

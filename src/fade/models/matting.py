@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from ..upsamplers import create_pair
 from ..upsamplers._checks import check_input
-from .layers import ModuleFactory, ResidualBlock, conv_norm_act, init_conv
+from .layers import ModuleFactory, ResidualBlock, check_widths, conv_norm_act, init_conv
 from .registry import register_model
 
 __all__ = ["ASPP", "A2UMatting", "MattingDecoderStage", "PoolingResidualBlock"]
@@ -206,6 +206,8 @@ class A2UMatting(nn.Module):
                 f"widths, depths: expected three stages with at least one block each, got widths={widths}, "
                 f"depths={depths}"
             )
+        check_widths(in_channels=in_channels, stem_channels=stem_channels, widths=widths, depths=depths)
+        check_widths(aspp_channels=aspp_channels, aspp_dilations=aspp_dilations, out_channels=out_channels)
         f = {"device": device, "dtype": dtype}
         layers = {"norm_layer": norm_layer, "act_layer": act_layer, **f}
         options = dict(upsampler_options or {})

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..upsamplers import create_upsampler
 from ..upsamplers._checks import check_input
-from .layers import DropPath, ModuleFactory, conv_norm_act, init_conv
+from .layers import DropPath, ModuleFactory, check_widths, conv_norm_act, init_conv
 from .registry import register_model
 
 __all__ = [
@@ -210,6 +210,10 @@ class MixTransformer(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
+        check_widths(
+            in_channels=in_channels, embed_dims=embed_dims, depths=depths, num_heads=num_heads, sr_ratios=sr_ratios
+        )
+        check_widths(mlp_ratio=mlp_ratio)
         lengths = {len(embed_dims), len(depths), len(num_heads), len(sr_ratios)}
         if len(lengths) != 1:
             raise ValueError(
@@ -286,6 +290,7 @@ class SegFormerHead(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
+        check_widths(in_channels=in_channels, num_classes=num_classes, embed_dim=embed_dim)
         if layout not in ("chain", "direct"):
             raise ValueError(f"layout: expected 'chain' or 'direct', got {layout!r}")
         f = {"device": device, "dtype": dtype}
