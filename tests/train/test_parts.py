@@ -15,6 +15,7 @@ from fade.train import (
     create_data,
     get_preset,
     list_presets,
+    register_data,
 )
 from fade.train.data import CachedDataset, StepBatchSampler, batch_indices
 from fade.train.optim import set_learning_rate
@@ -189,6 +190,21 @@ def test_unregistered_data_names_the_way_out():
     with pytest.raises(ValueError, match=r"size: Fashion-MNIST images are \(28, 28\), got \(32, 32\)"):
         create_data("fashion_mnist", "train", (32, 32), None)
 
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: create_data("shapes", "train", (64, 64), 0), ValueError, "length: expected None or an integer >= 1"),
+        (lambda: create_data("fashion_mnist", "train", (28, 28), 2.5), TypeError, "length: expected None or an"),
+        (lambda: create_data(["shapes"], "train", (64, 64), 4), ValueError, r"data: expected a registered source"),
+        (lambda: register_data(None), TypeError, "name: expected a non-empty str, got NoneType None"),
+    ],
+)
+def test_data_sources_check_their_length_and_names(call, error, message):
+    """length 0 silently meant the default 10,000 samples and 2.5 passed; a None name registered."""
+    with pytest.raises(error, match=message):
+        call()
 
 def test_schedule_factor_is_finite_everywhere():
     for kind in ("constant", "poly", "cosine", "step"):

@@ -32,6 +32,8 @@ _DATA: dict[str, DataFactory] = {}
 
 def register_data(name: str) -> Callable[[DataFactory], DataFactory]:
     """Decorator: register ``factory(split, size, length, **options) -> Dataset`` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name: expected a non-empty str, got {type(name).__name__} {name!r}")
 
     def register(factory: DataFactory) -> DataFactory:
         if name in _DATA:
@@ -49,7 +51,11 @@ def list_data() -> list[str]:
 
 def create_data(name: str, split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
     """Dataset ``split`` of data source ``name`` at (H, W) ``size`` with ``length`` samples (None: all)."""
-    if name not in _DATA:
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int)):
+        raise TypeError(f"length: expected None or an integer >= 1, got {type(length).__name__} {length!r}")
+    if length is not None and length < 1:
+        raise ValueError(f"length: expected None or an integer >= 1, got {length!r}")
+    if not isinstance(name, str) or name not in _DATA:
         raise ValueError(
             f"data: expected a registered source ({', '.join(list_data())}), got {name!r}; other datasets: "
             "register a loader with fade.train.register_data"
