@@ -199,6 +199,8 @@ def test_unregistered_data_names_the_way_out():
         (lambda: create_data("fashion_mnist", "train", (28, 28), 2.5), TypeError, "length: expected None or an"),
         (lambda: create_data(["shapes"], "train", (64, 64), 4), ValueError, r"data: expected a registered source"),
         (lambda: register_data(None), TypeError, "name: expected a non-empty str, got NoneType None"),
+        (lambda: MattingTask(alpha_weight="x"), TypeError, "alpha_weight: expected a number, got str 'x'"),
+        (lambda: MattingTask(eps=math.inf), ValueError, r"alpha_weight, eps: expected a weight in \[0, 1\] and eps"),
     ],
 )
 def test_data_sources_check_their_length_and_names(call, error, message):

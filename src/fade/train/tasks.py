@@ -27,6 +27,7 @@ Metrics are imported lazily (they need numpy), so importing this module needs to
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import ClassVar
@@ -168,7 +169,10 @@ class MattingTask(Task):
     trivial = "known regions only (1 in known foreground, 0 in known background, the training mean in unknown)"
 
     def __init__(self, alpha_weight: float = 0.5, eps: float = 1e-6) -> None:
-        if not 0.0 <= alpha_weight <= 1.0 or not eps > 0:
+        for name, value in (("alpha_weight", alpha_weight), ("eps", eps)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+        if not 0.0 <= alpha_weight <= 1.0 or not 0 < eps < math.inf:
             raise ValueError(f"alpha_weight, eps: expected a weight in [0, 1] and eps > 0, got {alpha_weight}, {eps}")
         self.alpha_weight, self.eps = alpha_weight, eps
 
