@@ -286,3 +286,19 @@ def test_a_run_file_that_is_not_a_regular_file_is_refused_without_waiting(kind, 
     what = "a folder" if kind == "folder" else "a FIFO, socket or device"
     with pytest.raises(CorruptFileError, match=rf"{path}: expected a regular file, got {what}; {ADVICE}"):
         read_checked_bytes(path, ADVICE)
+
+
+def test_the_lock_recreates_its_folder_if_another_runs_write_check_removed_it(tmp_path, monkeypatch):
+    """A second run's check_writable_folder may remove the first run's new folder before its lock file
+    exists (both saw it missing): the first run creates it again instead of failing."""
+    real_open, calls = os.open, []
+
+    def open_after_removal(path, flags, *args):
+        if str(path).endswith(LOCK_FILE) and not calls:
+            calls.append(path)
+            os.rmdir(os.path.dirname(path))  # what the other run's check did
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_after_removal)
+    with lock_folder(tmp_path / "run") as folder:
+        assert (folder / LOCK_FILE).exists() and calls

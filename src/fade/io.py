@@ -282,7 +282,11 @@ def _locked(folder: Path, command: str | None) -> Iterator[Path]:
     """:func:`lock_folder`'s lock on the existing ``folder``."""
     lock_path = folder / LOCK_FILE
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except FileNotFoundError:  # another run's write check removed the new, still empty folder: again
+            folder.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
