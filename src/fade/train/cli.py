@@ -18,8 +18,10 @@ from .trainer import SEED_MAX, THREADS_MAX
 __all__ = ["QUICK_UPSAMPLERS", "UPSAMPLERS", "compare_command", "configure_training", "train_command"]
 
 TASK_NAMES = ("segmentation", "matting", "reconstruction")
-UPSAMPLERS = ("bilinear", "carafe", "indexnet", "a2u", "fade", "fade_lite")
-"""The paper's comparison (Tables 5 and 6): the default of ``fade compare``."""
+UPSAMPLERS = ("bilinear", "carafe", "indexnet_holistic", "a2u", "sapa", "dysample", "fade", "fade_lite")
+"""The paper's Table 3 with the newer peers: the default of ``fade compare``. IndexNet is its holistic
+form (HIN), the one the FADE authors plugged into SegFormer: the M2O form cannot fit the 10 %
+parameter budget of the CPU networks (see :mod:`fade.train.presets`)."""
 QUICK_UPSAMPLERS = ("bilinear", "carafe", "a2u", "fade")
 """The default of ``fade compare --quick``."""
 
