@@ -255,3 +255,13 @@ def test_a_preset_or_folder_of_the_wrong_type_is_a_type_error(tmp_path):
     with pytest.raises(TypeError, match="preset: expected a fade.train.Preset"):
         compare({"task": "reconstruction"}, ["nearest"], [0], tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("upsampler", ["fade", "carafe", "a2u"])
+def test_bf16_autocast_trains_the_kernel_upsamplers(upsampler, tiny_data, tmp_path):
+    """--amp bf16 with an upsampler that reassembles: its conv predicts bf16 kernels for a float32
+    feature (carafe failed with a dtype mismatch under autocast); two steps give finite losses."""
+    preset = TINY["reconstruction"].replace(steps=2)
+    result = train(preset, upsampler, tmp_path, data=tiny_data("reconstruction"), amp="bf16", threads=1)
+    assert result["status"] == "complete" and result["config"]["amp"] == "bf16"
+    assert result["history"] and all(math.isfinite(h["loss"]) for h in result["history"])
