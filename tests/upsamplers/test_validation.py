@@ -527,3 +527,45 @@ def test_an_output_no_tensor_can_hold_is_refused_before_computing(name):
     de = torch.zeros(1, C, 1, 1).expand(1, C, 2**29, 2**29)
     with pytest.raises(ValueError, match=r"output: shape \(1, 4, 1073741824, 1073741824\) of torch.float32 needs more"):
         fade.create_upsampler(name, C)(en, de)
+
+
+def _positions(scale, groups):
+    from fade.upsamplers.dysample import sampling_positions
+
+    return sampling_positions(torch.zeros(1, 8, 4, 3), scale, groups, (8, 6))
+
+
+def _point_sample(groups):
+    from fade.upsamplers.dysample import point_sample
+
+    return point_sample(torch.zeros(1, C, 4, 3), torch.zeros(1, 8, 6, 2), groups)
+
+
+def _indexed(function, scale):
+    from fade.upsamplers import indexnet
+
+    if function == "pool":
+        return indexnet.indexed_pool(torch.zeros(1, C, 8, 6), torch.zeros(1, C, 8, 6), scale)
+    return indexnet.indexed_upsample(torch.zeros(1, C, 4, 3), torch.zeros(1, C, 8, 6), (8, 6), scale)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: _positions(0, 1), ValueError, "scale must be a positive integer, got 0"),
+        (lambda: _positions(2, 0), ValueError, "groups: expected a positive integer, got 0"),
+        (lambda: _positions(2, 3), ValueError, r"offsets: expected 2\*G\*s\*s = 24 channels \(G=3, s=2\), got 8"),
+        (lambda: _positions(2**40, 1), ValueError, r"offsets: expected 2\*G\*s\*s = \d+ channels"),
+        (lambda: _point_sample(3), ValueError, "x: expected channels divisible by groups=3, got 4"),
+        (lambda: _point_sample(2), ValueError, r"positions: expected shape \(B\*G, H, W, 2\) = \(2, H, W, 2\)"),
+        (lambda: _point_sample(0), ValueError, "groups: expected a positive integer, got 0"),
+        (lambda: _indexed("pool", 0), ValueError, "scale must be a positive integer, got 0"),
+        (lambda: _indexed("pool", 2**40), ValueError, r"idx_en: expected a spatial size \(s\*h, s\*w\)"),
+        (lambda: _indexed("upsample", "2"), TypeError, "scale must be a positive integer, got '2'"),
+    ],
+)
+def test_functional_forms_check_their_scale_and_groups(call, error, match):
+    """A zero, huge or str scale or groups: a clear error before any arange or view (was torch's shape or
+    stride errors, or an allocation for 2**40 sub-pixel positions)."""
+    with pytest.raises(error, match=match):
+        call()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import fit_to_size
+from ..ops.resize import check_scale, fit_to_size
 from ._checks import check_ints, check_positive_real, check_tensors, conv2d, factory_kwargs
 from .base import Upsampler
 from .registry import options_of, register_upsampler
@@ -39,8 +39,11 @@ def sampling_positions(offsets: Tensor, scale: int, groups: int, size: tuple[int
         Tensor[B*G, H, W, 2] of (x, y) positions.
     """
     check_tensors(4, offsets=offsets)
-    b, _, h, w = offsets.shape
-    s, g = scale, groups
+    s, g = check_scale(scale), groups
+    check_ints(groups=groups)
+    b, channels, h, w = offsets.shape
+    if channels != 2 * g * s * s:
+        raise ValueError(f"offsets: expected 2*G*s*s = {2 * g * s * s} channels (G={g}, s={s}), got {channels}")
     sub = (torch.arange(s, device=offsets.device, dtype=offsets.dtype) + 0.5) / s - 0.5
     grid_x = torch.arange(w, device=offsets.device, dtype=offsets.dtype).view(1, 1, w) + sub.view(s, 1, 1)
     grid_y = torch.arange(h, device=offsets.device, dtype=offsets.dtype).view(1, h, 1) + sub.view(s, 1, 1)
@@ -67,7 +70,14 @@ def point_sample(x: Tensor, positions: Tensor, groups: int) -> Tensor:
         Tensor[B, C, H, W].
     """
     check_tensors(4, x=x, positions=positions)
+    check_ints(groups=groups)
     b, c, h, w = x.shape
+    if c % groups:
+        raise ValueError(f"x: expected channels divisible by groups={groups}, got {c}")
+    if positions.shape[0] != b * groups or positions.shape[-1] != 2:
+        raise ValueError(
+            f"positions: expected shape (B*G, H, W, 2) = ({b * groups}, H, W, 2), got {tuple(positions.shape)}"
+        )
     size = positions.shape[1:3]
     scale = torch.tensor([w, h], dtype=positions.dtype, device=positions.device)
     grid = (2 * positions + 1) / scale - 1

@@ -79,7 +79,12 @@ def indexed_pool(x: Tensor, idx_en: Tensor, scale: int) -> Tensor:
         Tensor[B, C, h, w].
     """
     check_tensors(4, x=x, idx_en=idx_en)
+    scale = check_scale(scale)
     hh, ww = idx_en.shape[-2:]
+    if hh % scale or ww % scale or hh > x.shape[-2] or ww > x.shape[-1]:
+        raise ValueError(
+            f"idx_en: expected a spatial size (s*h, s*w) at s={scale} within x's {tuple(x.shape[-2:])}, got {(hh, ww)}"
+        )
     return F.avg_pool2d(x[..., :hh, :ww] * idx_en, scale) * scale**2
 
 
@@ -96,6 +101,7 @@ def indexed_upsample(de: Tensor, idx_de: Tensor, size: tuple[int, int], scale: i
         Tensor[B, C, H, W].
     """
     check_tensors(4, de=de, idx_de=idx_de)
+    scale = check_scale(scale)
     b, c, h, w = de.shape
     if idx_de.shape[0] != b or idx_de.shape[1] not in (1, c):
         raise ValueError(
