@@ -218,3 +218,15 @@ def test_every_preset_is_documented():
     docs = (Path(__file__).parents[2] / "docs" / "experiments.md").read_text()
     missing = [f"{task}/{name}" for task, name in PRESETS if f"`{task}/{name}`" not in docs]
     assert not missing
+
+
+def test_a_run_is_identified_by_its_own_upsampler_options_only():
+    from fade.train.trainer import run_config
+
+    preset = TINY["segmentation"].replace(upsampler_options={"fade": {"compressed_channels": 8}})
+    more = preset.replace(upsampler_options={"fade": {"compressed_channels": 8}, "carafe": {"compressed_channels": 2}})
+    assert run_config(preset, "fade", 0) == run_config(more, "fade", 0)
+    assert run_config(more, "fade", 0)["preset"]["upsampler_options"] == {"fade": {"compressed_channels": 8}}
+    assert run_config(more, "bilinear", 0)["preset"]["upsampler_options"] == {}
+    wider = preset.replace(upsampler_options={"fade": {"compressed_channels": 16}})
+    assert run_config(preset, "fade", 0) != run_config(wider, "fade", 0)

@@ -140,28 +140,27 @@ _BINARY = {"binary": True, "num_objects": (2, 4), "area": (0.1, 0.3)}
 # channel, gets what the budget leaves. IndexNet (M2O DIN) costs 16 C^2 per stage at its smallest
 # (linear, no context), more than a 3x3 conv: it cannot fit any of these networks (its budget row is
 # the documented exception); indexnet_holistic (HIN, linear) does.
-_BUDGET_SEGFORMER_TINY = {  # head width C = 32, 6 upsamplers
-    "carafe": {"compressed_channels": 2},
-    "fade": {"compressed_channels": 8},
-    "sapa": {"embedding_dim": 8},
-    "indexnet": {"nonlinear": False, "context": False},
-    "indexnet_holistic": {"nonlinear": False},
-}
-_BUDGET_SEGNET = {  # C = 16, 32, 64, 128
-    "carafe": {"compressed_channels": 8},
-    "fade": {"compressed_channels": 16},
-    "sapa": {"embedding_dim": 16},
-    "indexnet": {"nonlinear": False, "context": False},
-    "indexnet_holistic": {"nonlinear": False},
-}
-_BUDGET_SMALL = {  # a2u_matting_tiny (C = 8, 8, 16, 32) and the autoencoder (C = 16, 32)
-    "carafe": {"compressed_channels": 1},
-    "fade": {"compressed_channels": 4},
-    "sapa": {"embedding_dim": 4},
-    "a2u": {"down_kernel_size": 4},
-    "indexnet": {"nonlinear": False, "context": False},
-    "indexnet_holistic": {"nonlinear": False},
-}
+FADE_ABLATIONS = ("encoder_kernels", "naive_kernels", "semi_shift", "semi_shift_skip")
+"""The kernel-source and fusion variants of the paper's Tables 1 and 4 that share FADE's layers."""
+
+
+def _budget(carafe: int, fade: int, **options: dict) -> dict[str, dict]:
+    """Per-upsampler options of a CPU network: CARAFE (and CARAFE + gate) compressed to ``carafe``
+    channels, FADE and its ablation variants to ``fade``, IndexNet at its smallest; ``options`` add others."""
+    return {
+        "carafe": {"compressed_channels": carafe},
+        "carafe_gate": {"compressed_channels": carafe},
+        **{name: {"compressed_channels": fade} for name in ("fade", *FADE_ABLATIONS)},
+        "indexnet": {"nonlinear": False, "context": False},
+        "indexnet_holistic": {"nonlinear": False},
+        **options,
+    }
+
+
+_BUDGET_SEGFORMER_TINY = _budget(2, 8, sapa={"embedding_dim": 8})  # head width C = 32, 6 upsamplers
+_BUDGET_SEGNET = _budget(8, 16, sapa={"embedding_dim": 16})  # C = 16, 32, 64, 128
+_BUDGET_SMALL = _budget(1, 4, sapa={"embedding_dim": 4}, a2u={"down_kernel_size": 4})
+"""a2u_matting_tiny (C = 8, 8, 16, 32) and the autoencoder (C = 16, 32)."""
 _FINE_TUNE = {"optimizer": "adamw", "weight_decay": 0.01, "lr_mult": (("head.", 10.0),), "warmup": 0.05}
 """The paper's SegFormer recipe at CPU scale: AdamW, the head at 10 x the encoder's learning rate."""
 

@@ -111,8 +111,12 @@ def check_run_arguments(preset: object, out_dir: object) -> None:
 
 
 def run_config(preset: Preset, upsampler: str, seed: int, init: str | None = None, amp: str | None = None) -> dict:
-    """What identifies a run, as plain JSON data (tuples become lists)."""
-    config = {"preset": preset.to_dict(), "upsampler": upsampler, "seed": seed, "init": init, "amp": amp}
+    """What identifies a run, as plain JSON data (tuples become lists). Of the preset's per-upsampler
+    options only ``upsampler``'s own count: options added for other upsamplers leave the run valid."""
+    recorded = preset.to_dict()
+    own = preset.upsampler_options.get(upsampler)
+    recorded["upsampler_options"] = {upsampler: own} if own is not None else {}
+    config = {"preset": recorded, "upsampler": upsampler, "seed": seed, "init": init, "amp": amp}
     return json.loads(json.dumps(config))
 
 
