@@ -569,3 +569,28 @@ def test_functional_forms_check_their_scale_and_groups(call, error, match):
     stride errors, or an allocation for 2**40 sub-pixel positions)."""
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    ("size", "error", "match"),
+    [
+        (None, TypeError, r"size: expected \(H_out, W_out\), two integers, got None"),
+        ("ab", TypeError, r"size: expected \(H_out, W_out\), two integers, got 'ab'"),
+        ((8.0, 6), TypeError, r"size: expected \(H_out, W_out\), two integers, got \(8.0, 6\)"),
+        ((0, 0), ValueError, r"size: expected a high-resolution size \(H, W\) of positive extents"),
+        ((2**40, 2**40), ValueError, "output: shape .* needs more bytes than a tensor can hold"),
+    ],
+)
+def test_max_unpool_checks_its_size(size, error, match):
+    """The plane size was unchecked: None, a str or floats failed deep in torch, 2**40 overflowed."""
+    from fade.upsamplers.unpool import max_unpool
+
+    with pytest.raises(error, match=match):
+        max_unpool(torch.randn(1, C, 4, 3), torch.zeros(1, C, 4, 3, dtype=torch.int64), size)
+
+
+def test_a_size_that_is_no_sequence_is_a_type_error():
+    from fade.upsamplers.interpolation import bilinear_upsample
+
+    with pytest.raises(TypeError, match=r"size vs x: expected a high-resolution size \(H, W\), got NoneType None"):
+        bilinear_upsample(torch.randn(1, C, 4, 3), None, 2)

@@ -30,6 +30,7 @@ __all__ = [
     "check_map",
     "check_output",
     "check_scale",
+    "check_size",
     "check_sizes",
     "compatible_size",
     "effective_scale",
@@ -60,7 +61,9 @@ def compatible_size(low: int, high: int, scale: int) -> bool:
 
 
 def check_extents(what: str, kind: str, hw: tuple[int, ...]) -> None:
-    """Raise ValueError unless ``hw`` is (H, W) with both extents at least 1; ``kind`` names the size."""
+    """Raise unless ``hw`` is (H, W) with both extents at least 1; ``kind`` names the size."""
+    if not isinstance(hw, (tuple, list)):  # torch.Size is a tuple
+        raise TypeError(f"{what}: expected a {kind} size (H, W), got {type(hw).__name__} {hw!r}")
     if len(hw) != 2:
         raise ValueError(f"{what}: expected a {kind} size (H, W), got {tuple(hw)}")
     if min(hw) < 1:
@@ -147,7 +150,7 @@ def check_output(shape: tuple[int, ...], dtype: torch.dtype) -> None:
         raise ValueError(f"output: shape {tuple(shape)} of {dtype} needs more bytes than a tensor can hold (2**63 - 1)")
 
 
-def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+def check_size(size: tuple[int, int]) -> tuple[int, int]:
     """``size`` as a tuple of two ints; TypeError / ValueError when it is not (H_out, W_out)."""
     def message() -> str:  # built only when raising: torch.compile cannot repr a symbolic size
         return f"size: expected (H_out, W_out), two integers, got {size!r}"
@@ -200,7 +203,7 @@ def nearest_upsample(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     """
     check_map("x", x, "(B, C, H, W)")
     check_extents("x", "spatial", tuple(x.shape[-2:]))
-    size = _check_size(size)
+    size = check_size(size)
     scale = check_scale(scale)
     check_sizes(tuple(x.shape[-2:]), size, scale, "size vs x")
     check_output((*x.shape[:2], *size), x.dtype)
@@ -223,7 +226,7 @@ def fit_to_size(x: Tensor, size: tuple[int, int], scale: int) -> Tensor:
     check_map("x", x, "(B, C, H, W)")
     hx, wx = x.shape[-2:]
     check_extents("x", "spatial", (hx, wx))
-    size = _check_size(size)
+    size = check_size(size)
     scale = check_scale(scale)
     if hx % scale or wx % scale:
         raise ValueError(f"x: expected a spatial size that is a multiple of scale {scale}, got {(hx, wx)}")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import check_scale, check_sizes, nearest_upsample
+from ..ops.resize import check_output, check_scale, check_size, check_sizes, nearest_upsample
 from ._checks import check_context, check_pool_input, check_tensors
 from .base import Upsampler
 from .pairs import PairedUpsampler, pooled_size, register_pair
@@ -56,6 +56,8 @@ def max_unpool(de: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
         Tensor[B, C, H, W], zero except at the indices.
     """
     check_tensors(4, de=de)
+    size = check_size(size)
+    check_output((*de.shape[:2], *size), de.dtype)
     check_context("indices", indices, de, "int64 max indices")
     if indices.shape != de.shape:
         raise ValueError(f"indices: expected shape {tuple(de.shape)} (that of de), got {tuple(indices.shape)}")
