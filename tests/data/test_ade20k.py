@@ -394,3 +394,6 @@ def test_index_out_of_range(ade):
         dataset[len(dataset)]
     with pytest.raises(IndexError):
         dataset[(0, -1)]
+    for key in [(0,), (0, 0, 0)]:  # were Python's unpacking ValueErrors
+        with pytest.raises(IndexError, match=r"key: expected an index or an \(index, epoch\) pair, got \(0"):
+            dataset[key]

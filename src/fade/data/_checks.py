@@ -19,6 +19,7 @@ __all__ = [
     "check_flag",
     "check_float_tensor",
     "check_index",
+    "check_key",
     "check_int",
     "check_pair",
     "check_path",
@@ -78,6 +79,18 @@ def check_size(name: str, value: object, low: int = 1, layout: str = "(H, W)") -
     if not all(low <= v <= MAX_SIDE for v in (first, second)):
         raise ValueError(f"{name}: expected {layout} of two integers in [{low}, {MAX_SIDE}], got {tuple(value)!r}")
     return int(first), int(second)
+
+
+def check_key(key: object, length: int) -> tuple[int, int]:
+    """(index, epoch) of a sample key: an index (epoch 0) or an (index, epoch) pair, index in [0, length),
+    epoch >= 0; IndexError otherwise (the Dataset protocol)."""
+    if isinstance(key, tuple) and len(key) != 2:
+        raise IndexError(f"key: expected an index or an (index, epoch) pair, got {key!r}")
+    index, epoch = key if isinstance(key, tuple) else (key, 0)
+    index = check_index(index, length)
+    if isinstance(epoch, bool) or not isinstance(epoch, Integral) or epoch < 0:
+        raise IndexError(f"epoch: expected an integer >= 0, got {epoch!r}")
+    return index, int(epoch)
 
 
 def check_float_tensor(name: str, value: object) -> None:

@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ._checks import MAX_SIDE, check_int, check_pair, check_path, check_real, check_size
+from ._checks import MAX_SIDE, check_int, check_key, check_pair, check_path, check_real, check_size
 from .transforms import (
     DataError,
     aligned_size,
@@ -210,16 +210,8 @@ class ADE20K(Dataset):
             raise DataError(label_path, f"labels in 0..{ADE20K_CLASSES}", f"the value {int(raw.max())}")
         return image, reduce_zero_label(raw)
 
-    def _key(self, key: int | tuple[int, int]) -> tuple[int, int]:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self):
-            raise IndexError(f"index: expected an integer in [0, {len(self)}), got {index!r}")
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise IndexError(f"epoch: expected an integer >= 0, got {epoch!r}")
-        return int(index), int(epoch)
-
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
-        index, epoch = self._key(key)
+        index, epoch = check_key(key, len(self))
         image, label = self.load(index)
         if self.split == "train":
             return self.train_transform(np.random.default_rng([self.seed, epoch, index]), image, label)

@@ -56,7 +56,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ._checks import check_int, check_path, check_size
+from ._checks import check_int, check_key, check_path, check_size
 from .transforms import DataError, ellipse_kernel, erode, normalize_to_tensor, read_image, resize
 
 __all__ = [
@@ -326,12 +326,8 @@ class AdobeMattingTrain(Dataset):
         return read_image(self.root / "train2014" / self.bg_names[number], "RGB")
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self):
-            raise IndexError(f"index: expected an integer in [0, {len(self)}), got {index!r}")
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise IndexError(f"epoch: expected an integer >= 0, got {epoch!r}")
-        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        index, epoch = check_key(key, len(self))
+        rng = np.random.default_rng([self.seed, epoch, index])
         fg, alpha = self.load_foreground(int(index) % len(self.fg_names))
         bg = self.load_background(int(rng.integers(0, len(self.bg_names) - 1)))
         fg, alpha = self._composite_foregrounds(rng, int(index), fg, alpha)
