@@ -135,3 +135,36 @@ def test_rerun_into_a_folder_of_another_run_names_the_difference(tiny_presets, t
     assert main([*base, "--stop-after", "1"]) == 0
     assert main([*base, "--seed", "3"]) == 2
     assert "belongs to another run (seed: expected 3, got 0)" in capsys.readouterr().err
+
+
+def test_paper_tables_name_existing_presets_and_registered_upsamplers():
+    import fade
+    from fade.train.cli import UPSAMPLERS
+    from fade.train.tables import PAPER_TABLES
+
+    assert sorted(PAPER_TABLES) == [1, 2, 3, 4]
+    for table in PAPER_TABLES.values():
+        assert all((task, name) in PRESETS for task, name in table.runs)
+        assert len({task for task, _ in table.runs}) == len(table.runs)  # one folder per task
+        assert set(table.upsamplers) <= set(fade.list_upsamplers())
+    assert PAPER_TABLES[3].upsamplers == UPSAMPLERS and PAPER_TABLES[3].folder == ""
+
+
+def test_cli_compare_table_runs_its_tasks_presets_and_upsamplers(tiny_presets, tmp_path, monkeypatch, capsys):
+    from fade.train.tables import PAPER_TABLES, PaperTable
+
+    table = PaperTable("gate", (("reconstruction", "tiny"), ("matting", "tiny")), ("nearest", "nn_gate"), "table2")
+    monkeypatch.setitem(PAPER_TABLES, 2, table)
+    assert main(["compare", "--table", "2", "--out", str(tmp_path)]) == 0
+    for task in ("reconstruction", "matting"):
+        results = json.loads((tmp_path / "table2" / task / "results.json").read_text())
+        assert [r["upsampler"] for r in results["rows"]] == ["nearest", "nn_gate"]
+        assert results["meta"]["preset"]["name"] == "tiny"
+    assert (tmp_path / "table2" / "summary.md").exists() and not (tmp_path / "table2" / "segmentation").exists()
+    assert "== matting/tiny: nearest, nn_gate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [["--task", "matting"], ["--preset", "cpu"], ["--upsamplers", "fade"], ["--quick"]])
+def test_cli_compare_table_refuses_what_it_sets(extra, tmp_path, capsys):
+    assert main(["compare", "--table", "1", *extra, "--out", str(tmp_path)]) == 2
+    assert "--table 1 sets tasks, presets and upsamplers" in capsys.readouterr().err

@@ -13,15 +13,14 @@ from pathlib import Path
 
 from ..cli import folder_path, int_range
 from ..io import check_writable_folder, lock_folder
+from .tables import PAPER_TABLES, TABLE3_UPSAMPLERS
 from .trainer import SEED_MAX, THREADS_MAX
 
 __all__ = ["QUICK_UPSAMPLERS", "UPSAMPLERS", "compare_command", "configure_training", "train_command"]
 
 TASK_NAMES = ("segmentation", "matting", "reconstruction")
-UPSAMPLERS = ("bilinear", "carafe", "indexnet_holistic", "a2u", "sapa", "dysample", "fade", "fade_lite")
-"""The paper's Table 3 with the newer peers: the default of ``fade compare``. IndexNet is its holistic
-form (HIN), the one the FADE authors plugged into SegFormer: the M2O form cannot fit the 10 %
-parameter budget of the CPU networks (see :mod:`fade.train.presets`)."""
+UPSAMPLERS = TABLE3_UPSAMPLERS
+"""The default of ``fade compare``: the paper's Table 3 with the newer peers."""
 QUICK_UPSAMPLERS = ("bilinear", "carafe", "a2u", "fade")
 """The default of ``fade compare --quick``."""
 
@@ -117,16 +116,23 @@ def compare_command(args: argparse.Namespace) -> int:
 
     if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
         raise ValueError("fade compare runs in one process; under torchrun, run fade train for each upsampler and seed")
-    tasks = TASK_NAMES if args.task == "all" else (args.task,)
-    preset_name = args.preset or ("quick" if args.quick else "cpu")
-    upsamplers = args.upsamplers or list(QUICK_UPSAMPLERS if args.quick else UPSAMPLERS)
+    if args.table is not None:
+        clashing = [f"--{n}" for n in ("task", "preset", "upsamplers") if getattr(args, n) not in (None, "all")]
+        if clashing or args.quick:
+            raise ValueError(f"--table {args.table} sets tasks, presets and upsamplers; drop {', '.join(clashing or ['--quick'])}")
+        table = PAPER_TABLES[args.table]
+        runs, upsamplers, root = table.runs, list(table.upsamplers), Path(args.out) / table.folder
+    else:
+        preset_name = args.preset or ("quick" if args.quick else "cpu")
+        runs = [(task, preset_name) for task in (TASK_NAMES if args.task == "all" else (args.task,))]
+        upsamplers = args.upsamplers or list(QUICK_UPSAMPLERS if args.quick else UPSAMPLERS)
+        root = Path(args.out) / ("quick" if args.quick else "")
     check_comparison(upsamplers, args.seeds, args.device)
-    root = Path(args.out) / ("quick" if args.quick else "")
-    presets = {task: _preset(task, preset_name, args) for task in tasks}
+    presets = {task: _preset(task, name, args) for task, name in runs}
     results = []
     with lock_folder(root, args.command_line, name="out"):
         for task, preset in presets.items():
-            _log(f"== {task}/{preset_name}: {', '.join(upsamplers)}; seeds {args.seeds}")
+            _log(f"== {task}/{preset.name}: {', '.join(upsamplers)}; seeds {args.seeds}")
             result = compare(
                 preset,
                 upsamplers,
@@ -215,6 +221,11 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
     p.add_argument("--quick", action="store_true", help="the quick presets: all tasks in <= 10 min on 2 cores")
+    p.add_argument(
+        "--table",
+        type=int_range(min(PAPER_TABLES), max(PAPER_TABLES)),
+        help="one of the paper's tables (its tasks, presets and upsamplers; fade.train.tables) into OUT/tableN",
+    )
     p.add_argument("--preset", help="preset name (default cpu, or quick with --quick)")
     p.add_argument("--out", type=folder_path, default="results/compare", help="output folder (default results/compare)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
