@@ -13,19 +13,21 @@ from fade.bench.operator import (
 )
 
 
+SETTINGS = [(1, 2), (2, 1)]
+"""(batch, threads) of the module rows: the suite sets the threads of each itself (the tests run at 1)."""
+
+
 @pytest.fixture(scope="module")
 def result():
-    settings = [(1, torch.get_num_threads()), (2, 1)]
     return run_operator_suite(
-        batch=1, channels=16, size=32, warmup=1, repeats=1, fast_repeats=2, module_settings=settings, profile_calls=1
+        batch=1, channels=16, size=32, warmup=1, repeats=1, fast_repeats=2, module_settings=SETTINGS, profile_calls=1
     )
 
 
 def test_each_check_is_reported_against_its_target(result):
-    threads = torch.get_num_threads()
     module_checks = {
         module_check_name(m, check, b, t): MODULE_TARGETS[check]
-        for b, t in dict.fromkeys([(1, threads), (2, 1)])
+        for b, t in SETTINGS
         for m in MODULES
         for check in MODULE_TARGETS
     }
@@ -51,7 +53,7 @@ def test_each_check_is_reported_against_its_target(result):
 
 def test_module_rows_hold_times_memory_parts_and_profiles(result):
     settings = [(s["batch"], s["threads"]) for s in result["modules"]]
-    assert settings == [(1, torch.get_num_threads()), (2, 1)]
+    assert settings == SETTINGS
     for setting in result["modules"]:
         b, t = setting["batch"], setting["threads"]
         assert setting["output_mib"] == b * 16 * 64 * 64 * 4 / 2**20
