@@ -111,3 +111,21 @@ def check_index(index: object, length: int) -> int:
     if value is None or not 0 <= value < length:
         raise IndexError(f"index: expected an integer in [0, {length}), got {index!r}")
     return value
+
+
+def check_range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:
+    """Return ``value`` if it is a pair of reals ``low <= a <= b <= high``, else raise."""
+    a, b = (check_real(name, v) for v in check_pair(name, value, "numbers (a, b)"))
+    if not low <= a <= b <= high:
+        raise ValueError(f"{name}: expected a pair (a, b) with {low} <= a <= b <= {high}, got {value!r}")
+    return a, b
+
+
+def check_int_range(name: str, value: tuple[int, int], low: int) -> tuple[int, int]:
+    """Return ``value`` if it is a pair of integers ``low <= a <= b``, else raise."""
+    a, b = check_pair(name, value, "integers (min, max)")
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (a, b)):
+        raise TypeError(f"{name}: expected integers (min, max), got {value!r}")
+    if not low <= a <= b:
+        raise ValueError(f"{name}: expected integers (min, max) with {low} <= min <= max, got {value!r}")
+    return a, b

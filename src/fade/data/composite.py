@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ._checks import check_float_tensor, check_index, check_int, check_pair, check_real, check_size
+from ._checks import check_float_tensor, check_index, check_int, check_int_range, check_range, check_real, check_size
 from .fashion_mnist import CLASSES, IMAGE_SIDE, check_split, load_fashion_mnist
 from .photos import PHOTO_NAMES, photo_region, random_crop
 
@@ -164,34 +164,6 @@ class MattingLayout:
     trimap_radius: int
 
 
-def _check_size(size: tuple[int, int]) -> tuple[int, int]:
-    """``size`` as (H, W) (see :func:`fade.data._checks.check_size`)."""
-    return check_size("size", size)
-
-
-def _check_count(name: str, value: int, low: int) -> int:
-    """``value`` as an integer >= ``low`` (see :func:`fade.data._checks.check_int`)."""
-    return check_int(name, value, low)
-
-
-def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:
-    """Return ``value`` if it is a pair of reals ``low <= a <= b <= high``, else raise."""
-    a, b = (check_real(name, v) for v in check_pair(name, value, "numbers (a, b)"))
-    if not low <= a <= b <= high:
-        raise ValueError(f"{name}: expected a pair (a, b) with {low} <= a <= b <= {high}, got {value!r}")
-    return a, b
-
-
-def _check_int_range(name: str, value: tuple[int, int], low: int) -> tuple[int, int]:
-    """Return ``value`` if it is a pair of integers ``low <= a <= b``, else raise."""
-    a, b = check_pair(name, value, "integers (min, max)")
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in (a, b)):
-        raise TypeError(f"{name}: expected integers (min, max), got {value!r}")
-    if not low <= a <= b:
-        raise ValueError(f"{name}: expected integers (min, max) with {low} <= min <= max, got {value!r}")
-    return a, b
-
-
 class _Composite(Dataset):
     """Shared state of the composite tasks: split, size, items, per-sample generators."""
 
@@ -207,11 +179,11 @@ class _Composite(Dataset):
         root: str | os.PathLike | None,
     ) -> None:
         self.split = check_split(split)
-        self.size = _check_size(size)
-        self.item_scale = _check_range("item_scale", item_scale, 0.0, 1.0)
+        self.size = check_size("size", size)
+        self.item_scale = check_range("item_scale", item_scale, 0.0, 1.0)
         if self.item_scale[0] <= 0:
             raise ValueError(f"item_scale: expected a smallest scale > 0, got {item_scale!r}")
-        self.seed = _check_count("seed", seed, 0)
+        self.seed = check_int("seed", seed, 0)
         self.length = check_int("length", length, 1, sys.maxsize)  # len() must hold it
         self.images, self.labels = load_fashion_mnist(root, split)
 
@@ -277,11 +249,11 @@ class CompositeSegmentation(_Composite):
         root: str | os.PathLike | None = None,
     ) -> None:
         super().__init__(split, size, item_scale, seed, length, root)
-        self.num_items = _check_int_range("num_items", num_items, 1)
+        self.num_items = check_int_range("num_items", num_items, 1)
         if not 0.0 <= check_real("mask_threshold", mask_threshold) < 1.0:
             raise ValueError(f"mask_threshold: expected a value in [0, 1), got {mask_threshold!r}")
         self.mask_threshold = float(mask_threshold)
-        self.tint_range = _check_range("tint_range", tint_range, 0.0, 1.0)
+        self.tint_range = check_range("tint_range", tint_range, 0.0, 1.0)
 
     def layout(self, index: int) -> SegmentationLayout:
         """The background, items and tints of sample ``index``."""
@@ -351,7 +323,7 @@ class CompositeMatting(_Composite):
         root: str | os.PathLike | None = None,
     ) -> None:
         super().__init__(split, size, item_scale, seed, length, root)
-        self.trimap_radius = _check_int_range("trimap_radius", trimap_radius, 0)
+        self.trimap_radius = check_int_range("trimap_radius", trimap_radius, 0)
         if not check_real("alpha_gain", alpha_gain) >= 1.0:
             raise ValueError(f"alpha_gain: expected a factor >= 1, got {alpha_gain!r}")
         self.alpha_gain = float(alpha_gain)

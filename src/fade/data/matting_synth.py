@@ -28,14 +28,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .backgrounds import random_background
-from .composite import (
-    TRIMAP_FOREGROUND,
-    _check_count,
-    _check_range,
-    _check_size,
-    normalize_image,
-    trimap_from_alpha,
-)
+from ._checks import check_int, check_range, check_size
+from .composite import TRIMAP_FOREGROUND, normalize_image, trimap_from_alpha
 from .fashion_mnist import check_split
 
 __all__ = ["HairMatting", "blob_alpha", "strand_coverage", "trimap_radius"]
@@ -159,20 +153,20 @@ class HairMatting(Dataset):
         length: int = 10_000,
     ) -> None:
         self.split = check_split(split)
-        self.size = _check_size(size)
-        self.radius = _check_range("radius", radius, 0.0, 1.0)
-        self.soft_width = _check_range("soft_width", soft_width, 0.0, math.inf)
+        self.size = check_size("size", size)
+        self.radius = check_range("radius", radius, 0.0, 1.0)
+        self.soft_width = check_range("soft_width", soft_width, 0.0, math.inf)
         if not (isinstance(strands, (tuple, list)) and len(strands) == 2 and 0 <= strands[0] <= strands[1]):
             raise ValueError(f"strands: expected integers (min, max) with 0 <= min <= max, got {strands!r}")
         self.strands = (int(strands[0]), int(strands[1]))
-        self.strand_length = _check_range("strand_length", strand_length, 0.0, 1.0)
-        self.strand_width = _check_range("strand_width", strand_width, 0.0, math.inf)
+        self.strand_length = check_range("strand_length", strand_length, 0.0, 1.0)
+        self.strand_width = check_range("strand_width", strand_width, 0.0, math.inf)
         if self.strand_width[0] <= 0 or self.radius[0] <= 0:
             raise ValueError(f"radius, strand_width: expected sizes > 0, got {radius!r}, {strand_width!r}")
-        self.trimap_band = _check_range("trimap_band", trimap_band, 0.0, 1.0)
-        self.supersample = _check_count("supersample", supersample, 1)
-        self.seed = _check_count("seed", seed, 0)
-        self.length = _check_count("length", length, 1)
+        self.trimap_band = check_range("trimap_band", trimap_band, 0.0, 1.0)
+        self.supersample = check_int("supersample", supersample, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.length = check_int("length", length, 1)
 
     def __len__(self) -> int:
         return self.length

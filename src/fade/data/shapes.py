@@ -33,7 +33,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .backgrounds import random_background
-from .composite import _check_count, _check_int_range, _check_range, _check_size, normalize_image
+from ._checks import check_int, check_int_range, check_range, check_size
+from .composite import normalize_image
 from .fashion_mnist import check_split
 
 __all__ = ["SHAPES", "PlacedShape", "ShapeSegmentation", "shape_classes", "shape_coverage"]
@@ -173,17 +174,17 @@ class ShapeSegmentation(Dataset):
         length: int = 10_000,
     ) -> None:
         self.split = check_split(split)
-        self.size = _check_size(size)
+        self.size = check_size("size", size)
         if not isinstance(binary, bool):
             raise TypeError(f"binary: expected a bool, got {type(binary).__name__} {binary!r}")
         self.binary = binary
-        self.num_objects = _check_int_range("num_objects", num_objects, 1)
-        self.area = _check_range("area", area, 0.0, 1.0)
+        self.num_objects = check_int_range("num_objects", num_objects, 1)
+        self.area = check_range("area", area, 0.0, 1.0)
         if self.area[0] <= 0:
             raise ValueError(f"area: expected a smallest area > 0, got {area!r}")
-        self.supersample = _check_count("supersample", supersample, 1)
-        self.seed = _check_count("seed", seed, 0)
-        self.length = _check_count("length", length, 1)
+        self.supersample = check_int("supersample", supersample, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.length = check_int("length", length, 1)
         self.classes = shape_classes(binary)
 
     def __len__(self) -> int:
