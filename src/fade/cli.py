@@ -144,6 +144,7 @@ def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[
         getattr(torch, args.dtype),
         repeats=args.repeats or 7,
         memory_budget_gib=args.memory_budget_gib or 8.0,
+        progress=sys.stderr,
     )
     meta["elapsed_s"] = _elapsed(start)
     path = Path(args.out) / "operator.json"

@@ -1,5 +1,7 @@
 """The operator suite: every check against its target, the module rows at each setting and where their time goes."""
 
+import io
+
 import pytest
 import torch
 
@@ -18,10 +20,37 @@ SETTINGS = [(1, 2), (2, 1)]
 
 
 @pytest.fixture(scope="module")
-def result():
-    return run_operator_suite(
-        batch=1, channels=16, size=32, warmup=1, repeats=1, fast_repeats=2, module_settings=SETTINGS, profile_calls=1
-    )
+def suite():
+    """The suite's result and what it showed as progress (plain lines: not a terminal), run at 1 thread."""
+    log, threads = io.StringIO(), torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures start before the autouse one-thread fixture
+    try:
+        result = run_operator_suite(
+            batch=1,
+            channels=16,
+            size=32,
+            warmup=1,
+            repeats=1,
+            fast_repeats=2,
+            module_settings=SETTINGS,
+            profile_calls=1,
+            progress=log,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return result, log.getvalue()
+
+
+@pytest.fixture(scope="module")
+def result(suite):
+    return suite[0]
+
+
+def test_progress_counts_timings_probes_and_module_settings(suite):
+    lines = suite[1].splitlines()
+    # 1 timing step + 4 operator probes at 1 thread + 3 module probes per (batch, threads) + 2 settings
+    assert lines[0].startswith("bench operator 1/13 carafe, bilinear, FADE and the authors' FADE | 0:00 elapsed")
+    assert lines[-1].startswith("bench operator 13/13 done in ")
 
 
 def test_each_check_is_reported_against_its_target(result):

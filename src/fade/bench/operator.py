@@ -26,11 +26,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import TextIO
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from ..ops.carafe import carafe
+from ..progress import Progress
 from .authors import FADEAuthors
 from .cases import Case, build_case
 from .measure import count_flops, forward_backward_call, forward_call, synchronize, time_interleaved
@@ -80,6 +82,7 @@ def run_operator_suite(
     memory_budget_gib: float = 8.0,
     module_settings: Sequence[tuple[int, int]] | None = None,
     profile_calls: int = 3,
+    progress: TextIO | None = None,
 ) -> dict:
     """Measure the checks of issues 2.2 and 11 and return them with the raw numbers.
 
@@ -100,6 +103,9 @@ def run_operator_suite(
         ``"gemm_gmacs_per_s"`` (this machine's matrix-product rate at that thread count and dtype)
         and ``"gemm_floor_ms"`` (per module: its multiply-adds at that rate, a floor for its forward
         on a machine where convolutions run no faster than matrix products).
+
+    ``progress`` (a stream, e.g. ``sys.stderr``) is shown each step: the operator timings, each
+    memory probe, each module setting (:class:`fade.progress.Progress`).
     """
     if module_settings is not None and any(b < 1 or t < 1 for b, t in module_settings):
         raise ValueError(
@@ -111,6 +117,18 @@ def run_operator_suite(
     bilinear = build_case("op:bilinear", *shape, device=device, dtype=dtype)
     fade_case = build_case("fade", *shape, device=device, dtype=dtype)
     authors = Case("fade_authors", FADEAuthors(fade_case.module), fade_case.inputs, fade_case.output_shape)
+    threads = torch.get_num_threads()
+    if module_settings is None:
+        module_settings = [(batch, threads), (8, threads), (batch, 1)]
+    module_settings = list(dict.fromkeys((int(b), int(t)) for b, t in module_settings))
+    dt = str(dtype).removeprefix("torch.")
+    operator_names = ("op:carafe", "op:bilinear", "fade", "fade_authors")
+    jobs: dict[int, list[tuple[str, tuple[int, int, int, int]]]] = {threads: [(name, shape) for name in operator_names]}
+    for b, t in module_settings:
+        jobs.setdefault(t, []).extend((name, (b, channels, size, size)) for name in ("op:bilinear", *MODULES))
+    probes = sum(len(dict.fromkeys(cases)) for cases in jobs.values())
+    bar = Progress(1 + probes + len(module_settings), "bench operator", progress)
+    bar.begin("carafe, bilinear, FADE and the authors' FADE")
     with torch.no_grad():
         diff = (fade_case.module(*fade_case.inputs) - authors.module(*authors.inputs)).abs().max().item()
 
@@ -129,21 +147,13 @@ def run_operator_suite(
     )
     latency = {k: t.median_ms for k, t in (fwd | fwdbwd).items()}
     fastest = {k: t.min_ms for k, t in (fwd | fwdbwd).items()}
+    bar.advance()
 
-    threads = torch.get_num_threads()
-    if module_settings is None:
-        module_settings = [(batch, threads), (8, threads), (batch, 1)]
-    module_settings = list(dict.fromkeys((int(b), int(t)) for b, t in module_settings))
-    dt = str(dtype).removeprefix("torch.")
-    operator_names = ("op:carafe", "op:bilinear", "fade", "fade_authors")
-    jobs: dict[int, list[tuple[str, tuple[int, int, int, int]]]] = {threads: [(name, shape) for name in operator_names]}
-    for b, t in module_settings:
-        jobs.setdefault(t, []).extend((name, (b, channels, size, size)) for name in ("op:bilinear", *MODULES))
     budget = int(memory_budget_gib * 2**30)
     memory: dict[tuple[int, str, tuple[int, ...]], MemoryResult] = {}
     for t, cases in jobs.items():
         cases = list(dict.fromkeys(cases))
-        for mem in probe_memory(MemoryJob(cases, 2, str(device), dt, t, budget)):
+        for mem in probe_memory(MemoryJob(cases, 2, str(device), dt, t, budget), bar):
             memory[t, mem.name, tuple(mem.size)] = mem
     peak, notes = _peaks([memory[threads, name, shape] for name in operator_names])
     output_mib = batch * channels * (2 * size) ** 2 * carafe_op.inputs[0].element_size() / 2**20
@@ -156,6 +166,7 @@ def run_operator_suite(
     checks = {name: _check(values[name], op, target) for name, (op, target) in TARGETS.items()}
     modules = []
     for b, t in module_settings:
+        bar.begin(f"FADE and FADE-Lite modules, B={b}, threads={t}")
         shape_b = (b, channels, size, size)
         setting = _measure_modules(b, t, channels, size, device, dtype, warmup, repeats, fast_repeats, profile_calls)
         probed = [memory[t, name, shape_b] for name in ("op:bilinear", *MODULES)]
@@ -167,6 +178,8 @@ def run_operator_suite(
             for check, (op, target) in MODULE_TARGETS.items():
                 checks[module_check_name(module, check, b, t)] = _check(module_values[check], op, target)
         modules.append(setting)
+        bar.advance()
+    bar.close()
     return {
         "setting": {
             "batch": batch,
