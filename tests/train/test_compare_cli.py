@@ -168,3 +168,19 @@ def test_cli_compare_table_runs_its_tasks_presets_and_upsamplers(tiny_presets, t
 def test_cli_compare_table_refuses_what_it_sets(extra, tmp_path, capsys):
     assert main(["compare", "--table", "1", *extra, "--out", str(tmp_path)]) == 2
     assert "--table 1 sets tasks, presets and upsamplers" in capsys.readouterr().err
+
+
+def test_curve_lines_give_the_change_over_the_last_fifth_per_upsampler():
+    from fade.train.compare import curve_lines
+
+    def run(name, seed, early, end, status="complete"):
+        curve = [{"step": 80, "metrics": {"miou": early}}, {"step": 100, "metrics": {"miou": end}}]
+        return {"upsampler": name, "seed": seed, "status": status, "curve": curve}
+
+    runs = [run("a", 0, 0.50, 0.51), run("a", 1, 0.50, 0.47), run("b", 0, 0.6, 0.6), run("b", 1, 0.1, 0.9, "failed")]
+    runs.append({"upsampler": "c", "seed": 0, "status": "complete", "curve": None})  # written before curves
+    text = curve_lines(runs, ["a", "b", "c"], "miou")
+    assert "change of mIoU (%) over the last 20 % of the steps" in text
+    assert "`a` -1.00 (largest -3.00); `b` +0.00 (largest +0.00)." in text  # (+1 - 3) / 2; the failed run ignored
+    assert "`c`" not in text
+    assert curve_lines(runs[-1:], ["c"], "miou") == ""

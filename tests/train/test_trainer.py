@@ -64,6 +64,28 @@ def test_resume_after_stop_is_bit_identical(tiny_data, tmp_path):
     _assert_identical(_weights(tmp_path / "full"), _weights(tmp_path / "resumed"))
     assert resumed["metrics"] == full["metrics"]
     assert resumed["history"] == full["history"]
+    assert resumed["curve"] == full["curve"]
+
+
+@pytest.mark.parametrize("stop_after", [4, 5])
+def test_the_learning_curve_is_evaluated_at_80_percent_and_survives_a_resume(stop_after, tiny_data, tmp_path):
+    preset, data = TINY["segmentation"], tiny_data("segmentation")  # 6 steps: evaluated after step 5 and 6
+    full = train(preset, "fade", tmp_path / "full", data=data)
+    assert [point["step"] for point in full["curve"]] == [5, 6]
+    assert full["curve"][-1]["metrics"] == full["metrics"] and set(full["curve"][0]["metrics"]) == set(full["metrics"])
+    train(preset, "fade", tmp_path / "resumed", data=data, stop_after=stop_after)
+    assert train(preset, "fade", tmp_path / "resumed", data=data)["curve"] == full["curve"]
+
+
+def test_evaluating_mid_run_changes_nothing_in_training(tiny_data, tmp_path, monkeypatch):
+    """The early evaluation draws from no generator that training uses (SegFormer has dropout)."""
+    preset, data = TINY["segmentation"], tiny_data("segmentation")
+    with_curve = train(preset, "fade", tmp_path / "curve", data=data)
+    monkeypatch.setattr("fade.train.trainer.CURVE_FRACTION", 0.0)
+    without = train(preset, "fade", tmp_path / "plain", data=data)
+    assert [point["step"] for point in without["curve"]] == [6]
+    _assert_identical(_weights(tmp_path / "curve"), _weights(tmp_path / "plain"))
+    assert with_curve["metrics"] == without["metrics"]
 
 
 def test_another_seed_gives_other_weights(tiny_data, tmp_path):

@@ -167,6 +167,29 @@ def markdown_table(rows: list[dict], metrics: dict[str, str], trivial: dict | No
     return "\n".join(lines) + "\n"
 
 
+def curve_lines(runs: list[dict], upsamplers: Sequence[str], metric: str) -> str:
+    """Markdown: per upsampler, how much ``metric`` moved over the last 20 % of the steps (the run's
+    early evaluation to its end; mean and largest change over seeds), i.e. whether training had flattened."""
+    _, scale, decimals = FORMATS[metric]
+    cells = []
+    for name in upsamplers:
+        changes = [
+            run["curve"][-1]["metrics"][metric] - run["curve"][-2]["metrics"][metric]
+            for run in runs
+            if run["upsampler"] == name and run["status"] == "complete" and len(run.get("curve") or []) >= 2
+        ]
+        if changes:
+            largest = max(changes, key=abs)
+            mean = sum(changes) / len(changes)
+            cells.append(f"`{name}` {mean * scale:+.{decimals}f} (largest {largest * scale:+.{decimals}f})")
+    if not cells:
+        return ""
+    return (
+        f"\nLearning curves: change of {FORMATS[metric][0]} over the last 20 % of the steps, mean over seeds "
+        f"(largest): {'; '.join(cells)}.\n"
+    )
+
+
 def _difference(paired: dict, metric: str) -> str:
     """``+1.23 ± 0.45 (2/3)``: mean ± std of the paired differences, seeds won of seeds paired."""
     _, scale, decimals = FORMATS[metric]
@@ -458,6 +481,7 @@ def _compare_in_locked_folder(
         text += _setup_lines(meta) + ["", markdown_table(rows, task.metrics, trivial)]
         text.append(_ranking_lines(preset.task, rows, task.metrics))
         text.append(paired_tables(rows, task.metrics, paired))
+        text.append(curve_lines(runs, upsamplers, task.primary[0]))
         write_file(out / "table.md", "\n".join(text))
         if plots:
             title = f"{preset.task}/{preset.name}, seeds {list(seeds)}"
@@ -465,7 +489,7 @@ def _compare_in_locked_folder(
     return results
 
 
-_RUN_KEYS = ("metrics", "parameters", "train_seconds", "final_loss", "machine", "error")
+_RUN_KEYS = ("metrics", "parameters", "train_seconds", "final_loss", "machine", "error", "curve")
 
 
 def _keep_model(run_dir: Path, log: Log) -> None:

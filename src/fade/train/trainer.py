@@ -206,6 +206,27 @@ def _run_context(device: torch.device, threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous_threads)
 
 
+CURVE_FRACTION = 0.8
+"""A run is also evaluated after this fraction of its steps: the last 20 % show whether it has flattened."""
+
+
+def curve_step(steps: int) -> int:
+    """The step after which a run of ``steps`` steps is evaluated early (0: too short to tell)."""
+    step = round(CURVE_FRACTION * steps)
+    return step if 0 < step < steps else 0
+
+
+def _evaluate(
+    model: nn.Module, task: Task, test_set: Dataset, preset: Preset, device: torch.device, seed: int
+) -> dict[str, float]:
+    """The task's metrics of ``model`` over ``test_set``, in eval mode and without gradients. The loader
+    has its own generator, so evaluating mid-run draws nothing from the one dropout uses."""
+    model.eval()
+    loader = DataLoader(test_set, batch_size=preset.eval_batch_size, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return task.evaluate(model, loader, device)
+
+
 def _train_mode(model: nn.Module, freeze_bn: bool) -> None:
     """``model.train()``, with BatchNorm layers back in eval mode when ``freeze_bn``."""
     model.train()
@@ -351,7 +372,7 @@ def _train_in_locked_folder(
             torch.manual_seed(seed * 65_537 + processes.rank + 1)  # one generator stream per rank (dropout, drop path)
             device_ids = [device.index] if device.type == "cuda" else None
             trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-        start, history, window, seconds = 0, [], [0.0, 0], 0.0
+        start, history, window, seconds, curve = 0, [], [0.0, 0], 0.0, []
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -359,6 +380,7 @@ def _train_in_locked_folder(
             if "scaler" in state:
                 scaler.load_state_dict(state["scaler"])
             start, history, window, seconds = state["step"], state["history"], state["window"], state["train_seconds"]
+            curve = state.get("curve", [])
             log(f"{out}: resuming at step {start}")
         with_epoch = getattr(train_set, "epoch_keys", False)
         sampler = StepBatchSampler(len(train_set), preset.batch_size, seed, start, stop, with_epoch)
@@ -391,6 +413,8 @@ def _train_in_locked_folder(
                 history.append({"step": done, "loss": window[0] / window[1]})
                 window = [0.0, 0]
                 log(f"{upsampler} seed {seed}: step {done}/{preset.steps} loss {history[-1]['loss']:.5f}")
+            if done == curve_step(preset.steps) and processes.main:
+                curve.append({"step": done, "metrics": _evaluate(model, task, test_set, preset, device, seed)})
             if done % preset.checkpoint_every == 0 or done == stop:
                 generators = gather_objects(rng_state(device), processes)
                 if not processes.main:
@@ -405,6 +429,7 @@ def _train_in_locked_folder(
                     "rng": generators[0],
                     "history": history,
                     "window": window,
+                    "curve": curve,
                     "train_seconds": elapsed,
                     "processes": processes.world_size,
                 }
@@ -421,10 +446,8 @@ def _train_in_locked_folder(
         if not processes.main:
             return {"status": "trained", "step": stop, "config": config}
 
-        model.eval()
         started = time.perf_counter()
-        with torch.no_grad():
-            metrics = task.evaluate(model, DataLoader(test_set, batch_size=preset.eval_batch_size), device)
+        metrics = _evaluate(model, task, test_set, preset, device, seed)
         eval_seconds = time.perf_counter() - started
         machine = machine_info(device)
 
@@ -448,6 +471,7 @@ def _train_in_locked_folder(
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": machine,
         "history": history,
+        "curve": [*curve, {"step": preset.steps, "metrics": metrics}],
         "config": config,
     }
     write_checked_json(out / RESULTS, results)
