@@ -38,7 +38,7 @@ from .resize import (
     source_index,
 )
 
-__all__ = ["carafe"]
+__all__ = ["autocast_enabled", "carafe"]
 
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -52,8 +52,9 @@ def _check_tensor(name: str, t: object, dims: str) -> None:
         raise TypeError(f"{name}: expected a floating dtype ({supported}), got {t.dtype}")
 
 
-def _autocast_enabled(device_type: str) -> bool:
-    """Whether autocast is on for ``device_type``: fade::carafe then runs in float32 (its autocast rule)."""
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (never on meta and other devices it does not serve):
+    fade::carafe then runs in float32 (its autocast rule), and mixed input dtypes are torch's to cast."""
     return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
 
 
@@ -61,7 +62,7 @@ def _check_inputs(x: Tensor, kernels: Tensor, scale: int | None) -> tuple[int, i
     """Validate carafe's inputs before anything is allocated; return (kernel_size, effective scale)."""
     _check_tensor("x", x, "(B, C, H, W)")
     _check_tensor("kernels", kernels, "(B, K*K, H_out, W_out)")
-    if x.dtype != kernels.dtype and not _autocast_enabled(x.device.type):
+    if x.dtype != kernels.dtype and not autocast_enabled(x.device.type):
         raise TypeError(f"kernels: expected dtype {x.dtype} (that of x), got {kernels.dtype}")
     if x.device != kernels.device:
         raise ValueError(f"device mismatch: x is on {x.device}, kernels on {kernels.device}")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..ops.carafe import autocast_enabled
 from ..ops.resize import check_output, check_sizes
 
 __all__ = [
@@ -141,11 +142,6 @@ def _module_tensor(module: nn.Module) -> Tensor | None:
     return next((b for b in module.buffers() if b.is_floating_point()), None)
 
 
-def _autocast_enabled(device_type: str) -> bool:
-    """Whether autocast is on for ``device_type`` (never on meta and other devices it does not serve)."""
-    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
-
-
 def check_input(name: str, t: object, module: nn.Module, like: Tensor | None = None) -> None:
     """Raise unless ``t`` is a floating tensor that ``module`` can take (and matches ``like``).
 
@@ -177,7 +173,7 @@ def _check_dense_float(name: str, t: object) -> None:
 def _check_like(name: str, t: Tensor, reference: Tensor, what: str) -> None:
     """Raise unless t has the dtype (TypeError; not checked under autocast) and device (ValueError) of
     ``reference``, described as ``what``."""
-    if t.dtype != reference.dtype and not _autocast_enabled(t.device.type):
+    if t.dtype != reference.dtype and not autocast_enabled(t.device.type):
         raise TypeError(f"{name}: expected dtype {reference.dtype} (that of {what}), got {t.dtype}")
     if t.device != reference.device:
         raise ValueError(f"{name}: expected a tensor on {reference.device} (that of {what}), got {t.device}")
