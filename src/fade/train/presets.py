@@ -188,7 +188,7 @@ _PRESET_LIST = [
     Preset(
         task="segmentation",
         name="cpu",
-        description="SegFormer-tiny, pretrained encoder, 6-label shapes 64x64, 3000 steps",
+        description="SegFormer-tiny, pretrained encoder, 6-label shapes 64x64, 9000 steps",
         model="segformer_tiny_pretrained",
         model_options={"num_classes": _SHAPE_CLASSES},
         upsampler_options=_BUDGET_SEGFORMER_TINY,
@@ -198,7 +198,7 @@ _PRESET_LIST = [
         train_length=4000,
         test_length=400,
         batch_size=8,
-        steps=3000,
+        steps=9000,
         lr=1e-3,
         **_FINE_TUNE,
         checkpoint_every=500,
