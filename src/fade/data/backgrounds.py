@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fashion_mnist import check_split
-from .photos import TEST_FRACTION
+from .photos import read_skimage_image, split_columns
 
 __all__ = ["BACKGROUND_NAMES", "background_region", "load_background", "random_background"]
 
@@ -36,19 +35,12 @@ def load_background(name: str) -> Tensor:
     """Image ``name`` of :data:`BACKGROUND_NAMES` as Tensor[3, h, w] float32 in [0, 1]; cached per process."""
     if name not in BACKGROUND_NAMES:
         raise ValueError(f"background: expected one of {', '.join(BACKGROUND_NAMES)}, got {name!r}")
-    import skimage.data
-
-    array = np.asarray(getattr(skimage.data, name)())
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    return torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float().div_(255.0)
+    return read_skimage_image(name)
 
 
 def background_region(name: str, split: str) -> Tensor:
     """The columns of image ``name`` that ``split`` may use, Tensor[3, h, w_split] (a view)."""
-    image = load_background(name)
-    boundary = round(image.shape[-1] * (1.0 - TEST_FRACTION))
-    return image[..., :boundary] if check_split(split) == "train" else image[..., boundary:]
+    return split_columns(load_background(name), split)
 
 
 def random_background(rng: np.random.Generator, split: str, size: tuple[int, int]) -> Tensor:

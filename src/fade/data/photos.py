@@ -37,6 +37,12 @@ def load_photo(name: str) -> Tensor:
     """
     if name not in PHOTO_NAMES:
         raise ValueError(f"photo: expected one of {PHOTO_NAMES}, got {name!r}")
+    return read_skimage_image(name)
+
+
+def read_skimage_image(name: str) -> Tensor:
+    """Image ``name`` of ``skimage.data`` as Tensor[3, h, w] float32 in [0, 1]: grey images repeated
+    to 3 channels, an alpha channel dropped."""
     import skimage.data
 
     array = np.asarray(getattr(skimage.data, name)())
@@ -45,11 +51,16 @@ def load_photo(name: str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float().div_(255.0)
 
 
+def split_columns(image: Tensor, split: str) -> Tensor:
+    """The columns of ``image`` (Tensor[C, h, w]) that ``split`` may use: the left ``1 - TEST_FRACTION``
+    for ``"train"``, the rest for ``"test"``; Tensor[C, h, w_split] (a view)."""
+    boundary = round(image.shape[-1] * (1.0 - TEST_FRACTION))
+    return image[..., :boundary] if check_split(split) == "train" else image[..., boundary:]
+
+
 def photo_region(name: str, split: str) -> Tensor:
     """The columns of photo ``name`` that ``split`` may use, Tensor[3, h, w_split] (a view)."""
-    photo = load_photo(name)
-    boundary = round(photo.shape[-1] * (1.0 - TEST_FRACTION))
-    return photo[..., :boundary] if check_split(split) == "train" else photo[..., boundary:]
+    return split_columns(load_photo(name), split)
 
 
 def random_crop(rng: np.random.Generator, region: Tensor, size: tuple[int, int]) -> Tensor:

@@ -1,4 +1,5 @@
-"""Input conversion and checks shared by the metrics, and a valid 1-D correlation.
+"""Input conversion and checks shared by the metrics, a valid 1-D correlation, and the per-image
+averaging of the streaming meters.
 
 Every metric takes numpy arrays or torch tensors and computes in numpy: float64 for values,
 int64 for label maps, bool for masks. A wrong type (not an array, a wrong dtype, a bool or float
@@ -118,3 +119,33 @@ def correlate_valid(x: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
     for t, weight in enumerate(kernel):
         out += weight * moved[..., t : t + n_out]
     return np.moveaxis(out, -1, axis)
+
+
+class ImageMeans:
+    """Base of the streaming meters that score every image and report the means over the images.
+
+    A subclass names its scores in ``score_names`` and passes each batch's per-image scores to
+    :meth:`add_images` from its ``update``.
+    """
+
+    score_names: tuple[str, ...] = ()
+
+    def reset(self) -> None:
+        """Forget every image seen so far."""
+        self._sums = dict.fromkeys(self.score_names, 0.0)
+        self._images = 0
+
+    def add_images(self, scores: list[dict[str, float]]) -> None:
+        """Add the scores of a batch: one ``{score name: value}`` per image."""
+        for score in scores:
+            for name, value in score.items():
+                self._sums[name] += value
+        self._images += len(scores)
+
+    def compute(self) -> dict[str, float]:
+        """Means over the images seen, one per score name, and ``"images"``: how many were seen."""
+        if self._images == 0:
+            raise ValueError(f"{type(self).__name__}: expected at least one image before compute(), got none")
+        summary: dict[str, float] = {k: v / self._images for k, v in self._sums.items()}
+        summary["images"] = self._images
+        return summary

@@ -37,6 +37,7 @@ import numpy as np
 
 from ._common import (
     ArrayLike,
+    ImageMeans,
     as_values,
     check_ndim,
     check_real,
@@ -300,7 +301,7 @@ def connectivity_error(pred: ArrayLike, gt: ArrayLike, trimap: ArrayLike, step: 
     return float(np.abs(_phi(p, level) - _phi(g, level))[u].sum() / REPORT_SCALE)
 
 
-class MattingMeter:
+class MattingMeter(ImageMeans):
     """Streaming Composition-1K summary: per-image SAD, MSE, Grad and Conn, averaged over images.
 
     Args:
@@ -313,17 +314,14 @@ class MattingMeter:
         >>> meter.compute()  # {"sad": ..., "mse": ..., "grad": ..., "conn": ..., "images": B}
     """
 
+    score_names = ("sad", "mse", "grad", "conn")
+
     def __init__(self, sigma: float = 1.4, step: float = 0.1, normalize: bool = True) -> None:
         gaussian_derivative_kernels(sigma)
         _threshold_count(step)
         _check_flag(normalize, "normalize")
         self.sigma, self.step, self.normalize = sigma, step, normalize
         self.reset()
-
-    def reset(self) -> None:
-        """Forget every image seen so far."""
-        self._sums = {"sad": 0.0, "mse": 0.0, "grad": 0.0, "conn": 0.0}
-        self._images = 0
 
     def update(self, pred: ArrayLike, gt: ArrayLike, trimap: ArrayLike) -> None:
         """Score a batch of images.
@@ -349,15 +347,4 @@ class MattingMeter:
             }
             for pi, gi, ti in zip(p, g, t)
         ]
-        for score in scores:
-            for name, value in score.items():
-                self._sums[name] += value
-        self._images += len(scores)
-
-    def compute(self) -> dict[str, float]:
-        """Means over the images seen: ``{"sad", "mse", "grad", "conn", "images"}``."""
-        if self._images == 0:
-            raise ValueError("MattingMeter: expected at least one image before compute(), got none")
-        summary: dict[str, float] = {k: v / self._images for k, v in self._sums.items()}
-        summary["images"] = self._images
-        return summary
+        self.add_images(scores)

@@ -20,7 +20,16 @@ import math
 
 import numpy as np
 
-from ._common import ArrayLike, as_values, check_ndim, check_real, check_same_shape, correlate_valid, to_numpy
+from ._common import (
+    ArrayLike,
+    ImageMeans,
+    as_values,
+    check_ndim,
+    check_real,
+    check_same_shape,
+    correlate_valid,
+    to_numpy,
+)
 
 __all__ = ["ReconstructionMeter", "mae", "mse", "psnr", "ssim", "ssim_window"]
 
@@ -99,7 +108,7 @@ def ssim(pred: ArrayLike, target: ArrayLike, data_range: float = 1.0) -> float:
     return float((numerator / denominator).mean())
 
 
-class ReconstructionMeter:
+class ReconstructionMeter(ImageMeans):
     """Streaming PSNR, SSIM, MAE and MSE, each computed per image and averaged over images.
 
     Args:
@@ -111,15 +120,12 @@ class ReconstructionMeter:
         >>> meter.compute()  # {"psnr": ..., "ssim": ..., "mae": ..., "mse": ..., "images": B}
     """
 
+    score_names = ("psnr", "ssim", "mae", "mse")
+
     def __init__(self, data_range: float = 1.0) -> None:
         _check_range(data_range)
         self.data_range = data_range
         self.reset()
-
-    def reset(self) -> None:
-        """Forget every image seen so far."""
-        self._sums = {"psnr": 0.0, "ssim": 0.0, "mae": 0.0, "mse": 0.0}
-        self._images = 0
 
     def update(self, pred: ArrayLike, target: ArrayLike) -> None:
         """Score a batch of images, arrays[B, C, H, W]."""
@@ -135,15 +141,4 @@ class ReconstructionMeter:
             }
             for pi, ti in zip(p, t)
         ]
-        for score in scores:
-            for name, value in score.items():
-                self._sums[name] += value
-        self._images += len(scores)
-
-    def compute(self) -> dict[str, float]:
-        """Means over the images seen: ``{"psnr", "ssim", "mae", "mse", "images"}``."""
-        if self._images == 0:
-            raise ValueError("ReconstructionMeter: expected at least one image before compute(), got none")
-        summary: dict[str, float] = {k: v / self._images for k, v in self._sums.items()}
-        summary["images"] = self._images
-        return summary
+        self.add_images(scores)

@@ -22,8 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..upsamplers import create_pair
-from ..upsamplers._checks import check_input
-from .layers import ModuleFactory, check_widths, conv_norm_act, init_conv
+from .layers import ModuleFactory, check_image_batch, check_widths, conv_norm_act, init_conv
 from .registry import register_model
 
 __all__ = ["PooledEncoderDecoder", "ReconstructionAutoencoder", "SegNet"]
@@ -86,12 +85,7 @@ class PooledEncoderDecoder(nn.Module):
         self.head = init_conv(nn.Conv2d(channels[0], out_channels, 3, padding=1, **f))
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input("x", x, self)
-        smallest = 2 ** len(self.encoder)
-        if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < smallest:
-            raise ValueError(
-                f"x: expected a (B, {self.in_channels}, H, W) batch with H, W >= {smallest}, got shape {tuple(x.shape)}"
-            )
+        check_image_batch(x, self.in_channels, 2 ** len(self.encoder), self)
         saved = []
         for stage, down in zip(self.encoder, self.downs):
             en = stage(x)

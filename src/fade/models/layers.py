@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..upsamplers._checks import check_ints
+from ..upsamplers._checks import check_input, check_ints
 
 __all__ = ["DropPath", "ModuleFactory", "ResidualBlock", "conv_norm_act", "drop_path", "init_conv"]
 
@@ -29,6 +29,17 @@ def check_widths(**named: object) -> None:
             check_ints(**{f"{name}[{i}]": v for i, v in enumerate(value)})
         else:
             check_ints(**{name: value})
+
+
+def check_image_batch(x: object, in_channels: int, smallest: int, model: nn.Module) -> None:
+    """Raise unless ``x`` is a batch that ``model`` can take, Tensor[B, in_channels, H, W] with
+    H, W >= ``smallest``: TypeError or ValueError for its type, dtype or device (``check_input``),
+    ValueError naming the expected shape for its shape."""
+    check_input("x", x, model)
+    if x.dim() != 4 or x.shape[1] != in_channels or min(x.shape[-2:]) < smallest:
+        raise ValueError(
+            f"x: expected a (B, {in_channels}, H, W) batch with H, W >= {smallest}, got shape {tuple(x.shape)}"
+        )
 
 
 def init_conv(conv: nn.Conv2d) -> nn.Conv2d:

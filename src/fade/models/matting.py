@@ -42,8 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..upsamplers import create_pair
-from ..upsamplers._checks import check_input
-from .layers import ModuleFactory, ResidualBlock, check_widths, conv_norm_act, init_conv
+from .layers import ModuleFactory, ResidualBlock, check_image_batch, check_widths, conv_norm_act, init_conv
 from .registry import register_model
 
 __all__ = ["ASPP", "A2UMatting", "MattingDecoderStage", "PoolingResidualBlock"]
@@ -247,12 +246,7 @@ class A2UMatting(nn.Module):
         return cls(upsampler, **{**defaults, **options})
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input("x", x, self)
-        if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < self.stride:
-            raise ValueError(
-                f"x: expected a (B, {self.in_channels}, H, W) batch with H, W >= {self.stride}, got shape "
-                f"{tuple(x.shape)}"
-            )
+        check_image_batch(x, self.in_channels, self.stride, self)
         height, width = x.shape[-2:]
         x = F.pad(x, (0, -width % self.stride, 0, -height % self.stride), mode="reflect")
         l0 = self.stem(x)

@@ -132,6 +132,23 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
+def _reference_operands(x: Tensor, kernels: Tensor, k: int, scale: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """What the pure-PyTorch reassembly and its gradients read, in the accumulation dtype.
+
+    Args:
+        x: Tensor[B, C, H, W]. kernels: Tensor[B, K*K, H_out, W_out]. k: K. scale: s.
+
+    Returns:
+        (x zero-padded by K // 2 on every side, kernels, the source row of each output row
+        Tensor[H_out], the source column of each output column Tensor[W_out]).
+    """
+    (h, w), (ho, wo), r = x.shape[-2:], kernels.shape[-2:], k // 2
+    acc_dtype = _accumulation_dtype(x.dtype)
+    rows = source_index(ho, h, scale, x.device)
+    cols = source_index(wo, w, scale, x.device)
+    return F.pad(x, (r, r, r, r)).to(acc_dtype), kernels.to(acc_dtype), rows, cols
+
+
 def _carafe_reference(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor:
     """Pure-PyTorch reassembly, one tap at a time; peak extra memory about 2.5x the output.
 
@@ -141,15 +158,8 @@ def _carafe_reference(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor:
     Returns:
         Tensor[B, C, H_out, W_out], contiguous, in x's dtype.
     """
-    h, w = x.shape[-2:]
-    ho, wo = kernels.shape[-2:]
-    r = k // 2
-    acc_dtype = _accumulation_dtype(x.dtype)
-    rows = source_index(ho, h, scale, x.device)
-    cols = source_index(wo, w, scale, x.device)
-    padded = F.pad(x, (r, r, r, r)).to(acc_dtype)
-    weights = kernels.to(acc_dtype)
-    out = padded.new_zeros((x.shape[0], x.shape[1], ho, wo))
+    padded, weights, rows, cols = _reference_operands(x, kernels, k, scale)
+    out = padded.new_zeros((x.shape[0], x.shape[1], *kernels.shape[-2:]))
     for j in range(k):
         col_taps = padded.index_select(3, cols + j)  # whole-row gathers below are cheaper than column ones
         for i in range(k):
@@ -166,15 +176,8 @@ def _carafe_reference_backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int,
     Returns:
         (grad_x Tensor[B, C, H, W], grad_kernels Tensor[B, K*K, H_out, W_out]), contiguous.
     """
-    h, w = x.shape[-2:]
-    ho, wo = kernels.shape[-2:]
-    r = k // 2
-    acc_dtype = _accumulation_dtype(x.dtype)
-    rows = source_index(ho, h, scale, x.device)
-    cols = source_index(wo, w, scale, x.device)
-    padded = F.pad(x, (r, r, r, r)).to(acc_dtype)
-    g = grad.to(acc_dtype)
-    weights = kernels.to(acc_dtype)
+    padded, weights, rows, cols = _reference_operands(x, kernels, k, scale)
+    g = grad.to(padded.dtype)
     grad_padded = torch.zeros_like(padded)
     grad_kernels = weights.new_empty(weights.shape)
     for j in range(k):
@@ -185,6 +188,7 @@ def _carafe_reference_backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int,
             grad_kernels[:, i * k + j] = (g * tap).sum(dim=1)
             grad_cols.index_add_(2, rows + i, g * weights[:, i * k + j : i * k + j + 1])
         grad_padded.index_add_(3, cols + j, grad_cols)
+    (h, w), r = x.shape[-2:], k // 2
     grad_x = grad_padded[:, :, r : r + h, r : r + w]
     return grad_x.to(x.dtype).contiguous(), grad_kernels.to(kernels.dtype)
 

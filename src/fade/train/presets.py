@@ -127,7 +127,8 @@ class Preset:
         return asdict(self)
 
 
-_SHAPES = "scikit-image (backgrounds); the shared encoder is pretrained once on first use (~2 min, cached)"
+_BACKGROUNDS = "scikit-image (backgrounds)"
+_SHAPES = f"{_BACKGROUNDS}; the shared encoder is pretrained once on first use (~2 min, cached)"
 _PHOTOS = "scikit-image (foregrounds and backgrounds)"
 _SHAPE_CLASSES = 6
 _MULTI_CLASS = {"num_objects": (2, 4)}
@@ -164,108 +165,119 @@ _BUDGET_SMALL = _budget(1, 4, sapa={"embedding_dim": 4}, a2u={"down_kernel_size"
 _FINE_TUNE = {"optimizer": "adamw", "weight_decay": 0.01, "lr_mult": (("head.", 10.0),), "warmup": 0.05}
 """The paper's SegFormer recipe at CPU scale: AdamW, the head at 10 x the encoder's learning rate."""
 
+# The fields that presets share, per family; each preset below states only what differs.
+_SHAPES_64 = {
+    "task": "segmentation",
+    "data": "shapes",
+    "size": (64, 64),
+    "train_length": 4000,
+    "test_length": 400,
+    "batch_size": 8,
+    "checkpoint_every": 500,
+    "log_every": 25,
+}
+"""Segmentation of 64x64 shapes on the CPU."""
+_SEGFORMER_TINY = {**_SHAPES_64, "upsampler_options": _BUDGET_SEGFORMER_TINY}
+"""SegFormer-tiny's upsampler budget on those shapes."""
+_SEGFORMER_PRETRAINED = {
+    **_SEGFORMER_TINY,
+    "model": "segformer_tiny_pretrained",
+    "lr": 1e-3,
+    **_FINE_TUNE,
+    "needs": _SHAPES,
+}
+"""The pretrained SegFormer-tiny fine-tuned by the paper's recipe on those shapes."""
+_HAIR_MATTING = {
+    "task": "matting",
+    "model": "a2u_matting_tiny",
+    "model_options": {"act_layer": "elu"},
+    "upsampler_options": _BUDGET_SMALL,
+    "data": "hair_matting",
+    "size": (64, 64),
+    "batch_size": 8,
+    "lr": 3e-3,
+    "optimizer": "adam",
+    "needs": _PHOTOS,
+}
+"""A2U-tiny on 64x64 hair matting on the CPU."""
+_FASHION_MNIST = {
+    "task": "reconstruction",
+    "model": "autoencoder",
+    "data": "fashion_mnist",
+    "size": (28, 28),
+    "optimizer": "adam",
+}
+"""The autoencoder on Fashion-MNIST 28x28."""
+_FASHION_MNIST_CPU = {
+    **_FASHION_MNIST,
+    "upsampler_options": _BUDGET_SMALL,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "eval_batch_size": 100,
+}
+"""The autoencoder at CPU scale, within the upsampler budget."""
+
+
+def _preset(shared: dict, **fields) -> Preset:
+    """The preset of the ``shared`` fields with ``fields`` added to or replacing them."""
+    return Preset(**{**shared, **fields})
+
+
 _PRESET_LIST = [
-    Preset(
-        task="segmentation",
+    _preset(
+        _SEGFORMER_PRETRAINED,
         name="quick",
         description="SegFormer-tiny, pretrained encoder, 6-label shapes 64x64, 1200 steps (smoke comparison)",
-        model="segformer_tiny_pretrained",
         model_options={"num_classes": _SHAPE_CLASSES},
-        upsampler_options=_BUDGET_SEGFORMER_TINY,
-        data="shapes",
         data_options=_MULTI_CLASS,
-        size=(64, 64),
         train_length=1000,
         test_length=100,
-        batch_size=8,
         steps=1200,
-        lr=1e-3,
-        **_FINE_TUNE,
         checkpoint_every=200,
         log_every=20,
-        needs=_SHAPES,
     ),
-    Preset(
-        task="segmentation",
+    _preset(
+        _SEGFORMER_PRETRAINED,
         name="cpu",
         description="SegFormer-tiny, pretrained encoder, 6-label shapes 64x64, 9000 steps",
-        model="segformer_tiny_pretrained",
         model_options={"num_classes": _SHAPE_CLASSES},
-        upsampler_options=_BUDGET_SEGFORMER_TINY,
-        data="shapes",
         data_options=_MULTI_CLASS,
-        size=(64, 64),
-        train_length=4000,
-        test_length=400,
-        batch_size=8,
         steps=9000,
-        lr=1e-3,
-        **_FINE_TUNE,
-        checkpoint_every=500,
-        log_every=25,
-        needs=_SHAPES,
     ),
-    Preset(
-        task="segmentation",
+    _preset(
+        _SEGFORMER_PRETRAINED,
         name="binary",
         description="SegFormer-tiny, pretrained encoder, object vs background shapes 64x64, 2000 steps",
-        model="segformer_tiny_pretrained",
         model_options={"num_classes": 2},
-        upsampler_options=_BUDGET_SEGFORMER_TINY,
-        data="shapes",
         data_options=_BINARY,
-        size=(64, 64),
-        train_length=4000,
-        test_length=400,
-        batch_size=8,
         steps=2000,
-        lr=1e-3,
-        **_FINE_TUNE,
-        checkpoint_every=500,
-        log_every=25,
-        needs=_SHAPES,
     ),
-    Preset(
-        task="segmentation",
+    _preset(
+        _SEGFORMER_TINY,
         name="scratch",
         description="SegFormer-tiny from scratch, 6-label shapes 64x64, 2000 steps (what the pretrained encoder buys)",
         model="segformer_tiny",
         model_options={"num_classes": _SHAPE_CLASSES},
-        upsampler_options=_BUDGET_SEGFORMER_TINY,
-        data="shapes",
         data_options=_MULTI_CLASS,
-        size=(64, 64),
-        train_length=4000,
-        test_length=400,
-        batch_size=8,
         steps=2000,
         lr=3e-3,
         optimizer="adamw",
         weight_decay=0.01,
         warmup=0.05,
-        checkpoint_every=500,
-        log_every=25,
-        needs="scikit-image (backgrounds)",
+        needs=_BACKGROUNDS,
     ),
-    Preset(
-        task="segmentation",
+    _preset(
+        _SHAPES_64,
         name="segnet",
         description="SegNet (paper Table 2) from scratch, object vs background shapes 64x64, 2000 steps",
         model="segnet",
         model_options={"num_classes": 2},
         upsampler_options=_BUDGET_SEGNET,
-        data="shapes",
         data_options=_BINARY,
-        size=(64, 64),
-        train_length=4000,
-        test_length=400,
-        batch_size=8,
         steps=2000,
         lr=1e-3,
         optimizer="adam",
-        checkpoint_every=500,
-        log_every=25,
-        needs="scikit-image (backgrounds)",
+        needs=_BACKGROUNDS,
     ),
     Preset(
         task="segmentation",
@@ -291,42 +303,24 @@ _PRESET_LIST = [
         needs="ADE20K (--data-dir: ADEChallengeData2016 or its parent), ImageNet-pretrained MiT-B1 weights "
         "(--init mit_b1.pth, mmseg or Hugging Face format), numpy and Pillow; a GPU (README: Table 3)",
     ),
-    Preset(
-        task="matting",
+    _preset(
+        _HAIR_MATTING,
         name="quick",
         description="A2U-tiny on 64x64 hair matting (Composition-1K-like), 400 steps (smoke comparison)",
-        model="a2u_matting_tiny",
-        model_options={"act_layer": "elu"},
-        upsampler_options=_BUDGET_SMALL,
-        data="hair_matting",
-        size=(64, 64),
         train_length=600,
         test_length=64,
-        batch_size=8,
         steps=400,
-        lr=3e-3,
-        optimizer="adam",
         checkpoint_every=100,
-        needs=_PHOTOS,
     ),
-    Preset(
-        task="matting",
+    _preset(
+        _HAIR_MATTING,
         name="cpu",
         description="A2U-tiny on 64x64 hair matting (Composition-1K-like), 1500 steps",
-        model="a2u_matting_tiny",
-        model_options={"act_layer": "elu"},
-        upsampler_options=_BUDGET_SMALL,
-        data="hair_matting",
-        size=(64, 64),
         train_length=2000,
         test_length=200,
-        batch_size=8,
         steps=1500,
-        lr=3e-3,
-        optimizer="adam",
         checkpoint_every=250,
         log_every=25,
-        needs=_PHOTOS,
     ),
     Preset(
         task="matting",
@@ -355,52 +349,31 @@ _PRESET_LIST = [
         "Combined_Dataset or its parent), ImageNet-pretrained ResNet-34 weights (--init, torchvision or the A2U "
         "code's file), numpy and Pillow; a GPU (README: Table 3)",
     ),
-    Preset(
-        task="reconstruction",
+    _preset(
+        _FASHION_MNIST_CPU,
         name="quick",
         description="Autoencoder on Fashion-MNIST 28x28 (paper Table 1 toy), 200 steps (smoke comparison)",
-        model="autoencoder",
-        upsampler_options=_BUDGET_SMALL,
-        data="fashion_mnist",
-        size=(28, 28),
         train_length=6000,
         test_length=500,
-        batch_size=32,
         steps=200,
-        lr=3e-3,
-        optimizer="adam",
         checkpoint_every=100,
-        eval_batch_size=100,
     ),
-    Preset(
-        task="reconstruction",
+    _preset(
+        _FASHION_MNIST_CPU,
         name="cpu",
         description="Autoencoder on Fashion-MNIST 28x28 (paper Table 1 toy), 1000 steps",
-        model="autoencoder",
-        upsampler_options=_BUDGET_SMALL,
-        data="fashion_mnist",
-        size=(28, 28),
-        train_length=None,
         test_length=2000,
-        batch_size=32,
         steps=1000,
-        lr=3e-3,
-        optimizer="adam",
         checkpoint_every=250,
         log_every=25,
-        eval_batch_size=100,
     ),
-    Preset(
-        task="reconstruction",
+    _preset(
+        _FASHION_MNIST,
         name="paper",
         description="Autoencoder on all of Fashion-MNIST, 20 epochs (the paper does not publish its Table 1 schedule)",
-        model="autoencoder",
-        data="fashion_mnist",
-        size=(28, 28),
         batch_size=64,
         steps=18_750,
         lr=1e-3,
-        optimizer="adam",
         schedule="cosine",
         checkpoint_every=1000,
         log_every=100,

@@ -197,9 +197,22 @@ def _display(image: Tensor) -> Tensor:
     return shown.permute(1, 2, 0) if shown.shape[0] == 3 else shown[0]
 
 
-def _save(fig, path: Path) -> Path:
+def _finish(fig, title: str, path: Path) -> Path:
+    """Give ``fig`` its title, lay it out, write it to ``path`` as PNG and close it; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=7)
+    fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
     return path
+
+
+def _hide_ticks(axes) -> None:
+    """No ticks on any of ``axes``: the panels are images."""
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
 
 
 def _figures(image: Tensor, stages: list[Stage], index: int, title: str, out: Path) -> list[Path]:
@@ -220,13 +233,9 @@ def _figures(image: Tensor, stages: list[Stage], index: int, title: str, out: Pa
         for ax, rgb, what, tensor in ((row[0], de_rgb, "de", stage.de), (row[1], out_rgb, "upsampled", stage.out)):
             ax.imshow(rgb.permute(1, 2, 0).numpy(), interpolation="nearest")
             ax.set_title(f"{stage.name}: {what} {tuple(tensor.shape[-2:])}", fontsize=6)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{title}: features (3 principal components of the output, as RGB)", fontsize=7)
-    fig.tight_layout()
-    paths.append(_save(fig, out / f"sample{index}_features.png"))
-    plt.close(fig)
+    _hide_ticks(axes.flat)
+    features = f"{title}: features (3 principal components of the output, as RGB)"
+    paths.append(_finish(fig, features, out / f"sample{index}_features.png"))
 
     gated = [s for s in stages if s.gate is not None]
     if gated:
@@ -235,13 +244,10 @@ def _figures(image: Tensor, stages: list[Stage], index: int, title: str, out: Pa
             gate = stage.gate[index, 0]
             shown = ax.imshow(gate.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
             ax.set_title(f"{stage.name} {tuple(gate.shape)}\nmean G {gate.mean():.3f}", fontsize=6)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _hide_ticks([ax])
             fig.colorbar(shown, ax=ax, fraction=0.046)
-        fig.suptitle(f"{title}: gate G (1 = encoder feature, 0 = reassembled decoder feature)", fontsize=7)
-        fig.tight_layout()
-        paths.append(_save(fig, out / f"sample{index}_gates.png"))
-        plt.close(fig)
+        gates = f"{title}: gate G (1 = encoder feature, 0 = reassembled decoder feature)"
+        paths.append(_finish(fig, gates, out / f"sample{index}_gates.png"))
 
     kernelled = [s for s in stages if s.kernels is not None]
     if kernelled:
@@ -266,13 +272,8 @@ def _figures(image: Tensor, stages: list[Stage], index: int, title: str, out: Pa
                 row[1].axvline(line * k - 0.5, color="white", linewidth=0.3)
             row[1].set_title(f"{k}x{k} kernels of the boxed {size}x{size} pixels", fontsize=6)
             fig.colorbar(drawn, ax=row[1], fraction=0.046)
-            for ax in row:
-                ax.set_xticks([])
-                ax.set_yticks([])
-        fig.suptitle(f"{title}: reassembly kernels", fontsize=7)
-        fig.tight_layout()
-        paths.append(_save(fig, out / f"sample{index}_kernels.png"))
-        plt.close(fig)
+            _hide_ticks(row)
+        paths.append(_finish(fig, f"{title}: reassembly kernels", out / f"sample{index}_kernels.png"))
     return paths
 
 

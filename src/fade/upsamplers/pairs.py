@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ..ops.resize import check_scale
 from ._checks import check_module, check_pool_input, factory_kwargs
 from .base import Upsampler
-from .registry import check_name, check_options, create_upsampler, list_upsamplers
+from .registry import check_name, check_options, create_upsampler, list_upsamplers, registrar
 
 __all__ = [
     "MaxPoolDown",
@@ -52,14 +52,7 @@ def register_pair(name: str, options: Sequence[str] = ()) -> Callable[[PairFacto
 
     ``options``: the keyword options the factory takes; others are refused.
     """
-
-    def register(factory: PairFactory) -> PairFactory:
-        if name in _PAIRS:
-            raise ValueError(f"pair {name!r} is already registered")
-        _PAIRS[name] = (factory, tuple(options))
-        return factory
-
-    return register
+    return registrar(_PAIRS, "pair", name, options)
 
 
 def list_pairs() -> list[str]:

@@ -30,11 +30,19 @@ def register_upsampler(name: str, options: Sequence[str] = ()) -> Callable[[Upsa
 
     ``options``: the keyword options the factory takes (see :func:`options_of`); others are refused.
     """
+    return registrar(_REGISTRY, "upsampler", name, options)
 
-    def register(factory: UpsamplerFactory) -> UpsamplerFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"upsampler {name!r} is already registered")
-        _REGISTRY[name] = (factory, tuple(options))
+
+def registrar(
+    table: dict[str, tuple[Callable, tuple[str, ...]]], kind: str, name: str, options: Sequence[str]
+) -> Callable[[Callable], Callable]:
+    """The decorator that stores ``(factory, tuple(options))`` in ``table`` under ``name`` and returns
+    the factory; ValueError naming the ``kind`` when the name is taken."""
+
+    def register(factory: Callable) -> Callable:
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is already registered")
+        table[name] = (factory, tuple(options))
         return factory
 
     return register
