@@ -52,7 +52,7 @@ PAPER_TABLES: dict[int, PaperTable] = {
     ),
     4: PaperTable(
         "ablation B1-B6: encoder-only, decoder-only, naive and semi-shift kernels, plain skip, gate",
-        (("segmentation", "cpu"), ("matting", "cpu")),
+        (("segmentation", "binary"), ("matting", "cpu")),
         ("encoder_kernels", "carafe", "naive_kernels", "semi_shift", "semi_shift_skip", "fade"),
         "table4",
     ),
