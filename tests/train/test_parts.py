@@ -272,7 +272,11 @@ def test_a_data_option_the_source_does_not_take_is_a_value_error_naming_both(sou
         create_data(source, "train", (64, 64), 4, **options)
 
 
-def test_a_source_registered_without_options_takes_any():
+def test_a_source_registered_without_options_takes_any(monkeypatch):
+    from fade.train import data
+
+    monkeypatch.setattr(data, "_DATA", dict(data._DATA))  # the registration ends with the test
+
     @register_data("test_any_options")
     def _any(split, size, length, **options):
         return [options]
