@@ -594,3 +594,41 @@ def test_a_size_that_is_no_sequence_is_a_type_error():
 
     with pytest.raises(TypeError, match=r"size vs x: expected a high-resolution size \(H, W\), got NoneType None"):
         bilinear_upsample(torch.randn(1, C, 4, 3), None, 2)
+
+
+KERNEL_NAMES = [n for n in NAMES if isinstance(fade.create_upsampler(n, C), KernelUpsampler)]
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (lambda en, de: (en, de[:1]), ValueError, r"^batch mismatch: en has batch 2, de has batch 1$"),
+        (lambda en, de: (en.long(), de.long()), TypeError, r"^de: expected a floating-point tensor, got dtype torch.int64$"),
+        (lambda en, de: (en[0], de), ValueError, r"^en: expected a 4-D tensor \(B, C, H, W\), got 3-D shape"),
+        (lambda en, de: (en[:, :1], de), ValueError, r"^en: expected 4 channels, got 1"),
+        (lambda en, de: (en[..., :4, :], de), ValueError, r"^en spatial size vs de: expected a high-resolution size"),
+    ],
+)
+def test_kernels_refuses_what_forward_refuses(name, change, error, match):
+    """kernels(en, de) is public (README): a batch mismatch broadcast silently to en's batch, int inputs
+    failed inside a conv."""
+    module = fade.create_upsampler(name, C)
+    en, de = change(*inputs())
+    for call in (module, module.kernels):
+        with pytest.raises(error, match=match):
+            call(en, de)
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_kernels_of_valid_inputs_are_the_generators_normalised_logits(name):
+    module = fade.create_upsampler(name, C)
+    en, de = inputs()
+    kernels = module.kernels(en, de)
+    if module.kernel_generator is None:
+        torch.testing.assert_close(kernels, torch.ones(2, 1, *HIGH), rtol=0, atol=0)
+    else:
+        logits = module.kernel_generator(en, de, 2)
+        torch.testing.assert_close(kernels, logits.exp() / logits.exp().sum(dim=1, keepdim=True))
+    if module.fusion == "none":
+        torch.testing.assert_close(module(en, de), fade.ops.carafe(de, kernels, 2), rtol=0, atol=0)
