@@ -560,7 +560,7 @@ def _indexed(function, scale):
         (lambda: _point_sample(2), ValueError, r"positions: expected shape \(B\*G, H, W, 2\) = \(2, H, W, 2\)"),
         (lambda: _point_sample(0), ValueError, "groups: expected a positive integer, got 0"),
         (lambda: _indexed("pool", 0), ValueError, "scale must be a positive integer, got 0"),
-        (lambda: _indexed("pool", 2**40), ValueError, r"idx_en: expected a spatial size \(s\*h, s\*w\)"),
+        (lambda: _indexed("pool", 2**40), ValueError, r"x: expected a spatial size of at least 1099511627776 \(the scale\)"),
         (lambda: _indexed("upsample", "2"), TypeError, "scale must be a positive integer, got '2'"),
     ],
 )
@@ -632,3 +632,32 @@ def test_kernels_of_valid_inputs_are_the_generators_normalised_logits(name):
         torch.testing.assert_close(kernels, logits.exp() / logits.exp().sum(dim=1, keepdim=True))
     if module.fusion == "none":
         torch.testing.assert_close(module(en, de), fade.ops.carafe(de, kernels, 2), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "idx_shape",
+    [(1, C, 8, 6), (3, C, 8, 6), (2, 3, 8, 6), (2, C, 8, 4), (2, C, 6, 6), (2, C, 10, 6)],
+    ids=["batch 1", "batch 3", "3 maps", "narrower", "shorter", "taller"],
+)
+def test_indexed_pool_refuses_index_maps_that_do_not_fit_x(idx_shape):
+    """A map of batch 1 broadcast over x's batch 2 (or x's batch 1 to 3), and a map of 8 x 4 windows over
+    an 8 x 6 x pooled 4 x 2 (x's floor mode is 4 x 3): silent results of the wrong shape."""
+    from fade.upsamplers.indexnet import indexed_pool
+
+    x = torch.randn(2, C, 9, 7)
+    with pytest.raises(ValueError, match=r"^idx_en: expected a \(B, 1 or C, s\*h, s\*w\) = \(2, 1 or 4, 8, 6\) tensor"):
+        indexed_pool(x, torch.rand(idx_shape), 2)
+
+
+@pytest.mark.parametrize("maps", [1, C])
+def test_indexed_pool_of_fitting_maps_is_the_window_sum_of_x_times_the_map(maps):
+    from fade.upsamplers.indexnet import indexed_pool
+
+    x, idx = torch.randn(2, C, 9, 7, dtype=torch.float64), torch.rand(2, maps, 8, 6, dtype=torch.float64)
+    expected = torch.zeros(2, C, 4, 3, dtype=torch.float64)
+    for i in range(4):
+        for j in range(3):
+            for di in range(2):
+                for dj in range(2):
+                    expected[:, :, i, j] += x[:, :, 2 * i + di, 2 * j + dj] * idx[:, :, 2 * i + di, 2 * j + dj]
+    torch.testing.assert_close(indexed_pool(x, idx, 2), expected)

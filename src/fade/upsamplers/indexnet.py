@@ -71,8 +71,9 @@ def indexed_pool(x: Tensor, idx_en: Tensor, scale: int) -> Tensor:
     """Index-guided pooling ``s^2 * avg_pool_s(x * idx_en)`` over the windows idx_en covers.
 
     Args:
-        x: Tensor[B, C, H, W] with H >= s*h (floor mode; rows past s*h are not pooled).
-        idx_en: Tensor[B, G, s*h, s*w] with G = C or 1.
+        x: Tensor[B, C, H, W].
+        idx_en: Tensor[B, G, s*h, s*w] with G = C or 1 and (h, w) = (H // s, W // s) (floor mode;
+            rows and columns past s*h, s*w are not pooled).
         scale: positive integer s.
 
     Returns:
@@ -80,11 +81,16 @@ def indexed_pool(x: Tensor, idx_en: Tensor, scale: int) -> Tensor:
     """
     check_tensors(4, x=x, idx_en=idx_en)
     scale = check_scale(scale)
-    hh, ww = idx_en.shape[-2:]
-    if hh % scale or ww % scale or hh > x.shape[-2] or ww > x.shape[-1]:
+    b, c, height, width = x.shape
+    if min(height, width) < scale:
+        raise ValueError(f"x: expected a spatial size of at least {scale} (the scale), got {(height, width)}")
+    expected = (scale * (height // scale), scale * (width // scale))
+    if idx_en.shape[0] != b or idx_en.shape[1] not in (1, c) or tuple(idx_en.shape[-2:]) != expected:
         raise ValueError(
-            f"idx_en: expected a spatial size (s*h, s*w) at s={scale} within x's {tuple(x.shape[-2:])}, got {(hh, ww)}"
+            f"idx_en: expected a (B, 1 or C, s*h, s*w) = ({b}, 1 or {c}, {expected[0]}, {expected[1]}) tensor "
+            f"(floor-mode windows of x at s={scale}), got shape {tuple(idx_en.shape)}"
         )
+    hh, ww = expected
     return F.avg_pool2d(x[..., :hh, :ww] * idx_en, scale) * scale**2
 
 
