@@ -661,3 +661,25 @@ def test_indexed_pool_of_fitting_maps_is_the_window_sum_of_x_times_the_map(maps)
                 for dj in range(2):
                     expected[:, :, i, j] += x[:, :, 2 * i + di, 2 * j + dj] * idx[:, :, 2 * i + di, 2 * j + dj]
     torch.testing.assert_close(indexed_pool(x, idx, 2), expected)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(fade.upsamplers.list_pairs()) if has_parameters(fade.create_pair(n, C)[0])])
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (lambda x: x.numpy(), TypeError, r"^x: expected a torch.Tensor, got ndarray$"),
+        (lambda x: x.long(), TypeError, r"^x: expected a floating-point tensor, got dtype torch.int64$"),
+        (lambda x: x.double(), TypeError, r"^x: expected dtype torch.float32 \(that of .*'s parameters\), got torch.float64$"),
+        (lambda x: x[0], ValueError, r"^x: expected a 4-D tensor \(B, C, H, W\), got 3-D shape \(4, 9, 7\)$"),
+        (lambda x: torch.cat([x, x], 1), ValueError, r"^x: expected 4 channels, got 8"),
+    ],
+)
+def test_down_context_checks_x_like_forward(name, change, error, match):
+    """down.context(x, low_hw) is the pair protocol's second entry: a wrong x failed inside a conv or a pooling."""
+    down, _ = fade.create_pair(name, C)
+    x, _ = inputs()
+    with pytest.raises(error, match=match):
+        down.context(change(x), LOW)
+    with pytest.raises(ValueError, match=r"^x spatial size vs the pooled size: expected a high-resolution size"):
+        down.context(x, (2, 3))
+    assert down.context(x, (5, 4)).shape[-2:] == (10, 8)  # ceil mode: a pooled size past H // s is valid

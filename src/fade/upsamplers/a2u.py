@@ -34,6 +34,7 @@ from ..ops.resize import check_scale, check_sizes, fit_to_size
 from ._checks import (
     check_bool,
     check_context,
+    check_context_input,
     check_ints,
     check_module,
     check_pool_input,
@@ -211,6 +212,7 @@ class A2UDown(nn.Module):
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """The upsampling kernels for the pooled size ``low_hw`` (de's): Tensor[B, K*K, s*h, s*w]."""
+        check_context_input(x, low_hw, self.kernels.scale, self, self.kernels.channels)
         self.kernels.check_pooled_size("de", low_hw)
         return self.kernels.up_kernels(x, self.kernels.affinity(x, low_hw))
 

@@ -31,6 +31,7 @@ from ._checks import (
     check_bool,
     check_choice,
     check_context,
+    check_context_input,
     check_ints,
     check_module,
     check_pool_input,
@@ -200,6 +201,7 @@ class IndexedPool(nn.Module):
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """The decoder index map for the pooled size ``low_hw`` (de's): Tensor[B, G, s*h, s*w]."""
+        check_context_input(x, low_hw, self.index_block.scale, self, self.index_block.channels)
         self.index_block.check_batch_statistics("de", x.shape[0], low_hw)
         return index_maps(self.index_block(x, low_hw))[1]
 
