@@ -683,3 +683,37 @@ def test_down_context_checks_x_like_forward(name, change, error, match):
     with pytest.raises(ValueError, match=r"^x spatial size vs the pooled size: expected a high-resolution size"):
         down.context(x, (2, 3))
     assert down.context(x, (5, 4)).shape[-2:] == (10, 8)  # ceil mode: a pooled size past H // s is valid
+
+
+@pytest.mark.parametrize("generator", [SemiShiftKernels, SemiShiftLiteKernels, EncoderKernels, NaiveKernels, DecoderKernels])
+def test_kernel_generators_check_en_and_de(generator):
+    """A generator is a building block of KernelUpsampler: called alone, a batch-1 de broadcast over en's
+    batch (or en's over de's) silently, int inputs failed inside a matrix product."""
+    module = generator(C, C)
+    en, de = inputs()
+    assert module(en, de, 2).shape[-2:] == HIGH
+    with pytest.raises(ValueError, match=r"^batch mismatch: en has batch 2, de has batch 1$"):
+        module(en, de[:1], 2)
+    with pytest.raises(ValueError, match=r"^batch mismatch: en has batch 1, de has batch 2$"):
+        module(en[:1], de, 2)
+    with pytest.raises(TypeError, match=r"^de: expected a floating-point tensor, got dtype torch.int64$"):
+        module(en.long(), de.long(), 2)
+    with pytest.raises(ValueError, match=r"^de: expected 4 channels, got 8"):
+        module(en, torch.cat([de, de], 1), 2)
+
+
+def test_index_block_and_a2u_kernels_check_their_inputs():
+    """IndexBlock(x, low_hw), A2UKernels.affinity and its kernel heads failed inside a conv or mixed
+    samples of different batches silently (a batch-2 affinity with a batch-1 x gave batch-2 kernels)."""
+    en, _ = inputs()
+    block, a2u_kernels = IndexBlock(C, 2), A2UKernels(C, 2)
+    for call in (block, a2u_kernels.affinity):
+        with pytest.raises(TypeError, match=r"^x: expected a floating-point tensor, got dtype torch.int64$"):
+            call(en.long(), LOW)
+        with pytest.raises(ValueError, match=r"^x: expected 4 channels, got 8"):
+            call(torch.cat([en, en], 1), LOW)
+    affinity = a2u_kernels.affinity(en, LOW)
+    for head in (a2u_kernels.up_kernels, a2u_kernels.down_kernels):
+        assert head(en, affinity).shape[0] == 2
+        with pytest.raises(ValueError, match=r"^x, affinity: expected \(B, 4, H, W\) and \(B, 1, h, w\) \(rank d = 1\)"):
+            head(en[:1], affinity)

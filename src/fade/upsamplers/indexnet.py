@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import check_scale, check_sizes, fit_to_size, nearest_upsample
+from ..ops.resize import check_scale, fit_to_size, nearest_upsample
 from ._checks import (
     check_bool,
     check_choice,
@@ -181,7 +181,7 @@ class IndexBlock(nn.Module):
 
     def forward(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """Index logits for the pooled size ``low_hw`` (floor- or ceil-mode relative to x)."""
-        check_sizes(low_hw, tuple(x.shape[-2:]), self.scale, "x spatial size vs the pooled size")
+        check_context_input(x, low_hw, self.scale, self, self.channels)
         (height, width), (h, w), s, p = x.shape[-2:], low_hw, self.scale, self.padding
         x = F.pad(x, (p, p + max(0, s * w - width), p, p + max(0, s * h - height)))
         z = self.layers(x)
