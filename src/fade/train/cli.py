@@ -210,7 +210,8 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--init",
         help="weights to start from: ImageNet MiT-B1 (SegFormer, mmseg or Hugging Face file) for segmentation, "
-        "ResNet-34 (torchvision or the A2U code's file) for matting, or a state dict of this package's names",
+        "ResNet-34 (torchvision or the A2U code's file) for matting, or a state dict of this package's names "
+        "(e.g. a run's model.pt or checkpoint.pt)",
     )
     p.add_argument(
         "--amp", choices=("bf16", "fp16"), help="mixed precision (autocast; fp16 with loss scaling, CUDA only)"
