@@ -181,7 +181,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[P
         )
     device = resolve_device(device)
     model = build_model(preset, upsampler).to(device)
-    state = load_checkpoint(weights, device)
+    fallback = weights.name == MODEL and (run / CHECKPOINT).is_file()
+    advice = f"{f'delete it to draw from {CHECKPOINT} instead, or ' if fallback else ''}train the run again to draw it"
+    state = load_checkpoint(weights, device, advice)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as error:
