@@ -33,6 +33,7 @@ __all__ = [
     "FolderLockedError",
     "atomic_write",
     "check_writable_folder",
+    "is_checked_file",
     "lock_folder",
     "read_checked_bytes",
     "read_checked_json",
@@ -155,6 +156,13 @@ def write_checked_bytes(path: str | os.PathLike, payload: bytes) -> None:
         f.write(payload)
 
     atomic_write(path, write)
+
+
+def is_checked_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts with the header of :func:`write_checked_bytes` (a run's checkpoint.pt or
+    model.pt); the content is not verified here."""
+    with open(path, "rb") as f:
+        return f.read(len(_MAGIC) + 1) == _MAGIC + b" "
 
 
 def read_checked_bytes(path: str | os.PathLike, advice: str) -> bytes:

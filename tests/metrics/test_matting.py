@@ -244,6 +244,23 @@ def test_bad_input():
 def test_mat2gray_by_hand():
     np.testing.assert_allclose(mat2gray(np.array([[0.2, 0.4], [0.6, 0.2]])), [[0.0, 0.5], [1.0, 0.0]])
     np.testing.assert_array_equal(mat2gray(np.full((2, 3), 0.7)), np.zeros((2, 3)))
+    np.testing.assert_allclose(mat2gray(torch.tensor([[1, 3], [5, 1]])), [[0.0, 0.5], [1.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    "image, error, match",
+    [
+        ([[0.2, 0.4]], TypeError, "image: expected a numpy array or a torch tensor, got list"),
+        (np.array([[np.nan, 1.0]]), ValueError, "image: expected finite values, got NaN or infinity"),
+        (np.zeros((0, 3)), ValueError, r"image: expected H and W >= 1, got shape \(0, 3\)"),
+        (np.zeros((2, 2, 2)), ValueError, r"image: expected a 2-D \(H, W\) array, got 3-D"),
+        (np.array([["a"]]), TypeError, "image: expected a real-valued array, got dtype <U1"),
+    ],
+)
+def test_mat2gray_refuses_what_it_cannot_normalise(image, error, match):
+    """A list was an AttributeError, NaN a silent all-NaN result, an empty image numpy's reduction error."""
+    with pytest.raises(error, match=match):
+        mat2gray(image)
 
 
 def _semi_transparent_case():

@@ -351,3 +351,25 @@ def test_a_path_without_a_file_says_what_it_is(tmp_path):
         read_state_dict(tmp_path / "tensor.pt")
     with pytest.raises(TypeError, match="model: expected a torch.nn.Module, got NoneType"):
         load_pretrained(None, tmp_path / "tensor.pt")
+
+
+def test_a_fade_run_file_is_read_through_its_checksum(tmp_path):
+    """--init with a run's model.pt or checkpoint.pt (fade's checksummed format) was refused with torch's
+    'Weights only load failed'; it holds a state dict of this package's names, which --init takes."""
+    import io
+
+    from fade.io import write_checked_bytes
+
+    model = create_model("autoencoder", "fade")
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save({"model": state, "step": 3}, buffer)
+    write_checked_bytes(tmp_path / "model.pt", buffer.getvalue())
+    assert read_state_dict(tmp_path / "model.pt").keys() == state.keys()
+    load_pretrained(model, tmp_path / "model.pt")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    damaged = bytearray((tmp_path / "model.pt").read_bytes())
+    damaged[-10] ^= 0xFF
+    (tmp_path / "model.pt").write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=r"model.pt: content does not match its checksum .*; it cannot be used as --init"):
+        read_state_dict(tmp_path / "model.pt")

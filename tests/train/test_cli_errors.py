@@ -13,7 +13,7 @@ import torch
 
 from fade.cli import main
 from fade.train import create_task
-from fade.io import write_checked_json
+from fade.io import read_checked_json, write_checked_json
 from fade.train.checkpoint import CHECKPOINT_ADVICE, load_checkpoint, save_checkpoint
 from fade.train.presets import PRESETS
 from fade.train.trainer import RESULTS_ADVICE, build_model
@@ -264,3 +264,37 @@ def test_sigterm_is_one_line_status_143_and_leaves_a_resumable_run(tiny_presets,
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt"]
     assert main(_train(tmp_path / "run")) == 0
     assert "resuming at step 2" in capsys.readouterr().err
+
+
+def test_data_dir_for_a_source_that_reads_no_folder_is_one_line(tiny_presets, monkeypatch, tmp_path, capsys):
+    """--data-dir with the shapes or hair-matting presets was a TypeError traceback from the dataset."""
+    monkeypatch.setitem(PRESETS, ("matting", "tiny"), TINY["matting"].replace(data="hair_matting", data_options={}))
+    argv = _train(tmp_path / "run", "--data-dir", str(tmp_path))
+    argv[argv.index("reconstruction")] = "matting"
+    assert main(argv) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith("fade train: error: data_options: the 'hair_matting' data source takes radius, "), line
+    assert line.endswith("got root; it reads no folder, so drop --data-dir\n"), line
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_naming_another_source_drops_the_presets_data_options(tiny_presets, tmp_path, capsys):
+    """--data hair_matting on a preset whose data options belong to composite_matting (alpha_gain) was a
+    TypeError traceback; the options are the preset's source's, so the other source runs without them."""
+    argv = _train(tmp_path / "run", "--data", "hair_matting", "--steps", "1")
+    argv[argv.index("reconstruction")] = "matting"
+    assert main(argv) == 0, capsys.readouterr().err
+    record = read_checked_json(tmp_path / "run" / "results.json", "test")
+    assert record["config"]["preset"]["data"] == "hair_matting"
+    assert record["config"]["preset"]["data_options"] == {}
+
+
+def test_labels_beyond_the_models_classes_are_one_line(tiny_presets, monkeypatch, tmp_path, capsys):
+    """Composite labels 0..10 on a 3-class network: was an IndexError traceback from cross_entropy."""
+    preset = TINY["segmentation"].replace(model_options={"num_classes": 3})
+    monkeypatch.setitem(PRESETS, ("segmentation", "tiny"), preset)
+    argv = _train(tmp_path / "run")
+    argv[argv.index("reconstruction")] = "segmentation"
+    assert main(argv) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith("fade train: error: label: expected classes 0..2 (the model's 3 outputs) or 255, got "), line

@@ -230,3 +230,55 @@ def test_a_run_is_identified_by_its_own_upsampler_options_only():
     assert run_config(more, "bilinear", 0)["preset"]["upsampler_options"] == {}
     wider = preset.replace(upsampler_options={"fade": {"compressed_channels": 16}})
     assert run_config(preset, "fade", 0) != run_config(wider, "fade", 0)
+
+
+def test_each_shipped_source_declares_the_options_its_dataset_takes():
+    """The options create_data accepts are the dataset's keyword arguments less those the source sets itself."""
+    import inspect
+
+    from fade.data import CompositeMatting, CompositeSegmentation, FashionMNIST
+    from fade.data.ade20k import ADE20K
+    from fade.data.adobe_matting import AdobeMattingTrain
+    from fade.data.matting_synth import HairMatting
+    from fade.data.shapes import ShapeSegmentation
+    from fade.train.data import _DATA
+
+    def keywords(cls, *fixed):
+        return {p for p in inspect.signature(cls).parameters if p not in {"split", "size", "length", *fixed}}
+
+    expected = {
+        "composite_segmentation": keywords(CompositeSegmentation),
+        "composite_matting": keywords(CompositeMatting),
+        "shapes": keywords(ShapeSegmentation),
+        "hair_matting": keywords(HairMatting),
+        "fashion_mnist": keywords(FashionMNIST, "normalize"),
+        "ade20k": keywords(ADE20K, "crop_size", "scale"),
+        "composition1k": keywords(AdobeMattingTrain, "crop_size"),
+    }
+    assert {name: set(_DATA[name][1]) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "message"),
+    [
+        ("shapes", {"root": "/data"}, r"the 'shapes' data source takes binary, .*, got root; it reads no folder, so drop"),
+        ("hair_matting", {"num_objects": (2, 4)}, r"the 'hair_matting' data source takes radius, .*, got num_objects$"),
+        ("fashion_mnist", {"binary": True, "root": None}, r"the 'fashion_mnist' data source takes root, got binary$"),
+    ],
+)
+def test_a_data_option_the_source_does_not_take_is_a_value_error_naming_both(source, options, message):
+    """Was a TypeError from deep inside the dataset (a traceback under fade train --data-dir or --data)."""
+    with pytest.raises(ValueError, match=f"^data_options: {message}"):
+        create_data(source, "train", (64, 64), 4, **options)
+
+
+def test_a_source_registered_without_options_takes_any(monkeypatch):
+    from fade.train import data
+
+    monkeypatch.setattr(data, "_DATA", dict(data._DATA))  # the registration ends with the test
+
+    @register_data("test_any_options")
+    def _any(split, size, length, **options):
+        return [options]
+
+    assert create_data("test_any_options", "train", (8, 8), 1, colour="red") == [{"colour": "red"}]

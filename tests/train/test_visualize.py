@@ -83,3 +83,27 @@ def test_a_verified_results_json_with_a_preset_fade_cannot_rebuild_is_one_line(p
     assert main(["visualize", str(tmp_path)]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"fade visualize: error: {tmp_path / 'results.json'}: expected a preset of this fade")
+
+
+def test_an_out_that_cannot_be_a_folder_is_one_line_naming_it(tiny_run, tmp_path, capsys):
+    """--out on a file was a bare 'File exists: PATH' after the network had run."""
+    (tmp_path / "file").write_text("x")
+    for out, why in ((tmp_path / "file", "it is not a folder"), (tmp_path / "file" / "png", "its parent")):
+        assert main(["visualize", str(tiny_run), "--out", str(out)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"fade visualize: error: out: expected a folder, got {out} ({why}"), line
+
+
+def test_damaged_weights_say_what_to_do_for_a_drawing(tiny_run, tmp_path, capsys):
+    """A damaged model.pt advised 'delete it to restart the run from step 0', which visualize cannot do."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "model.pt").write_bytes((run / "model.pt").read_bytes()[:-7])
+    assert main(["visualize", str(run), "--out", str(tmp_path / "png")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"fade visualize: error: {run / 'model.pt'}: expected "), line
+    assert line.endswith("(truncated); delete it to draw from checkpoint.pt instead, or train the run again to draw it"), line
+    (run / "model.pt").unlink()
+    assert main(["visualize", str(run), "--out", str(tmp_path / "png"), "--samples", "1"]) == 0

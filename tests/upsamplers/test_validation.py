@@ -560,7 +560,7 @@ def _indexed(function, scale):
         (lambda: _point_sample(2), ValueError, r"positions: expected shape \(B\*G, H, W, 2\) = \(2, H, W, 2\)"),
         (lambda: _point_sample(0), ValueError, "groups: expected a positive integer, got 0"),
         (lambda: _indexed("pool", 0), ValueError, "scale must be a positive integer, got 0"),
-        (lambda: _indexed("pool", 2**40), ValueError, r"idx_en: expected a spatial size \(s\*h, s\*w\)"),
+        (lambda: _indexed("pool", 2**40), ValueError, r"x: expected a spatial size of at least 1099511627776 \(the scale\)"),
         (lambda: _indexed("upsample", "2"), TypeError, "scale must be a positive integer, got '2'"),
     ],
 )
@@ -594,3 +594,126 @@ def test_a_size_that_is_no_sequence_is_a_type_error():
 
     with pytest.raises(TypeError, match=r"size vs x: expected a high-resolution size \(H, W\), got NoneType None"):
         bilinear_upsample(torch.randn(1, C, 4, 3), None, 2)
+
+
+KERNEL_NAMES = [n for n in NAMES if isinstance(fade.create_upsampler(n, C), KernelUpsampler)]
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (lambda en, de: (en, de[:1]), ValueError, r"^batch mismatch: en has batch 2, de has batch 1$"),
+        (lambda en, de: (en.long(), de.long()), TypeError, r"^de: expected a floating-point tensor, got dtype torch.int64$"),
+        (lambda en, de: (en[0], de), ValueError, r"^en: expected a 4-D tensor \(B, C, H, W\), got 3-D shape"),
+        (lambda en, de: (en[:, :1], de), ValueError, r"^en: expected 4 channels, got 1"),
+        (lambda en, de: (en[..., :4, :], de), ValueError, r"^en spatial size vs de: expected a high-resolution size"),
+    ],
+)
+def test_kernels_refuses_what_forward_refuses(name, change, error, match):
+    """kernels(en, de) is public (README): a batch mismatch broadcast silently to en's batch, int inputs
+    failed inside a conv."""
+    module = fade.create_upsampler(name, C)
+    en, de = change(*inputs())
+    for call in (module, module.kernels):
+        with pytest.raises(error, match=match):
+            call(en, de)
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_kernels_of_valid_inputs_are_the_generators_normalised_logits(name):
+    module = fade.create_upsampler(name, C)
+    en, de = inputs()
+    kernels = module.kernels(en, de)
+    if module.kernel_generator is None:
+        torch.testing.assert_close(kernels, torch.ones(2, 1, *HIGH), rtol=0, atol=0)
+    else:
+        logits = module.kernel_generator(en, de, 2)
+        torch.testing.assert_close(kernels, logits.exp() / logits.exp().sum(dim=1, keepdim=True))
+    if module.fusion == "none":
+        torch.testing.assert_close(module(en, de), fade.ops.carafe(de, kernels, 2), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "idx_shape",
+    [(1, C, 8, 6), (3, C, 8, 6), (2, 3, 8, 6), (2, C, 8, 4), (2, C, 6, 6), (2, C, 10, 6)],
+    ids=["batch 1", "batch 3", "3 maps", "narrower", "shorter", "taller"],
+)
+def test_indexed_pool_refuses_index_maps_that_do_not_fit_x(idx_shape):
+    """A map of batch 1 broadcast over x's batch 2 (or x's batch 1 to 3), and a map of 8 x 4 windows over
+    an 8 x 6 x pooled 4 x 2 (x's floor mode is 4 x 3): silent results of the wrong shape."""
+    from fade.upsamplers.indexnet import indexed_pool
+
+    x = torch.randn(2, C, 9, 7)
+    with pytest.raises(ValueError, match=r"^idx_en: expected a \(B, 1 or C, s\*h, s\*w\) = \(2, 1 or 4, 8, 6\) tensor"):
+        indexed_pool(x, torch.rand(idx_shape), 2)
+
+
+@pytest.mark.parametrize("maps", [1, C])
+def test_indexed_pool_of_fitting_maps_is_the_window_sum_of_x_times_the_map(maps):
+    from fade.upsamplers.indexnet import indexed_pool
+
+    x, idx = torch.randn(2, C, 9, 7, dtype=torch.float64), torch.rand(2, maps, 8, 6, dtype=torch.float64)
+    expected = torch.zeros(2, C, 4, 3, dtype=torch.float64)
+    for i in range(4):
+        for j in range(3):
+            for di in range(2):
+                for dj in range(2):
+                    expected[:, :, i, j] += x[:, :, 2 * i + di, 2 * j + dj] * idx[:, :, 2 * i + di, 2 * j + dj]
+    torch.testing.assert_close(indexed_pool(x, idx, 2), expected)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(fade.upsamplers.list_pairs()) if has_parameters(fade.create_pair(n, C)[0])])
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (lambda x: x.numpy(), TypeError, r"^x: expected a torch.Tensor, got ndarray$"),
+        (lambda x: x.long(), TypeError, r"^x: expected a floating-point tensor, got dtype torch.int64$"),
+        (lambda x: x.double(), TypeError, r"^x: expected dtype torch.float32 \(that of .*'s parameters\), got torch.float64$"),
+        (lambda x: x[0], ValueError, r"^x: expected a 4-D tensor \(B, C, H, W\), got 3-D shape \(4, 9, 7\)$"),
+        (lambda x: torch.cat([x, x], 1), ValueError, r"^x: expected 4 channels, got 8"),
+    ],
+)
+def test_down_context_checks_x_like_forward(name, change, error, match):
+    """down.context(x, low_hw) is the pair protocol's second entry: a wrong x failed inside a conv or a pooling."""
+    down, _ = fade.create_pair(name, C)
+    x, _ = inputs()
+    with pytest.raises(error, match=match):
+        down.context(change(x), LOW)
+    with pytest.raises(ValueError, match=r"^x spatial size vs the pooled size: expected a high-resolution size"):
+        down.context(x, (2, 3))
+    assert down.context(x, (5, 4)).shape[-2:] == (10, 8)  # ceil mode: a pooled size past H // s is valid
+
+
+@pytest.mark.parametrize("generator", [SemiShiftKernels, SemiShiftLiteKernels, EncoderKernels, NaiveKernels, DecoderKernels])
+def test_kernel_generators_check_en_and_de(generator):
+    """A generator is a building block of KernelUpsampler: called alone, a batch-1 de broadcast over en's
+    batch (or en's over de's) silently, int inputs failed inside a matrix product."""
+    module = generator(C, C)
+    en, de = inputs()
+    assert module(en, de, 2).shape[-2:] == HIGH
+    with pytest.raises(ValueError, match=r"^batch mismatch: en has batch 2, de has batch 1$"):
+        module(en, de[:1], 2)
+    with pytest.raises(ValueError, match=r"^batch mismatch: en has batch 1, de has batch 2$"):
+        module(en[:1], de, 2)
+    with pytest.raises(TypeError, match=r"^de: expected a floating-point tensor, got dtype torch.int64$"):
+        module(en.long(), de.long(), 2)
+    with pytest.raises(ValueError, match=r"^de: expected 4 channels, got 8"):
+        module(en, torch.cat([de, de], 1), 2)
+
+
+def test_index_block_and_a2u_kernels_check_their_inputs():
+    """IndexBlock(x, low_hw), A2UKernels.affinity and its kernel heads failed inside a conv or mixed
+    samples of different batches silently (a batch-2 affinity with a batch-1 x gave batch-2 kernels)."""
+    en, _ = inputs()
+    block, a2u_kernels = IndexBlock(C, 2), A2UKernels(C, 2)
+    for call in (block, a2u_kernels.affinity):
+        with pytest.raises(TypeError, match=r"^x: expected a floating-point tensor, got dtype torch.int64$"):
+            call(en.long(), LOW)
+        with pytest.raises(ValueError, match=r"^x: expected 4 channels, got 8"):
+            call(torch.cat([en, en], 1), LOW)
+    affinity = a2u_kernels.affinity(en, LOW)
+    for head in (a2u_kernels.up_kernels, a2u_kernels.down_kernels):
+        assert head(en, affinity).shape[0] == 2
+        with pytest.raises(ValueError, match=r"^x, affinity: expected \(B, 4, H, W\) and \(B, 1, h, w\) \(rank d = 1\)"):
+            head(en[:1], affinity)

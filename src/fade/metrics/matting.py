@@ -206,17 +206,20 @@ def gaussian_gradient(image: ArrayLike, sigma: float = 1.4) -> tuple[np.ndarray,
     return gx, gy
 
 
-def mat2gray(image: np.ndarray) -> np.ndarray:
+def mat2gray(image: ArrayLike) -> np.ndarray:
     """``(image - min) / (max - min)`` over the whole image, as MATLAB's ``mat2gray``; zeros if constant.
 
     (For a constant image only the gradient matters here, and it is zero whatever the value.)
 
     Args:
-        image: float64 array[H, W].
+        image: real array[H, W] (numpy or torch), finite.
 
     Returns:
         float64 array[H, W] with values in [0, 1].
     """
+    image = as_values(image, "image")
+    check_ndim(image, (2,), "image", "2-D (H, W)")
+    check_spatial(image, "image")
     low, high = image.min(), image.max()
     if high == low:
         return np.zeros_like(image)

@@ -31,6 +31,7 @@ may be absent (older files).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -42,6 +43,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..io import is_checked_file, read_checked_bytes
 from .matting import A2UMatting
 from .segformer import SegFormer
 
@@ -353,9 +355,15 @@ def read_state_dict(source: str | os.PathLike | Mapping) -> dict[str, Tensor]:
 
 
 def _read_torch_file(path: str) -> object:
-    """``torch.load`` of ``path`` on the CPU without running pickled code; ValueError if it fails."""
+    """``torch.load`` of ``path`` on the CPU without running pickled code; ValueError if it fails.
+
+    A checksummed file fade wrote (a run's model.pt or checkpoint.pt) is verified, then loaded.
+    """
+    source = path
+    if is_checked_file(path):
+        source = io.BytesIO(read_checked_bytes(path, "it cannot be used as --init weights"))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # a pickle with code, a truncated or foreign file: all the user's to fix
         raise ValueError(f"init: expected a torch weights file, could not read {path!r}: {error}") from None
 

@@ -25,14 +25,15 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     write_checked_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
+def load_checkpoint(path: str | os.PathLike, device: torch.device, advice: str = CHECKPOINT_ADVICE) -> dict:
     """Load a checkpoint written by :func:`save_checkpoint` (tensors only, no pickled code).
 
     Raises:
         CorruptFileError: the file is empty, truncated, altered, from an older fade without a
-            checksum, or not a checkpoint; the message names the file and says what to do.
+            checksum, or not a checkpoint; the message names the file and ends with ``advice``
+            (what to do; default: for a run that resumes from it).
     """
-    payload = read_checked_bytes(path, CHECKPOINT_ADVICE)
+    payload = read_checked_bytes(path, advice)
     try:
         state = torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
     except (MemoryError, OSError, torch.cuda.OutOfMemoryError):
@@ -40,9 +41,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
     except Exception as error:  # noqa: BLE001  (verified bytes torch cannot read: the file's fault, not ours)
         reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:120]}"
         problem = f"expected a torch checkpoint inside, got one torch cannot load ({reason})"
-        raise CorruptFileError(path, problem, CHECKPOINT_ADVICE) from None
+        raise CorruptFileError(path, problem, advice) from None
     if not isinstance(state, dict) or "step" not in state:
-        raise CorruptFileError(path, f"expected a checkpoint dict, got {type(state).__name__}", CHECKPOINT_ADVICE)
+        raise CorruptFileError(path, f"expected a checkpoint dict, got {type(state).__name__}", advice)
     return state
 
 

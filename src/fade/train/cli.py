@@ -58,10 +58,16 @@ def _directory(text: str) -> str:
 
 
 def _preset(task: str, name: str, args: argparse.Namespace):
-    """The preset ``task/name`` with the overrides given on the command line."""
+    """The preset ``task/name`` with the overrides given on the command line.
+
+    ``--data`` naming another source than the preset's drops the preset's data options (they are
+    that source's); ``--data-dir`` becomes the source's option ``root``.
+    """
+    from .data import check_data_options
     from .presets import get_preset
 
     preset = get_preset(task, name)
+    data = getattr(args, "data", None) or preset.data
     changes = {
         "steps": args.steps,
         "batch_size": args.batch_size,
@@ -71,8 +77,14 @@ def _preset(task: str, name: str, args: argparse.Namespace):
         "num_workers": args.workers,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
+    options = preset.data_options
+    if data != preset.data:
+        changes["data"], options = data, {}
     if args.data_dir:
-        changes["data_options"] = {**preset.data_options, "root": args.data_dir}
+        options = {**options, "root": args.data_dir}
+    if options is not preset.data_options:
+        changes["data_options"] = options
+    check_data_options(data, options)
     return preset.replace(**changes) if changes else preset
 
 
@@ -82,8 +94,6 @@ def train_command(args: argparse.Namespace) -> int:
     from .trainer import resolve_device, train
 
     preset = _preset(args.task, args.preset, args)
-    if args.data:
-        preset = preset.replace(data=args.data)
     out = Path(args.out or Path("results/train") / args.task / args.preset / args.upsampler / f"seed{args.seed}")
     resolve_device(args.device)
     check_writable_folder(out, name="out")
@@ -194,11 +204,14 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=folder_path, help="run folder (default results/train/TASK/PRESET/UPSAMPLER/seedS)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order (0)")
     p.add_argument("--stop-after", type=_positive, help="stop (with a checkpoint) after this many steps")
-    p.add_argument("--data", help="data source instead of the preset's (fade.train.list_data())")
+    p.add_argument(
+        "--data", help="data source instead of the preset's (fade.train.list_data()), without the preset's data options"
+    )
     p.add_argument(
         "--init",
         help="weights to start from: ImageNet MiT-B1 (SegFormer, mmseg or Hugging Face file) for segmentation, "
-        "ResNet-34 (torchvision or the A2U code's file) for matting, or a state dict of this package's names",
+        "ResNet-34 (torchvision or the A2U code's file) for matting, or a state dict of this package's names "
+        "(e.g. a run's model.pt or checkpoint.pt)",
     )
     p.add_argument(
         "--amp", choices=("bf16", "fp16"), help="mixed precision (autocast; fp16 with loss scaling, CUDA only)"

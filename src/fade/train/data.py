@@ -11,7 +11,7 @@ uninterrupted run would have drawn, and every upsampler trained with a seed sees
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -21,24 +21,29 @@ __all__ = [
     "EpochKeyed",
     "StepBatchSampler",
     "batch_indices",
+    "check_data_options",
     "create_data",
     "list_data",
     "register_data",
 ]
 
 DataFactory = Callable[..., Dataset]
-_DATA: dict[str, DataFactory] = {}
+_DATA: dict[str, tuple[DataFactory, tuple[str, ...] | None]] = {}
 
 
-def register_data(name: str) -> Callable[[DataFactory], DataFactory]:
-    """Decorator: register ``factory(split, size, length, **options) -> Dataset`` under ``name``."""
+def register_data(name: str, options: Sequence[str] | None = None) -> Callable[[DataFactory], DataFactory]:
+    """Decorator: register ``factory(split, size, length, **options) -> Dataset`` under ``name``.
+
+    ``options``: the keyword options the factory takes (others are refused by :func:`create_data`);
+    None leaves them unchecked.
+    """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name: expected a non-empty str, got {type(name).__name__} {name!r}")
 
     def register(factory: DataFactory) -> DataFactory:
         if name in _DATA:
             raise ValueError(f"data source {name!r} is already registered")
-        _DATA[name] = factory
+        _DATA[name] = factory, None if options is None else tuple(options)
         return factory
 
     return register
@@ -55,15 +60,31 @@ def create_data(name: str, split: str, size: tuple[int, int], length: int | None
         raise TypeError(f"length: expected None or an integer >= 1, got {type(length).__name__} {length!r}")
     if length is not None and length < 1:
         raise ValueError(f"length: expected None or an integer >= 1, got {length!r}")
+    check_data_options(name, options)
+    return _DATA[name][0](split, size, length, **options)
+
+
+def check_data_options(name: str, options: Mapping[str, object]) -> None:
+    """Raise ValueError unless ``name`` is a registered source that takes every key of ``options``
+    (a preset's ``data_options``); the message lists the options it takes."""
     if not isinstance(name, str) or name not in _DATA:
         raise ValueError(
             f"data: expected a registered source ({', '.join(list_data())}), got {name!r}; other datasets: "
             "register a loader with fade.train.register_data"
         )
-    return _DATA[name](split, size, length, **options)
+    accepted = _DATA[name][1]
+    unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
+    if unknown:
+        hint = "; it reads no folder, so drop --data-dir" if "root" in unknown else ""
+        raise ValueError(
+            f"data_options: the {name!r} data source takes {', '.join(accepted) or 'no options'}, "
+            f"got {', '.join(unknown)}{hint}"
+        )
 
 
-@register_data("composite_segmentation")
+@register_data(
+    "composite_segmentation", options=("num_items", "item_scale", "mask_threshold", "tint_range", "seed", "root")
+)
 def _composite_segmentation(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
     """:class:`fade.data.CompositeSegmentation`: {"image", "label"}."""
     from ..data import CompositeSegmentation
@@ -71,7 +92,7 @@ def _composite_segmentation(split: str, size: tuple[int, int], length: int | Non
     return CompositeSegmentation(split, size=size, length=length or 10_000, **options)
 
 
-@register_data("composite_matting")
+@register_data("composite_matting", options=("item_scale", "alpha_gain", "trimap_radius", "seed", "root"))
 def _composite_matting(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
     """:class:`fade.data.CompositeMatting`: {"input", "alpha", "trimap", "fg", "bg", "image"}."""
     from ..data import CompositeMatting
@@ -79,7 +100,7 @@ def _composite_matting(split: str, size: tuple[int, int], length: int | None, **
     return CompositeMatting(split, size=size, length=length or 10_000, **options)
 
 
-@register_data("shapes")
+@register_data("shapes", options=("binary", "num_objects", "area", "supersample", "seed"))
 def _shapes(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
     """:class:`fade.data.shapes.ShapeSegmentation` ({"image", "label"}); option ``binary`` for object vs background."""
     from ..data.shapes import ShapeSegmentation
@@ -87,7 +108,10 @@ def _shapes(split: str, size: tuple[int, int], length: int | None, **options) ->
     return ShapeSegmentation(split, size=size, length=length or 10_000, **options)
 
 
-@register_data("hair_matting")
+@register_data(
+    "hair_matting",
+    options=("radius", "soft_width", "strands", "strand_length", "strand_width", "trimap_band", "supersample", "seed"),
+)
 def _hair_matting(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
     """:class:`fade.data.matting_synth.HairMatting`: {"input", "alpha", "trimap", "fg", "bg", "image"}."""
     from ..data.matting_synth import HairMatting
@@ -116,7 +140,7 @@ class _FashionMNISTImages(Dataset):
         return {"image": self.images[index][0]}
 
 
-@register_data("fashion_mnist")
+@register_data("fashion_mnist", options=("root",))
 def _fashion_mnist(split: str, size: tuple[int, int], length: int | None, **options) -> Dataset:
     """Fashion-MNIST images for reconstruction; ``size`` must be (28, 28)."""
     if tuple(size) != (28, 28):
@@ -153,7 +177,7 @@ def _root(root: str | None, source: str, layout: str) -> str:
     return root
 
 
-@register_data("ade20k")
+@register_data("ade20k", options=("root", "ratio_range", "cat_max_ratio", "size_divisor", "seed"))
 def _ade20k(split: str, size: tuple[int, int], length: int | None, root: str | None = None, **options) -> Dataset:
     """:class:`fade.data.ade20k.ADE20K`: ``size`` training crops; images resized within (4 S, S),
     S = max(size), as the paper's 512 crops go with its 2048 x 512 scale; "test" is ADE20K's val."""
@@ -166,7 +190,7 @@ def _ade20k(split: str, size: tuple[int, int], length: int | None, root: str | N
     return EpochKeyed(dataset, length)
 
 
-@register_data("composition1k")
+@register_data("composition1k", options=("root", "seed"))
 def _composition1k(
     split: str, size: tuple[int, int], length: int | None, root: str | None = None, **options
 ) -> Dataset:

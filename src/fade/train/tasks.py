@@ -94,6 +94,16 @@ def _to(batch: dict[str, Tensor], keys: tuple[str, ...], device: torch.device) -
     return [batch[k].to(device, non_blocking=True) for k in keys]
 
 
+def _check_labels(label: Tensor, classes: int) -> None:
+    """Raise ValueError unless every label is a class of the model's ``classes`` outputs or IGNORE_INDEX."""
+    bad = ((label < 0) | (label >= classes)) & (label != IGNORE_INDEX)
+    if bad.any():
+        raise ValueError(
+            f"label: expected classes 0..{classes - 1} (the model's {classes} outputs) or {IGNORE_INDEX}, "
+            f"got {int(label[bad][0])}; the data has classes the model does not predict"
+        )
+
+
 class SegmentationTask(Task):
     """Semantic segmentation: cross-entropy; mIoU, bIoU, pixel accuracy (fractions in [0, 1])."""
 
@@ -114,6 +124,7 @@ class SegmentationTask(Task):
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         image, label = _to(batch, self.keys, next(model.parameters()).device)
         logits = self.logits(model, image, label.shape[-2:])
+        _check_labels(label, logits.shape[1])
         processes = current_processes()
         if processes.world_size == 1:
             return F.cross_entropy(logits, label, ignore_index=IGNORE_INDEX)

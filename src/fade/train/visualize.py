@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..cli import folder_path
-from ..io import atomic_write, read_checked_json
+from ..io import atomic_write, check_writable_folder, read_checked_json
 from ..ops.resize import nearest_upsample
 from ..upsamplers.base import Upsampler
 from ..upsamplers.fade import KernelUpsampler
@@ -181,7 +181,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[P
         )
     device = resolve_device(device)
     model = build_model(preset, upsampler).to(device)
-    state = load_checkpoint(weights, device)
+    fallback = weights.name == MODEL and (run / CHECKPOINT).is_file()
+    advice = f"{f'delete it to draw from {CHECKPOINT} instead, or ' if fallback else ''}train the run again to draw it"
+    state = load_checkpoint(weights, device, advice)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as error:
@@ -292,7 +294,7 @@ def visualize(
     except ImportError:
         raise ValueError("fade visualize needs matplotlib: pip install 'fade[plot]'") from None
     preset, upsampler, model = load_run(run_dir, device)
-    out = Path(run_dir) / "visualize" if out_dir is None else Path(out_dir)
+    out = check_writable_folder(Path(run_dir) / "visualize" if out_dir is None else Path(out_dir), name="out")
     count = min(samples, preset.test_length or samples)
     test = create_data(preset.data, "test", preset.size, count, **preset.data_options)
     key = create_task(preset.task, **preset.task_options).keys[0]

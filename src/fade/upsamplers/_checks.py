@@ -19,6 +19,7 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_context",
+    "check_context_input",
     "check_en_de",
     "check_input",
     "check_ints",
@@ -224,13 +225,26 @@ def check_pool_input(x: Tensor, scale: int, module: nn.Module, channels: int | N
 
     As :func:`check_input`, and C == channels when given.
     """
+    _check_map_input(x, module, channels)
+    if min(x.shape[-2:]) < scale:
+        raise ValueError(f"x: expected a spatial size of at least {scale} (the scale), got {tuple(x.shape[-2:])}")
+
+
+def check_context_input(
+    x: Tensor, low_hw: tuple[int, int], scale: int, module: nn.Module, channels: int | None = None
+) -> None:
+    """Raise unless ``x`` is a (B, C, H, W) input of the down half ``module``'s ``context(x, low_hw)``:
+    as :func:`check_pool_input`, with (H, W) within ``scale - 1`` of ``scale * low_hw`` (floor or ceil mode)."""
+    _check_map_input(x, module, channels)
+    check_sizes(low_hw, tuple(x.shape[-2:]), scale, "x spatial size vs the pooled size")
+
+
+def _check_map_input(x: Tensor, module: nn.Module, channels: int | None) -> None:
     check_input("x", x, module)
     if x.dim() != 4:
         raise ValueError(f"x: expected a 4-D tensor (B, C, H, W), got {x.dim()}-D shape {tuple(x.shape)}")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"x: expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-    if min(x.shape[-2:]) < scale:
-        raise ValueError(f"x: expected a spatial size of at least {scale} (the scale), got {tuple(x.shape[-2:])}")
 
 
 def check_context(name: str, context: object, de: Tensor, what: str) -> None:

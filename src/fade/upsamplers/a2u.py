@@ -34,6 +34,7 @@ from ..ops.resize import check_scale, check_sizes, fit_to_size
 from ._checks import (
     check_bool,
     check_context,
+    check_context_input,
     check_ints,
     check_module,
     check_pool_input,
@@ -173,7 +174,7 @@ class A2UKernels(nn.Module):
 
     def affinity(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """The low-rank bilinear affinity of x for the pooled size ``low_hw``: Tensor[B, d, h, w]."""
-        check_sizes(low_hw, tuple(x.shape[-2:]), self.scale, "x spatial size vs the pooled size")
+        check_context_input(x, low_hw, self.scale, self, self.channels)
         k = self.encoder_kernel_size
         u = self.filter_u(F.adaptive_avg_pool2d(x, k))
         v = self.filter_v(F.adaptive_avg_pool2d(x, k))
@@ -183,6 +184,12 @@ class A2UKernels(nn.Module):
 
     def _mix(self, weights: nn.Conv2d, x: Tensor, affinity: Tensor) -> Tensor:
         """Per-sample 1x1 mixing of the d affinity maps: (B, O, h, w)."""
+        check_tensors(4, x=x, affinity=affinity)
+        if x.shape[1] != self.channels or affinity.shape[:2] != (x.shape[0], self.rank):
+            raise ValueError(
+                f"x, affinity: expected (B, {self.channels}, H, W) and (B, {self.rank}, h, w) (rank d = {self.rank}), "
+                f"got {tuple(x.shape)} and {tuple(affinity.shape)}"
+            )
         p = weights(x.mean(dim=(2, 3), keepdim=True)).view(x.shape[0], weights.out_channels // self.rank, self.rank)
         return torch.einsum("bor,brhw->bohw", p, affinity)
 
@@ -211,6 +218,7 @@ class A2UDown(nn.Module):
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """The upsampling kernels for the pooled size ``low_hw`` (de's): Tensor[B, K*K, s*h, s*w]."""
+        check_context_input(x, low_hw, self.kernels.scale, self, self.kernels.channels)
         self.kernels.check_pooled_size("de", low_hw)
         return self.kernels.up_kernels(x, self.kernels.affinity(x, low_hw))
 

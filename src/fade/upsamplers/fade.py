@@ -83,18 +83,25 @@ class KernelUpsampler(nn.Module):
             nn.init.zeros_(self.gate.bias)
 
     def kernels(self, en: Tensor, de: Tensor) -> Tensor:
-        """The normalised reassembly kernels, Tensor[B, K*K, H_en, W_en].
+        """The normalised reassembly kernels, Tensor[B, K*K, H_en, W_en], for the inputs of :meth:`forward`.
 
         Without a kernel generator, the 1x1 kernel 1 (B, 1, H_en, W_en): reassembly with it is
         nearest-neighbour upsampling.
+
+        Raises:
+            TypeError / ValueError: as :meth:`forward`, for inputs it would refuse.
         """
+        check_en_de(en, de, self.en_channels, self.de_channels, self.scale, self)
+        return self._kernels(en, de)
+
+    def _kernels(self, en: Tensor, de: Tensor) -> Tensor:
         if self.kernel_generator is None:
             return de.new_ones(de.shape[0], 1, *en.shape[-2:])
         return self.kernel_generator(en, de, self.scale).softmax(dim=1)
 
     def forward(self, en: Tensor, de: Tensor) -> Tensor:
         check_en_de(en, de, self.en_channels, self.de_channels, self.scale, self)
-        kernels = self.kernels(en, de)
+        kernels = self._kernels(en, de)
         if self.aligner is not None:
             en = pointwise(self.aligner, en)
         if self.fusion == "gate":

@@ -26,11 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.resize import check_scale, check_sizes, fit_to_size, nearest_upsample
+from ..ops.resize import check_scale, fit_to_size, nearest_upsample
 from ._checks import (
     check_bool,
     check_choice,
     check_context,
+    check_context_input,
     check_ints,
     check_module,
     check_pool_input,
@@ -71,8 +72,9 @@ def indexed_pool(x: Tensor, idx_en: Tensor, scale: int) -> Tensor:
     """Index-guided pooling ``s^2 * avg_pool_s(x * idx_en)`` over the windows idx_en covers.
 
     Args:
-        x: Tensor[B, C, H, W] with H >= s*h (floor mode; rows past s*h are not pooled).
-        idx_en: Tensor[B, G, s*h, s*w] with G = C or 1.
+        x: Tensor[B, C, H, W].
+        idx_en: Tensor[B, G, s*h, s*w] with G = C or 1 and (h, w) = (H // s, W // s) (floor mode;
+            rows and columns past s*h, s*w are not pooled).
         scale: positive integer s.
 
     Returns:
@@ -80,11 +82,16 @@ def indexed_pool(x: Tensor, idx_en: Tensor, scale: int) -> Tensor:
     """
     check_tensors(4, x=x, idx_en=idx_en)
     scale = check_scale(scale)
-    hh, ww = idx_en.shape[-2:]
-    if hh % scale or ww % scale or hh > x.shape[-2] or ww > x.shape[-1]:
+    b, c, height, width = x.shape
+    if min(height, width) < scale:
+        raise ValueError(f"x: expected a spatial size of at least {scale} (the scale), got {(height, width)}")
+    expected = (scale * (height // scale), scale * (width // scale))
+    if idx_en.shape[0] != b or idx_en.shape[1] not in (1, c) or tuple(idx_en.shape[-2:]) != expected:
         raise ValueError(
-            f"idx_en: expected a spatial size (s*h, s*w) at s={scale} within x's {tuple(x.shape[-2:])}, got {(hh, ww)}"
+            f"idx_en: expected a (B, 1 or C, s*h, s*w) = ({b}, 1 or {c}, {expected[0]}, {expected[1]}) tensor "
+            f"(floor-mode windows of x at s={scale}), got shape {tuple(idx_en.shape)}"
         )
+    hh, ww = expected
     return F.avg_pool2d(x[..., :hh, :ww] * idx_en, scale) * scale**2
 
 
@@ -174,7 +181,7 @@ class IndexBlock(nn.Module):
 
     def forward(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """Index logits for the pooled size ``low_hw`` (floor- or ceil-mode relative to x)."""
-        check_sizes(low_hw, tuple(x.shape[-2:]), self.scale, "x spatial size vs the pooled size")
+        check_context_input(x, low_hw, self.scale, self, self.channels)
         (height, width), (h, w), s, p = x.shape[-2:], low_hw, self.scale, self.padding
         x = F.pad(x, (p, p + max(0, s * w - width), p, p + max(0, s * h - height)))
         z = self.layers(x)
@@ -194,6 +201,7 @@ class IndexedPool(nn.Module):
 
     def context(self, x: Tensor, low_hw: tuple[int, int]) -> Tensor:
         """The decoder index map for the pooled size ``low_hw`` (de's): Tensor[B, G, s*h, s*w]."""
+        check_context_input(x, low_hw, self.index_block.scale, self, self.index_block.channels)
         self.index_block.check_batch_statistics("de", x.shape[0], low_hw)
         return index_maps(self.index_block(x, low_hw))[1]
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.resize import check_scale, nearest_upsample, source_index
-from ._checks import check_ints, conv2d, factory_kwargs
+from ._checks import check_en_de, check_ints, conv2d, factory_kwargs
 
 __all__ = [
     "DecoderKernels",
@@ -94,12 +94,14 @@ class SemiShiftKernels(nn.Module):
         check_ints(en_channels=en_channels, de_channels=de_channels, compressed_channels=compressed_channels)
         check_ints(odd=True, kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
         f = factory_kwargs(device, dtype)
+        self.en_channels, self.de_channels = en_channels, de_channels
         self.compress_en = _conv(en_channels, compressed_channels, 1, bias=True, **f)
         self.compress_de = _conv(de_channels, compressed_channels, 1, bias=False, **f)
         self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
         xavier_init_(self)
 
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        check_en_de(en, de, self.en_channels, self.de_channels, scale, self)
         high = self.content_encoder(pointwise(self.compress_en, en))
         low = self.content_encoder(pointwise(self.compress_de, de))
         return high + nearest_upsample(low, en.shape[-2:], scale)
@@ -121,6 +123,7 @@ class SemiShiftLiteKernels(SemiShiftKernels):
         check_ints(en_channels=en_channels, de_channels=de_channels)
         check_ints(odd=True, kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
         f = factory_kwargs(device, dtype)
+        self.en_channels, self.de_channels = en_channels, de_channels
         k2 = kernel_size**2
         self.compress_en = _conv(en_channels, k2, 1, bias=True, **f)
         self.compress_de = _conv(de_channels, k2, 1, bias=False, **f)
@@ -148,6 +151,7 @@ class EncoderKernels(nn.Module):
         check_ints(en_channels=en_channels, de_channels=de_channels, compressed_channels=compressed_channels)
         check_ints(odd=True, kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
         f = factory_kwargs(device, dtype)
+        self.en_channels, self.de_channels = en_channels, de_channels
         self.compress = _conv(self.feature_channels(en_channels, de_channels), compressed_channels, 1, **f)
         self.content_encoder = _conv(compressed_channels, kernel_size**2, encoder_kernel_size, **f)
         xavier_init_(self)
@@ -160,6 +164,7 @@ class EncoderKernels(nn.Module):
         return en
 
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        check_en_de(en, de, self.en_channels, self.de_channels, scale, self)
         return self.content_encoder(pointwise(self.compress, self.features(en, de, scale)))
 
 
@@ -198,6 +203,7 @@ class DecoderKernels(nn.Module):
         check_ints(odd=True, kernel_size=kernel_size, encoder_kernel_size=encoder_kernel_size)
         f = factory_kwargs(device, dtype)
         self.scale = check_scale(scale)
+        self.en_channels, self.de_channels = en_channels, de_channels
         self.compress = _conv(de_channels, compressed_channels, 1, **f)
         self.content_encoder = _conv(
             compressed_channels, (scale * kernel_size) ** 2, encoder_kernel_size, **f
@@ -209,6 +215,7 @@ class DecoderKernels(nn.Module):
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
         if scale != self.scale:
             raise ValueError(f"DecoderKernels was built for scale {self.scale}, got scale {scale}")
+        check_en_de(en, de, self.en_channels, self.de_channels, scale, self)
         logits = F.pixel_shuffle(self.content_encoder(pointwise(self.compress, de)), scale)
         (ho, wo), (h, w) = en.shape[-2:], logits.shape[-2:]
         if (ho, wo) != (h, w):
