@@ -110,7 +110,21 @@ def test_work_that_stops_early_says_so_and_a_terminal_line_is_ended():
             progress.begin("run a")
             clock.now += 70
             raise KeyboardInterrupt
-    assert stream.getvalue().endswith(CLEAR + "compare 0/5 stopped after 1:10\n")
+    assert stream.getvalue().endswith(CLEAR + "compare 1/5 stopped after 1:10 (0 finished)\n")
+
+
+def test_the_closing_line_names_the_step_that_was_stopped_not_the_last_finished_one():
+    stream = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), Progress(24, "run", stream) as progress:
+        for _ in range(22):
+            progress.begin("next")
+            progress.advance()
+        progress.begin("(task, fade, seed 2)")
+        raise KeyboardInterrupt
+    assert stream.getvalue().splitlines()[-1].startswith("run 23/24 stopped after 0:00 (22 finished)")
+    with Progress(3, "bench", stream) as progress:
+        progress.advance()
+    assert stream.getvalue().splitlines()[-1] == "bench 1/3 stopped after 0:00 (1 finished)"
 
 
 def test_no_stream_counts_silently():

@@ -327,6 +327,20 @@ def _runtime_user_error(error: RuntimeError) -> str | None:
     return _describe(error) if worker is not None and worker[0] in _user_error_names() else None
 
 
+def _interrupt_hint(args: argparse.Namespace) -> str:
+    """``"; <what to do>"`` after an interruption: :data:`ON_INTERRUPT`'s advice when the command
+    left a checkpoint or a finished run under its folder, a note that nothing was saved otherwise."""
+    from .train.trainer import CHECKPOINT, RESULTS
+
+    hint = ON_INTERRUPT.get(args.command)
+    if hint is None:
+        return ""
+    folder = None if args.out is None else Path(args.out)  # fade train's default is resolved when it starts
+    saved = folder is not None and folder.is_dir()
+    saved = saved and any(path.name in (CHECKPOINT, RESULTS) for path in folder.rglob("*") if path.is_file())
+    return f"; {hint}" if saved else "; nothing was saved yet (no checkpoint had been written)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fade`` console script: the command's exit status (2 for a user error, 130 interrupted)."""
     parser = _Parser(prog="fade", description="FADE upsampling: benchmarks and experiments")
@@ -349,8 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         what, status = ("terminated (SIGTERM)", 143) if isinstance(stop, Terminated) else ("interrupted", 130)
-        hint = ON_INTERRUPT.get(args.command)
-        print(f"fade {args.command}: {what}" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        print(f"fade {args.command}: {what}{_interrupt_hint(args)}", file=sys.stderr)
         return status
     except USER_ERRORS as error:
         if args.debug:

@@ -136,13 +136,19 @@ class Progress:
             self._draw(force=True)
 
     def close(self) -> None:
-        """Print the closing line: ``done in`` the elapsed time, or where the work ``stopped``."""
+        """Print the closing line: ``done in`` the elapsed time, or which step was ``stopped`` and how
+        many had finished."""
         if self.closed:
             return
         self.closed = True
         elapsed = format_duration(self.elapsed_s)
-        outcome = f"done in {elapsed}" if self.done == self.total else f"stopped after {elapsed}"
-        self._write(f"{self._head()} {self.done}/{self.total} {outcome}", final=True)
+        if self.done == self.total:
+            text = f"{self.done}/{self.total} done in {elapsed}"
+        elif self.running:
+            text = f"{self.done + 1}/{self.total} stopped after {elapsed} ({self.done} finished)"
+        else:
+            text = f"{self.done}/{self.total} stopped after {elapsed} ({self.done} finished)"
+        self._write(f"{self._head()} {text}", final=True)
 
     def line(self, width: int | None = None) -> str:
         """The status line as drawn now; with ``width``, a bar and a label cut to fit ``width`` characters."""

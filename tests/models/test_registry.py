@@ -121,3 +121,26 @@ def test_network_sizes_are_checked_naming_the_option(name, option, error, messag
     """0 classes or input channels built silently, negative depths too; 0 widths divided by zero."""
     with pytest.raises(error, match=message):
         create_model(name, "nearest", **option)
+
+
+@pytest.mark.parametrize(
+    "name, options, smallest",
+    [
+        ("segformer_b1", {}, 29),  # stage 1 (stride 4) must see >= 8 rows: ceil(29 / 4) = 8
+        ("segformer_tiny", {"sr_ratios": (2, 4, 1, 1)}, 25),  # stage 2 (stride 8): ceil(25 / 8) = 4
+        ("segnet", {}, 16),  # 2^4 after four poolings
+        ("autoencoder", {"channels": (4, 8)}, 4),
+        ("a2u_matting_tiny", {}, 16),
+    ],
+)
+def test_smallest_input_is_the_least_size_the_forward_takes(name, options, smallest):
+    """The attribute the trainer checks a preset's size against agrees with the network's own forward."""
+    model = create_model(name, "bilinear", **options).eval()
+    assert model.smallest_input == smallest
+    in_channels = model.encoder.in_channels if isinstance(model, SegFormer) else model.in_channels
+    with torch.no_grad():
+        for size in ((smallest, smallest), (smallest, smallest + 3), (smallest + 5, smallest)):
+            model(torch.zeros(1, in_channels, *size))
+        for size in ((smallest - 1, smallest), (smallest, smallest - 1)):
+            with pytest.raises(ValueError, match="x: expected "):
+                model(torch.zeros(1, in_channels, *size))

@@ -1,6 +1,7 @@
 """``fade train`` / ``fade compare`` facing bad files, full disks, busy folders and Ctrl-C: one line, the right status,
 and a run that can be resumed."""
 
+import contextlib
 import errno
 import os
 import signal
@@ -39,6 +40,10 @@ def _one_line_error(capsys, command: str = "train") -> str:
     return errors[0]
 
 
+class _NotWeights:
+    """A pickled object in a weights file: torch.load(weights_only=True) refuses it."""
+
+
 def _init_files(tmp_path) -> dict:
     model = build_model(TINY["reconstruction"], "nearest")
     state = model.state_dict()
@@ -47,7 +52,9 @@ def _init_files(tmp_path) -> dict:
     torch.save(torch.ones(3), tmp_path / "tensor.pt")
     (tmp_path / "text.pt").write_text("these are not weights\n")
     (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"weight": torch.ones(2), "hook": _NotWeights()}, tmp_path / "pickled_object.pt")
     return {
+        "pickled object": tmp_path / "pickled_object.pt",
         "missing": tmp_path / "missing.pt",
         "tensor": tmp_path / "tensor.pt",
         "wrong shape": tmp_path / "wrong_shape.pt",
@@ -62,6 +69,7 @@ def _init_files(tmp_path) -> dict:
     "kind, why",
     [
         ("missing", "which does not exist"),
+        ("pickled object", "it holds a pickled object that is not a tensor (tests.train.test_cli_errors._NotWeights)"),
         ("tensor", "got a Tensor without one"),
         ("wrong shape", "do not fit"),
         ("text", "could not read"),
@@ -77,6 +85,7 @@ def test_a_bad_init_file_is_one_line_naming_it_and_status_2(kind, why, tiny_pres
     line = _one_line_error(capsys)
     assert line.startswith("fade train: error: init: expected ") or line.startswith("fade train: error: init: the ")
     assert repr(str(path)) in line and why in line, line
+    assert "weights_only" not in line and len(line) - len(str(path)) < 200, line  # not torch's paragraphs
     assert not (tmp_path / "run").exists()
 
 
@@ -144,7 +153,7 @@ def test_an_empty_out_is_refused_not_taken_for_the_default(command, tiny_presets
     [
         ("foreign init", ["--init", "FOREIGN"], "init: expected weights in one of the formats"),
         ("batch larger than the data", ["--batch-size", "1000"], "batch_size: expected 1.."),
-        ("a size the model refuses", ["--size", "3", "3"], "x: expected an input large enough for stage 1"),
+        ("a size the model refuses", ["--size", "3", "3"], "size: expected H, W >= 29 for the segformer_tiny network"),
     ],
 )
 def test_a_run_refused_after_loading_the_data_prints_one_line(problem, extra, expected, tiny_presets, tmp_path, capsys):
@@ -198,24 +207,44 @@ def test_an_output_that_cannot_be_a_folder_is_one_line_before_training(where, ti
     assert (tmp_path / "file").read_text() == "x"
 
 
-def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(tiny_presets, tmp_path, capsys):
-    out = tmp_path / "run"
+@contextlib.contextmanager
+def _held(folder: Path, command: str):
+    """``folder`` locked by another process (tests/hold_lock.py) for the block; yields its pid."""
     holder = subprocess.Popen(
-        [sys.executable, Path(__file__).parents[1] / "hold_lock.py", out, "fade train ... (first)"],
+        [sys.executable, Path(__file__).parents[1] / "hold_lock.py", folder, command],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline() == "locked\n"
-        for argv in (_train(out), ["compare", "--preset", "tiny", "--task", "matting", "--out", str(out)]):
-            assert main(argv) == 2
-            line = _one_line_error(capsys, argv[0])
-            assert f"error: {out} is in use by another run (pid {holder.pid}, host " in line
-            assert "command fade train ... (first), started " in line
+        yield holder.pid
     finally:
         holder.communicate("")
-    assert not out.exists()  # the holder created it; the refused runs wrote nothing, so it went with the lock
+
+
+def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(tiny_presets, tmp_path, capsys):
+    out = tmp_path / "run"
+    compare = ["compare", "--preset", "tiny", "--task", "all", "--out", str(tmp_path / "cmp")]
+    for argv, busy in ((_train(out), out), (compare, tmp_path / "cmp" / "reconstruction")):
+        with _held(busy, "fade train ... (first)") as pid:
+            assert main(argv) == 2
+            line = _one_line_error(capsys, argv[0])
+            assert f"error: {busy} is in use by another run (pid {pid}, host " in line
+            assert "command fade train ... (first), started " in line
+        assert not busy.exists()  # the holder created it; the refused run wrote nothing, so it went with the lock
+    assert not (tmp_path / "cmp").exists()  # refused before the segmentation and matting tasks trained
+
+
+def test_two_comparisons_of_different_tasks_share_one_out_folder(tiny_presets, tmp_path, capsys):
+    """Each task's folder is locked while it trains, not the whole --out: a second command trains another task."""
+    root = tmp_path / "cmp"
+    argv = ["compare", "--preset", "tiny", "--upsamplers", "nearest", "--seeds", "0", "--out", str(root)]
+    with _held(root / "segmentation", "fade compare --task segmentation (first)"):
+        assert main([*argv, "--task", "reconstruction"]) == 0, capsys.readouterr().err
+        assert main([*argv, "--task", "segmentation"]) == 2
+        assert "is in use by another run" in _one_line_error(capsys, "compare")
+    assert (root / "reconstruction" / "results.json").is_file()
 
 
 def test_ctrl_c_is_one_line_status_130_and_the_run_resumes_bit_identically(tiny_presets, tmp_path, capsys, monkeypatch):
@@ -241,6 +270,20 @@ def test_ctrl_c_is_one_line_status_130_and_the_run_resumes_bit_identically(tiny_
     straight = load_checkpoint(tmp_path / "straight" / "checkpoint.pt", torch.device("cpu"))["model"]
     resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt", torch.device("cpu"))["model"]
     assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved(tiny_presets, tmp_path, capsys, monkeypatch):
+    def interrupted(self, model, batch):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(create_task("reconstruction")), "loss", interrupted)
+    compare = ["compare", "--preset", "tiny", "--task", "reconstruction", "--upsamplers", "nearest"]
+    for argv in (_train(tmp_path / "run"), [*compare, "--seeds", "0", "--out", str(tmp_path / "cmp")]):
+        assert main(argv) == 130
+        assert _one_line_error(capsys, argv[0]) == (
+            f"fade {argv[0]}: interrupted; nothing was saved yet (no checkpoint had been written)\n"
+        )
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cmp").exists()
 
 
 def test_sigterm_is_one_line_status_143_and_leaves_a_resumable_run(tiny_presets, tmp_path, capsys, monkeypatch):

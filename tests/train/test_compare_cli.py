@@ -121,13 +121,20 @@ def test_cli_bad_values_exit_2_with_a_message(args, message, capsys, tmp_path):
 
 @pytest.mark.parametrize(
     "args",
-    [["compare", "--seeds", "1,x"], ["train", "--task", "depth", "--upsampler", "fade"], ["compare", "--steps", "0"]],
+    [
+        ["compare", "--seeds", "1,x"],
+        ["train", "--task", "depth", "--upsampler", "fade"],
+        ["compare", "--steps", "0"],
+        ["compare", "--steps", "1000000001"],
+        ["train", "--task", "matting", "--upsampler", "fade", "--stop-after", "99999999999999999999"],
+    ],
 )
 def test_cli_malformed_arguments_are_usage_errors(args, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
-    assert "error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "error:" in err, err
 
 
 def test_rerun_into_a_folder_of_another_run_names_the_difference(tiny_presets, tmp_path, capsys):

@@ -58,7 +58,7 @@ def test_paper_preset_without_its_data_dir_is_one_clear_line(tmp_path, capsys):
     "option, value, expected",
     [
         ("--batch-size", "0", "expected an integer >= 1"),
-        ("--steps", "-3", "expected an integer >= 1"),
+        ("--steps", "-3", "expected an integer in [1, 1000000000]"),
         ("--train-length", "x", "expected an integer >= 1"),
         ("--data-dir", "/no/such/folder", "expected an existing directory"),
     ],

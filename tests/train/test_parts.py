@@ -13,6 +13,7 @@ from fade.train import (
     SegmentationTask,
     build_optimizer,
     create_data,
+    create_task,
     get_preset,
     list_presets,
     register_data,
@@ -175,6 +176,7 @@ def test_presets_and_their_validation():
         ({"num_workers": -1}, ValueError, "num_workers: expected an integer >= 0, got -1"),
         ({"size": (8.5, 8)}, ValueError, r"size: expected \(H, W\) of positive integers, got \(8.5, 8\)"),
         ({"size": 8}, ValueError, r"size: expected \(H, W\) of positive integers, got 8"),
+        ({"steps": 10**30}, ValueError, r"steps: expected an integer in \[1, 1,000,000,000\], got 1,000,0"),
     ],
 )
 def test_a_preset_with_a_hostile_number_is_refused(change, error, message):
@@ -282,3 +284,11 @@ def test_a_source_registered_without_options_takes_any(monkeypatch):
         return [options]
 
     assert create_data("test_any_options", "train", (8, 8), 1, colour="red") == [{"colour": "red"}]
+
+
+def test_a_task_option_the_task_does_not_take_names_the_ones_it_takes():
+    with pytest.raises(TypeError, match=r"^task_options: the 'matting' task takes alpha_weight, eps, got foo, zoo$"):
+        create_task("matting", zoo=1, foo=2)
+    with pytest.raises(TypeError, match=r"^task_options: the 'segmentation' task takes none, got loss$"):
+        create_task("segmentation", loss="l1")
+    assert create_task("reconstruction", loss="mse").loss_name == "mse"

@@ -84,8 +84,13 @@ class PooledEncoderDecoder(nn.Module):
             self.decoder.append(_conv_stack([c] * convs_per_stage + [channels[max(i - 1, 0)]], layers))
         self.head = init_conv(nn.Conv2d(channels[0], out_channels, 3, padding=1, **f))
 
+    @property
+    def smallest_input(self) -> int:
+        """The least H and W it takes: 2^L, one pixel after the L poolings."""
+        return 2 ** len(self.encoder)
+
     def forward(self, x: Tensor) -> Tensor:
-        check_image_batch(x, self.in_channels, 2 ** len(self.encoder), self)
+        check_image_batch(x, self.in_channels, self.smallest_input, self)
         saved = []
         for stage, down in zip(self.encoder, self.downs):
             en = stage(x)

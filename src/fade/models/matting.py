@@ -182,6 +182,8 @@ class A2UMatting(nn.Module):
     """
 
     stride = 16
+    smallest_input = stride
+    """The least H and W it takes (inputs are reflect-padded to multiples of the output stride)."""
 
     def __init__(
         self,
@@ -246,7 +248,7 @@ class A2UMatting(nn.Module):
         return cls(upsampler, **{**defaults, **options})
 
     def forward(self, x: Tensor) -> Tensor:
-        check_image_batch(x, self.in_channels, self.stride, self)
+        check_image_batch(x, self.in_channels, self.smallest_input, self)
         height, width = x.shape[-2:]
         x = F.pad(x, (0, -width % self.stride, 0, -height % self.stride), mode="reflect")
         l0 = self.stem(x)

@@ -365,7 +365,19 @@ def _read_torch_file(path: str) -> object:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # a pickle with code, a truncated or foreign file: all the user's to fix
-        raise ValueError(f"init: expected a torch weights file, could not read {path!r}: {error}") from None
+        raise ValueError(f"init: expected a torch weights file, could not read {path!r}: {_load_failure(error)}") from None
+
+
+def _load_failure(error: Exception) -> str:
+    """The gist of a failed ``torch.load``: for a pickle holding more than weights, the object it names
+    (torch's own text is several paragraphs about unsafe loading); otherwise the first line."""
+    text = str(error)
+    named = re.search(r"WeightsUnpickler error: Unsupported global: GLOBAL (\S+)", text)
+    if named is not None:
+        return f"it holds a pickled object that is not a tensor ({named.group(1)})"
+    reason = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return reason.group(1).split(". ")[0] if reason else lines[0] if lines else type(error).__name__
 
 
 def _is_state_dict(mapping: Mapping) -> bool:

@@ -13,7 +13,11 @@ _MODELS: dict[str, ModelFactory] = {}
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator: register ``factory(upsampler, **options) -> nn.Module`` under ``name``."""
+    """Decorator: register ``factory(upsampler, **options) -> nn.Module`` under ``name``.
+
+    A model that takes images only from some size on says so with an int attribute
+    ``smallest_input`` (the least H and W); the trainer then refuses smaller presets before training.
+    """
 
     def register(factory: ModelFactory) -> ModelFactory:
         if name in _MODELS:

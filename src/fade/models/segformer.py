@@ -238,6 +238,12 @@ class MixTransformer(nn.Module):
             self.norms.append(norm_layer(dim, **f))
             previous, first = dim, first + depth
 
+    @property
+    def smallest_input(self) -> int:
+        """The least H and W it takes: stage i (stride 4 * 2^i) must see at least its reduction
+        ratio r_i of rows, ceil(H / (4 * 2^i)) >= r_i (29 for MiT-B1's ratios 8, 4, 2, 1)."""
+        return max((ratio - 1) * 4 * 2**i + 1 for i, ratio in enumerate(self.sr_ratios))
+
     def forward(self, x: Tensor) -> list[Tensor]:
         check_input("x", x, self)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -383,6 +389,11 @@ class SegFormer(nn.Module):
             "drop_path_rate": 0.0,
         }
         return cls(upsampler, **{**defaults, **options})
+
+    @property
+    def smallest_input(self) -> int:
+        """The least H and W it takes (its encoder's)."""
+        return self.encoder.smallest_input
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.encoder(x))

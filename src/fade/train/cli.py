@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..cli import folder_path, int_range
 from ..io import check_writable_folder, lock_folder
+from .presets import STEPS_MAX
 from .tables import PAPER_TABLES, TABLE3_UPSAMPLERS
 from .trainer import SEED_MAX, THREADS_MAX
 
@@ -94,7 +95,8 @@ def train_command(args: argparse.Namespace) -> int:
     from .trainer import resolve_device, train
 
     preset = _preset(args.task, args.preset, args)
-    out = Path(args.out or Path("results/train") / args.task / args.preset / args.upsampler / f"seed{args.seed}")
+    default = Path("results/train") / args.task / args.preset / args.upsampler / f"seed{args.seed}"
+    args.out = out = Path(args.out or default)  # resolved in args too: an interruption's advice looks there
     resolve_device(args.device)
     check_writable_folder(out, name="out")
     with distributed_from_env(args.device) as processes:
@@ -139,32 +141,37 @@ def compare_command(args: argparse.Namespace) -> int:
         root = Path(args.out) / ("quick" if args.quick else "")
     check_comparison(upsamplers, args.seeds, args.device)
     presets = {task: _preset(task, name, args) for task, name in runs}
+    # Each task's folder is locked while it trains (by compare), so two commands can train different
+    # tasks in one --out; a busy task is refused now, not after the tasks before it have trained.
+    for task in presets:
+        with lock_folder(root / task, args.command_line, name="out"):
+            pass
     results = []
-    with lock_folder(root, args.command_line, name="out"):
-        for task, preset in presets.items():
-            _log(f"== {task}/{preset.name}: {', '.join(upsamplers)}; seeds {args.seeds}")
-            result = compare(
-                preset,
-                upsamplers,
-                args.seeds,
-                root / task,
-                device=args.device,
-                threads=args.threads,
-                command=args.command_line,
-                plots=not args.no_plots,
-                log=_log,
-                progress=sys.stderr,
-            )
-            results.append(result)
-            print(root / task / "table.md")
-        if len(results) > 1:
+    for task, preset in presets.items():
+        _log(f"== {task}/{preset.name}: {', '.join(upsamplers)}; seeds {args.seeds}")
+        result = compare(
+            preset,
+            upsamplers,
+            args.seeds,
+            root / task,
+            device=args.device,
+            threads=args.threads,
+            command=args.command_line,
+            plots=not args.no_plots,
+            log=_log,
+            progress=sys.stderr,
+        )
+        results.append(result)
+        print(root / task / "table.md")
+    if len(results) > 1:
+        with lock_folder(root, args.command_line, name="out"):
             for path in write_summary(results, root, args.command_line, plots=not args.no_plots):
                 print(path)
     return 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
+    p.add_argument("--steps", type=int_range(1, STEPS_MAX), help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=_positive, help="samples per step over all processes (default: the preset's)")
     p.add_argument(
         "--size", type=_positive, nargs=2, metavar=("H", "W"), help="training crop size (default: the preset's)"
@@ -203,7 +210,9 @@ def configure_training(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="cpu", help="quick, cpu, paper (segmentation also: segnet); default cpu")
     p.add_argument("--out", type=folder_path, help="run folder (default results/train/TASK/PRESET/UPSAMPLER/seedS)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, dropout and batch order (0)")
-    p.add_argument("--stop-after", type=_positive, help="stop (with a checkpoint) after this many steps")
+    p.add_argument(
+        "--stop-after", type=int_range(1, STEPS_MAX), help="stop (with a checkpoint) after this many steps"
+    )
     p.add_argument(
         "--data", help="data source instead of the preset's (fade.train.list_data()), without the preset's data options"
     )

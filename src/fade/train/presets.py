@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass, field, replace
 
 from .optim import OPTIMIZERS, Schedule
 
-__all__ = ["PRESETS", "TASKS", "Preset", "get_preset", "list_presets"]
+__all__ = ["PRESETS", "STEPS_MAX", "TASKS", "Preset", "get_preset", "list_presets"]
 
 TASKS = ("segmentation", "matting", "reconstruction")
 """Task names (:mod:`fade.train.tasks`)."""
+STEPS_MAX = 10**9
+"""The most training steps a preset may ask for (the paper's longest run is 180,000)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class Preset:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        if self.steps > STEPS_MAX:
+            raise ValueError(f"steps: expected an integer in [1, {STEPS_MAX:,}], got {self.steps:,}")
         sides = self.size if isinstance(self.size, (tuple, list)) else ()
         if len(sides) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides):
             raise ValueError(f"size: expected (H, W) of positive integers, got {self.size!r}")

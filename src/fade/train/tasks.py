@@ -27,6 +27,7 @@ Metrics are imported lazily (they need numpy), so importing this module needs to
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -289,4 +290,9 @@ def create_task(name: str, **options) -> Task:
     """The task ``name`` (segmentation, matting, reconstruction) with its loss ``options``."""
     if name not in _TASKS:
         raise ValueError(f"task: expected one of {', '.join(_TASKS)}, got {name!r}")
+    accepted = list(inspect.signature(_TASKS[name]).parameters)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = f"takes {', '.join(accepted)}" if accepted else "takes none"
+        raise TypeError(f"task_options: the {name!r} task {takes}, got {', '.join(unknown)}")
     return _TASKS[name](**options)

@@ -181,6 +181,14 @@ def build_data(preset: Preset, task: Task | None = None) -> tuple[Dataset, Datas
     return sets[0], sets[1]
 
 
+def _check_sample_size(preset: Preset, model: nn.Module) -> None:
+    """ValueError naming the preset's ``size`` when its samples are smaller than ``model.smallest_input``."""
+    smallest = getattr(model, "smallest_input", 1)  # models without a least size take any
+    if min(preset.size) < smallest:
+        height, width = preset.size
+        raise ValueError(f"size: expected H, W >= {smallest} for the {preset.model} network, got {height}x{width}")
+
+
 def _parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -351,6 +359,7 @@ def _train_in_locked_folder(
     init_state = read_state_dict(init) if state is None and init is not None and processes.main else None
     init_state = broadcast_from_main(init_state, processes)
     task = create_task(preset.task, **preset.task_options)
+    _check_sample_size(preset, build_model(preset, upsampler, device="meta"))  # before the data is made
     train_set, test_set = data or build_data(preset, task)
     data_used = data_record(preset, train_set, test_set)
     stop = preset.steps if stop_after is None else min(stop_after, preset.steps)
