@@ -1,4 +1,8 @@
+import contextlib
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,3 +24,23 @@ def _deterministic_single_thread():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def held_by_another_process():
+    """``held(folder, command)``: a context manager in which a second process (tests/hold_lock.py) holds
+    fade's lock on ``folder``, naming ``command``; it yields that process (its ``pid`` is in the message)."""
+
+    @contextlib.contextmanager
+    def held(folder, command: str):
+        script = Path(__file__).parent / "hold_lock.py"
+        holder = subprocess.Popen(
+            [sys.executable, script, folder, command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout.readline() == "locked\n"
+            yield holder
+        finally:
+            holder.communicate("")
+
+    return held

@@ -143,19 +143,16 @@ class Progress:
         self.closed = True
         elapsed = format_duration(self.elapsed_s)
         if self.done == self.total:
-            text = f"{self.done}/{self.total} done in {elapsed}"
-        elif self.running:
-            text = f"{self.done + 1}/{self.total} stopped after {elapsed} ({self.done} finished)"
+            outcome = f"done in {elapsed}"
         else:
-            text = f"{self.done}/{self.total} stopped after {elapsed} ({self.done} finished)"
-        self._write(f"{self._head()} {text}", final=True)
+            outcome = f"stopped after {elapsed} ({self.done} finished)"
+        self._write(f"{self._head()} {self._position()} {outcome}", final=True)
 
     def line(self, width: int | None = None) -> str:
         """The status line as drawn now; with ``width``, a bar and a label cut to fit ``width`` characters."""
         eta = self.eta_s()
         times = f"{format_duration(self.elapsed_s)} elapsed, ETA {'?' if eta is None else format_duration(eta)}"
-        position = f"{self.done + 1 if self.running else self.done}/{self.total}"
-        head = f"{self._head()} {position}"
+        head = f"{self._head()} {self._position()}"
         if width is not None:
             filled = _BAR_WIDTH * self.done // self.total if self.total else _BAR_WIDTH
             head += f" [{'#' * filled}{'.' * (_BAR_WIDTH - filled)}]"
@@ -164,6 +161,10 @@ class Progress:
             room = width - len(head) - len(times) - 4
             label = label if len(label) <= room else (label[: room - 1] + "~" if room > 1 else "")
         return f"{head} {label} | {times}" if label else f"{head} | {times}"
+
+    def _position(self) -> str:
+        """``step/total``: the step that is running, else the number finished."""
+        return f"{self.done + 1 if self.running else self.done}/{self.total}"
 
     def _head(self) -> str:
         return self.title or "progress"

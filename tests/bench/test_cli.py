@@ -3,10 +3,7 @@
 import csv
 import json
 import re
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -114,16 +111,12 @@ def test_an_output_that_is_a_file_is_refused_before_measuring(tmp_path, capsys, 
     assert "error: out: expected a folder, got " in _one_line_error(capsys)
 
 
-def test_a_second_bench_on_a_busy_folder_is_refused_naming_the_first(tmp_path, capsys, monkeypatch):
+def test_a_second_bench_on_a_busy_folder_is_refused_naming_the_first(
+    tmp_path, capsys, monkeypatch, held_by_another_process
+):
     monkeypatch.setattr("fade.bench.sweeps.run_sweep", lambda *a, **k: pytest.fail("measured"))
-    hold_lock = Path(__file__).parents[1] / "hold_lock.py"
-    command = [sys.executable, hold_lock, tmp_path, "fade bench --quick (first)"]
-    holder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with held_by_another_process(tmp_path, "fade bench --quick (first)") as holder:
         assert main(["bench", "--quick", "--out", str(tmp_path)]) == 2
         line = _one_line_error(capsys)
         assert f"error: {tmp_path} is in use by another run (pid {holder.pid}, " in line
         assert "command fade bench --quick (first), started " in line
-    finally:
-        holder.communicate("")

@@ -1,12 +1,9 @@
 """``fade train`` / ``fade compare`` facing bad files, full disks, busy folders and Ctrl-C: one line, the right status,
 and a run that can be resumed."""
 
-import contextlib
 import errno
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -207,40 +204,26 @@ def test_an_output_that_cannot_be_a_folder_is_one_line_before_training(where, ti
     assert (tmp_path / "file").read_text() == "x"
 
 
-@contextlib.contextmanager
-def _held(folder: Path, command: str):
-    """``folder`` locked by another process (tests/hold_lock.py) for the block; yields its pid."""
-    holder = subprocess.Popen(
-        [sys.executable, Path(__file__).parents[1] / "hold_lock.py", folder, command],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline() == "locked\n"
-        yield holder.pid
-    finally:
-        holder.communicate("")
-
-
-def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(tiny_presets, tmp_path, capsys):
+def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(
+    tiny_presets, tmp_path, capsys, held_by_another_process
+):
     out = tmp_path / "run"
     compare = ["compare", "--preset", "tiny", "--task", "all", "--out", str(tmp_path / "cmp")]
     for argv, busy in ((_train(out), out), (compare, tmp_path / "cmp" / "reconstruction")):
-        with _held(busy, "fade train ... (first)") as pid:
+        with held_by_another_process(busy, "fade train ... (first)") as holder:
             assert main(argv) == 2
             line = _one_line_error(capsys, argv[0])
-            assert f"error: {busy} is in use by another run (pid {pid}, host " in line
+            assert f"error: {busy} is in use by another run (pid {holder.pid}, host " in line
             assert "command fade train ... (first), started " in line
         assert not busy.exists()  # the holder created it; the refused run wrote nothing, so it went with the lock
     assert not (tmp_path / "cmp").exists()  # refused before the segmentation and matting tasks trained
 
 
-def test_two_comparisons_of_different_tasks_share_one_out_folder(tiny_presets, tmp_path, capsys):
+def test_two_comparisons_of_different_tasks_share_one_out_folder(tiny_presets, tmp_path, capsys, held_by_another_process):
     """Each task's folder is locked while it trains, not the whole --out: a second command trains another task."""
     root = tmp_path / "cmp"
     argv = ["compare", "--preset", "tiny", "--upsamplers", "nearest", "--seeds", "0", "--out", str(root)]
-    with _held(root / "segmentation", "fade compare --task segmentation (first)"):
+    with held_by_another_process(root / "segmentation", "fade compare --task segmentation (first)"):
         assert main([*argv, "--task", "reconstruction"]) == 0, capsys.readouterr().err
         assert main([*argv, "--task", "segmentation"]) == 2
         assert "is in use by another run" in _one_line_error(capsys, "compare")

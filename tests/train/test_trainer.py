@@ -4,9 +4,6 @@ import json
 import math
 import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -205,20 +202,13 @@ def test_a_damaged_results_file_is_refused_and_deleting_it_evaluates_again(tiny_
     assert train(preset, "bilinear", tmp_path, data=data)["metrics"] == first["metrics"]  # from the final checkpoint
 
 
-def test_a_folder_held_by_another_process_is_refused_before_training(tiny_data, tmp_path, monkeypatch):
-    holder = subprocess.Popen(
-        [sys.executable, Path(__file__).parents[1] / "hold_lock.py", tmp_path, "fade train (first)"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline() == "locked\n"
+def test_a_folder_held_by_another_process_is_refused_before_training(
+    tiny_data, tmp_path, monkeypatch, held_by_another_process
+):
+    with held_by_another_process(tmp_path, "fade train (first)") as holder:
         _no_model(monkeypatch)
         with pytest.raises(FolderLockedError, match=rf"{tmp_path} is in use by another run \(pid {holder.pid}, host"):
             train(TINY["reconstruction"], "bilinear", tmp_path, data=tiny_data("reconstruction"))
-    finally:
-        holder.communicate("")
     assert not (tmp_path / "checkpoint.pt").exists()
 
 

@@ -376,8 +376,10 @@ def _load_failure(error: Exception) -> str:
     if named is not None:
         return f"it holds a pickled object that is not a tensor ({named.group(1)})"
     reason = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    if reason is not None:
+        return reason.group(1).split(". ")[0]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return reason.group(1).split(". ")[0] if reason else lines[0] if lines else type(error).__name__
+    return lines[0] if lines else type(error).__name__
 
 
 def _is_state_dict(mapping: Mapping) -> bool:
