@@ -24,7 +24,14 @@ from torch.utils.flop_counter import sdpa_flop_count
 
 from ..ops import carafe as _carafe  # noqa: F401  (defines the fade:: operators)
 
-__all__ = ["carafe_backward_flop", "carafe_flop", "cpu_attention_flop", "custom_flop_formulas", "product_flop"]
+__all__ = [
+    "blend_flop",
+    "carafe_backward_flop",
+    "carafe_flop",
+    "cpu_attention_flop",
+    "custom_flop_formulas",
+    "product_flop",
+]
 
 
 def carafe_flop(x_shape, kernels_shape, scale, *, out_shape, **kwargs) -> int:
@@ -45,6 +52,15 @@ def cpu_attention_flop(query_shape, key_shape, value_shape, *args, out_shape, **
 def product_flop(*args, out_shape, **kwargs) -> int:
     """FLOPs of ``aten.mul`` (tensor by tensor or by a number): one per output element."""
     return math.prod(out_shape)
+
+
+def blend_flop(*args, out_shape, **kwargs) -> int:
+    """FLOPs of ``aten.lerp`` (FADE's gate blend ``en * G + up * (1 - G)``): two per output element.
+
+    ``lerp`` computes the blend with one product, but the published figures count the two of the
+    paper's formula; counting two keeps the figure a property of the operator, not of its code.
+    """
+    return 2 * math.prod(out_shape)
 
 
 def custom_flop_formulas() -> dict[object, Callable[..., int]]:

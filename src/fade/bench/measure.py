@@ -19,7 +19,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from .cases import Case
-from .flops import custom_flop_formulas, product_flop
+from .flops import blend_flop, custom_flop_formulas, product_flop
 
 __all__ = [
     "BudgetExceeded",
@@ -170,13 +170,17 @@ class FlopCount(NamedTuple):
     macs: int
     """Multiply-adds of the operators with a flop formula (convolutions, matrix products, ``fade::carafe``)."""
     products: int
-    """Element-wise multiplications (``aten.mul``, and the product of ``aten.addcmul``), one per output element."""
+    """Element-wise multiplications: one per output element of ``aten.mul`` and ``aten.addcmul``, two of
+    ``aten.lerp`` (a blend ``a * w + b * (1 - w)``)."""
     uncounted: list[str]
     """Operators that ran on tensors and were counted as 0 (views excluded)."""
 
 
-_PRODUCTS = (torch.ops.aten.mul, torch.ops.aten.addcmul, torch.ops.aten.addcmul_)
-"""Operators counted as element-wise products, one per output element."""
+_PRODUCTS = {
+    **dict.fromkeys((torch.ops.aten.mul, torch.ops.aten.addcmul, torch.ops.aten.addcmul_), product_flop),
+    **dict.fromkeys((torch.ops.aten.lerp, torch.ops.aten.lerp_), blend_flop),
+}
+"""Operators counted as element-wise products, with their formulas."""
 
 
 def count_flops(case: Case) -> FlopCount:
@@ -188,7 +192,7 @@ def count_flops(case: Case) -> FlopCount:
     (additions, activations, normalisations, resampling) count 0 and are listed in ``uncounted``.
     """
     counter = FlopCounterMode(
-        display=False, custom_mapping={**custom_flop_formulas(), **dict.fromkeys(_PRODUCTS, product_flop)}
+        display=False, custom_mapping={**custom_flop_formulas(), **_PRODUCTS}
     )
     recorder = _OpRecorder()
     with torch.no_grad(), counter, recorder:

@@ -110,8 +110,8 @@ class KernelUpsampler(nn.Module):
                 # The reassembly is linear in each pixel's kernel: up * (1 - G) is the reassembly with
                 # kernels * (1 - G), so autograd keeps no full-size tensor.
                 return _AddGated.apply(carafe(de, kernels * (1 - gate), self.scale), en, gate)
-            up = carafe(de, kernels, self.scale)
-            return torch.mul(up, 1 - gate, out=up).addcmul_(en, gate)  # in place: no temporaries
+            up = carafe(de, kernels, self.scale)  # float32 under autocast, whatever en and gate are
+            return up.lerp_(en.to(up.dtype), gate.to(up.dtype))  # in place, one pass: no temporaries
         up = carafe(de, kernels, self.scale)
         return up.add_(en) if self.fusion == "skip" else up
 
