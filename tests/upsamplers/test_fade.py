@@ -350,3 +350,29 @@ def test_gradients_reach_whatever_requires_them(trainable):
         ours = torch.autograd.grad(out, wrt[trainable], grad)
         for a, b in zip(ours, torch.autograd.grad(expected, wrt[trainable], grad)):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("x_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_pointwise_equals_the_conv_with_its_gradients_in_the_inputs_layout(x_format, channels_last, bias):
+    """The 1x1 conv as a matrix product: conv2d's values and gradients (float64); the input's gradient
+    comes back in the input's layout, the result in the asked one."""
+    from fade.upsamplers.kernels import pointwise
+
+    conv = torch.nn.Conv2d(6, 5, 1, bias=bias).double()
+    x = torch.randn(3, 6, 4, 7, dtype=torch.float64).contiguous(memory_format=x_format).requires_grad_()
+    out = pointwise(conv, x, channels_last=channels_last)
+    ref = F.conv2d(x, conv.weight, conv.bias)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-13)
+    expected_format = torch.channels_last if channels_last else torch.contiguous_format
+    assert out.is_contiguous(memory_format=expected_format)
+    grad = torch.randn_like(ref)
+    params = [x, *conv.parameters()]
+    for got, want in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    (grad_x,) = torch.autograd.grad(pointwise(conv, x, channels_last), x, grad)
+    assert grad_x.is_contiguous(memory_format=x_format)
+    with torch.no_grad():
+        torch.testing.assert_close(pointwise(conv, x, channels_last), ref, rtol=0, atol=1e-13)
+    assert torch.autograd.gradcheck(lambda x: pointwise(conv, x, channels_last), (x,))

@@ -32,10 +32,11 @@ def _conv(cin: int, cout: int, k: int, bias: bool = True, groups: int = 1, **fac
 def pointwise(conv: nn.Conv2d, x: Tensor, channels_last: bool = False) -> Tensor:
     """``conv(x)`` for a 1x1 conv (stride 1, no padding, one group), as one batched matrix product.
 
-    The same values as the conv, in either layout of ``x`` without copying it, and lean under
-    autograd: its backward writes the input's gradient directly, where the conv's backward on CPU
-    also builds an input-sized buffer. On CPU the product is also the faster forward (oneDNN's
-    1x1 conv is 2-3x slower at batch 8).
+    The same values as the conv, from either layout of ``x`` without copying it. On CPU the product
+    is the faster forward (oneDNN's 1x1 conv is 2-3x slower at batch 8). Under autograd its
+    backward writes the input's gradient directly, in the layout of ``x`` (so adding it to another
+    gradient of ``x`` needs no transposition), where the conv's backward on CPU also builds an
+    input-sized buffer.
 
     Args:
         conv: the 1x1 conv. x: Tensor[B, C_in, H, W], any memory layout.
@@ -45,19 +46,49 @@ def pointwise(conv: nn.Conv2d, x: Tensor, channels_last: bool = False) -> Tensor
     Returns:
         Tensor[B, C_out, H, W].
     """
-    b, c, h, w = x.shape
-    weight = conv.weight.view(conv.out_channels, c)
+    weight = conv.weight.view(conv.out_channels, conv.in_channels)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, conv.weight, conv.bias)):
+        return _Pointwise.apply(x, weight, conv.bias, channels_last)
+    return _matrix_product(x, weight, conv.bias, channels_last)
+
+
+def _matrix_product(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
+    """``weight @ x`` at every pixel: x Tensor[B, C_in, H, W], weight Tensor[C_out, C_in] -> Tensor[B, C_out, H, W]."""
+    b, _, h, w = x.shape
     flat = x.flatten(2)  # (B, C_in, H*W), a view in both layouts
     if channels_last:  # (B, H*W, C_in) @ (C_in, C_out)
         operands = (flat.transpose(1, 2), weight.t().expand(b, -1, -1))
-        bias = None if conv.bias is None else conv.bias.view(1, 1, -1)
+        bias = None if bias is None else bias.view(1, 1, -1)
     else:  # (C_out, C_in) @ (B, C_in, H*W)
         operands = (weight.expand(b, -1, -1), flat)
-        bias = None if conv.bias is None else conv.bias.view(1, -1, 1)
+        bias = None if bias is None else bias.view(1, -1, 1)
     out = torch.bmm(*operands) if bias is None else torch.baddbmm(bias, *operands)
     if channels_last:
-        return out.view(b, h, w, conv.out_channels).permute(0, 3, 1, 2)
-    return out.view(b, conv.out_channels, h, w)
+        return out.view(b, h, w, weight.shape[0]).permute(0, 3, 1, 2)
+    return out.view(b, weight.shape[0], h, w)
+
+
+class _Pointwise(torch.autograd.Function):
+    """:func:`_matrix_product` with a backward that returns the input's gradient in the input's layout."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        return _matrix_product(x, weight, bias, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        x, weight = x.to(grad.dtype), weight.to(grad.dtype)  # autocast ran the forward in grad's dtype
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            x_channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+            grad_x = _matrix_product(grad, weight.t(), None, x_channels_last)
+        if ctx.needs_input_grad[1]:  # sum over the batch of grad (C_out, H*W) @ x^T (H*W, C_in)
+            grad_weight = torch.bmm(grad.flatten(2), x.flatten(2).transpose(1, 2)).sum(0)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum((0, 2, 3))
+        return grad_x, grad_weight, grad_bias, None
 
 
 def xavier_init_(module: nn.Module) -> None:
