@@ -132,8 +132,8 @@ def _elapsed(start: float) -> float:
 
 
 def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[Path]:
-    """``--suite operator``: OUT/operator.json."""
-    from .bench.operator import run_operator_suite
+    """``--suite operator``: OUT/operator.json and its tables, OUT/operator.md."""
+    from .bench.operator import operator_tables, run_operator_suite
     from .io import write_file
 
     result = run_operator_suite(
@@ -147,11 +147,12 @@ def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[
         progress=sys.stderr,
     )
     meta["elapsed_s"] = _elapsed(start)
-    path = Path(args.out) / "operator.json"
-    write_file(path, json.dumps({"meta": meta, **result}, indent=1) + "\n")
+    paths = [Path(args.out) / "operator.json", Path(args.out) / "operator.md"]
+    write_file(paths[0], json.dumps({"meta": meta, **result}, indent=1) + "\n")
+    write_file(paths[1], operator_tables(result))
     for name, check in result["checks"].items():
         print(f"{name}: {check['value']} (target {check['target']}): {check['pass']}")
-    return [path]
+    return paths
 
 
 def _bench_networks(args: argparse.Namespace, meta: dict, start: float) -> list[Path]:

@@ -120,3 +120,29 @@ def test_a_second_bench_on_a_busy_folder_is_refused_naming_the_first(
         line = _one_line_error(capsys)
         assert f"error: {tmp_path} is in use by another run (pid {holder.pid}, " in line
         assert "command fade bench --quick (first), started " in line
+
+
+def test_table_puts_the_batches_side_by_side_with_fade_in_bold():
+    """table.md ends with the README's table: per upsampler, each batch's times and peak in one row."""
+    from fade.bench.sweeps import markdown_tables
+
+    def row(name, batch, fwd):
+        return dict.fromkeys(COLUMNS) | {
+            "name": name, "sweep": "channels", "batch": batch, "channels": 8, "height": 4, "params": 1234,
+            "gflops": 0.5, "fwd_ms": fwd, "fwdbwd_ms": 2 * fwd, "peak_fwd_mib": 1.0, "peak_fwdbwd_mib": 3.0,
+            "notes": "",
+        }
+
+    rows = [row("bilinear", 1, 1.0), row("fade", 1, 2.0), row("bilinear", 8, 8.0), row("fade", 8, 16.0)]
+    machine = {"cpu": "cpu", "cores": 2, "device": "cpu", "threads": 2, "torch": "2"}
+    meta = {"config": {"batches": [1, 8], "base_channels": 8, "base_size": 4, "scale": 2}, "machine": machine}
+    lines = markdown_tables(rows, meta).splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("Batches 1, 8 side by side, C=8, 4x4 -> 8x8")))
+    assert lines[start + 2] == (
+        "| upsampler | params | GFLOPs | fwd ms (b=1) | fwd+bwd ms (b=1) | peak fwd+bwd MiB (b=1) "
+        "| fwd ms (b=8) | fwd+bwd ms (b=8) | peak fwd+bwd MiB (b=8) |"
+    )
+    assert lines[start + 4 :] == [
+        "| bilinear | 1,234 | 0.500 | 1.0 | 2.0 | 3.0 | 8.0 | 16.0 | 3.0 |",
+        "| **fade** | 1,234 | 0.500 | 2.0 | 4.0 | 3.0 | 16.0 | 32.0 | 3.0 |",
+    ]

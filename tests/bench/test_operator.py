@@ -11,6 +11,7 @@ from fade.bench.operator import (
     TARGETS,
     _operator_profile,
     module_check_name,
+    operator_tables,
     run_operator_suite,
 )
 
@@ -117,3 +118,21 @@ def test_operator_profile_names_the_operators_and_is_silent(capfd):
     profile = _operator_profile(lambda: x @ x, torch.device("cpu"), 2)
     assert profile["aten::mm"] > 0 and profile["other"] >= 0
     assert capfd.readouterr().err == ""  # the profiler's native start/stop lines are silenced
+
+
+def test_tables_show_each_check_with_its_target_and_mark_misses(result):
+    """operator.md (the README's tables): one row per check and per module and setting, each ratio
+    the one in ``checks``, "(no)" exactly on the missed targets."""
+    lines = operator_tables(result).splitlines()
+    first = [line for line in lines if line.startswith("| reassembly") or line.startswith("| FADE forward+")]
+    assert len(first) == 2
+    value = result["checks"]["carafe_fwd_over_bilinear_fwd"]["value"]
+    assert f"| {value:.2f}x | <= 3 |" in first[0]
+    module_rows = [line for line in lines if line.split("|")[2].strip() in ("FADE", "FADE-Lite")]
+    assert len(module_rows) == len(SETTINGS) * len(MODULES)
+    for row, ((b, t), module) in zip(module_rows, [(s, m) for s in SETTINGS for m in MODULES]):
+        cells = [c.strip() for c in row.split("|")[3:7]]
+        for cell, check in zip(cells, MODULE_TARGETS):
+            entry = result["checks"][module_check_name(module, check, b, t)]
+            assert cell == f"{entry['value']:.2f}x" + (" (no)" if not entry["pass"] else "")
+    assert module_rows[0].startswith(f"| batch {SETTINGS[0][0]}, {SETTINGS[0][1]} threads | FADE |")

@@ -38,7 +38,7 @@ from .cases import Case, build_case
 from .measure import count_flops, forward_backward_call, forward_call, synchronize, time_interleaved
 from .memory import MemoryJob, MemoryResult, probe_memory
 
-__all__ = ["MODULES", "MODULE_TARGETS", "TARGETS", "module_check_name", "run_operator_suite"]
+__all__ = ["MODULES", "MODULE_TARGETS", "TARGETS", "module_check_name", "operator_tables", "run_operator_suite"]
 
 TARGETS = {
     "carafe_fwd_over_bilinear_fwd": ("<=", 3.0),
@@ -203,6 +203,59 @@ def run_operator_suite(
         "checks": checks,
         "notes": notes,
     }
+
+
+def operator_tables(result: dict) -> str:
+    """The result of :func:`run_operator_suite` as two markdown tables (the README's): the operator
+    checks, then the modules against bilinear at each setting; a missed target is marked "(no)"."""
+    checks, latency = result["checks"], result["latency_ms"]
+
+    def met(name: str) -> str:
+        return {True: "yes", False: "no", None: "not measured"}[checks[name]["pass"]]
+
+    def ms(value: float | None) -> str:
+        return "" if value is None else f"{value:,.1f} ms"
+
+    peak = result["peak_extra_mib"]["carafe_fwdbwd"]
+    rows = [
+        ("reassembly forward (`fade.ops.carafe`) vs `F.interpolate(bilinear)`", "carafe_fwd_over_bilinear_fwd",
+         ms(latency["carafe_fwd"]), ms(latency["bilinear_fwd"]), "x"),
+        ("FADE forward+backward vs the authors' formulation", "authors_fwdbwd_over_fade_fwdbwd",
+         ms(latency["fade_fwdbwd"]), ms(latency["fade_authors_fwdbwd"]), "x faster"),
+        (f"peak extra memory of carafe forward+backward vs its {result['output_mib']:g} MiB output",
+         "carafe_fwdbwd_peak_over_output", "" if peak is None else f"{peak:.1f} MiB", "", "x"),
+    ]
+    text = [
+        "| measurement | ours | alternative | ratio | target | met |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for what, name, ours, alternative, unit in rows:
+        value = checks[name]["value"]
+        ratio = "" if value is None else f"{value:.2f}{unit}"
+        text.append(f"| {what} | {ours} | {alternative} | {ratio} | {checks[name]['target']} | {met(name)} |")
+    text += [
+        "",
+        "| setting | module | fwd | fwd+bwd | fwd peak | fwd+bwd peak | GEMM floor of fwd "
+        "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for setting in result["modules"]:
+        b, t = setting["batch"], setting["threads"]
+        label = f"batch {b}, {t} thread{'s' if t > 1 else ''}"
+        bilinear = setting["latency_ms"]
+        for module in MODULES:
+            cells = []
+            for check in MODULE_TARGETS:
+                entry = checks[module_check_name(module, check, b, t)]
+                cells.append("" if entry["value"] is None else f"{entry['value']:.2f}x" + (" (no)" if entry["pass"] is False else ""))
+            floor = setting["gemm_floor_ms"][module] / bilinear["bilinear_fwd"]
+            parts = setting["parts_ms"][module]
+            split = " / ".join(f"{parts[k]:,.1f}" for k in ("kernels", "reassembly", "rest"))
+            name = {"fade": "FADE", "fade_lite": "FADE-Lite"}.get(module, module)
+            times = f"{bilinear['bilinear_fwd']:,.1f} / {bilinear['bilinear_fwdbwd']:,.1f}"
+            text.append(f"| {label} | {name} | {' | '.join(cells)} | {floor:.1f}x | {split} | {times} |")
+            label = ""
+    return "\n".join(text) + "\n"
 
 
 def _check(value: float | None, op: str, target: float) -> dict:

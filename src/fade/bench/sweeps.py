@@ -348,10 +348,14 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def markdown_tables(rows: list[dict], meta: dict) -> str:
-    """One markdown table per batch at the setting both sweeps share (paper: C=256, 64 -> 128)."""
+    """The setting both sweeps share (paper: C=256, 64 -> 128): one markdown table per batch, then,
+    with several batches, their times and peaks side by side (the README's table)."""
     config, machine = meta["config"], meta["machine"]
     where = f"{machine['cpu']} ({machine['cores']} cores), {machine['device']}, {machine['threads']} threads"
     text = [f"Measured on {where}, torch {machine['torch']}.\n"]
+    size, out = config["base_size"], config["scale"] * config["base_size"]
+    setting = f"C={config['base_channels']}, {size}x{size} -> {out}x{out}"
+    shared = {}
     for batch in config["batches"]:
         sel = [
             r
@@ -362,22 +366,49 @@ def markdown_tables(rows: list[dict], meta: dict) -> str:
             and r["height"] == config["base_size"]
         ]
         if not sel:
-            text.append(
-                f"\nBatch {batch}: the shared setting (C={config['base_channels']}, "
-                f"{config['base_size']}x{config['base_size']}) was not in this sweep.\n"
-            )
+            text.append(f"\nBatch {batch}: the shared setting ({setting}) was not in this sweep.\n")
             continue
-        size, out = config["base_size"], config["scale"] * config["base_size"]
-        text.append(f"\nBatch {batch}, C={config['base_channels']}, {size}x{size} -> {out}x{out}:\n")
+        shared[batch] = {r["name"]: r for r in sel}
+        text.append(f"\nBatch {batch}, {setting}:\n")
         text.append(
             "| upsampler | params | GFLOPs (counted) | fwd ms | fwd+bwd ms | peak fwd MiB | peak fwd+bwd MiB | notes |"
         )
         text.append("|---|---:|---:|---:|---:|---:|---:|---|")
         for r in sel:
-            params = "" if r["params"] is None else f"{r['params']:,}"
             text.append(
-                f"| {r['name']} | {params} | {_fmt(r['gflops'], 3)} | {_fmt(r['fwd_ms'], 1)} | "
+                f"| {r['name']} | {_params(r)} | {_fmt(r['gflops'], 3)} | {_fmt(r['fwd_ms'], 1)} | "
                 f"{_fmt(r['fwdbwd_ms'], 1)} | {_fmt(r['peak_fwd_mib'], 1)} | {_fmt(r['peak_fwdbwd_mib'], 1)} | "
                 f"{r['notes']} |"
             )
+    if len(shared) > 1:
+        text += _side_by_side(shared, setting)
     return "\n".join(text) + "\n"
+
+
+def _params(row: dict) -> str:
+    return "" if row["params"] is None else f"{row['params']:,}"
+
+
+def _side_by_side(shared: dict[int, dict[str, dict]], setting: str) -> list[str]:
+    """Markdown lines: per upsampler, its times and forward+backward peak at each batch of ``shared``
+    (GFLOPs of the first batch); FADE and FADE-Lite in bold."""
+    batches = list(shared)
+    names = list(dict.fromkeys(name for by_name in shared.values() for name in by_name))
+    cells = ("fwd ms", "fwd+bwd ms", "peak fwd+bwd MiB")
+    header = " | ".join(f"{c} (b={b})" for b in batches for c in cells)
+    lines = [
+        f"\nBatches {', '.join(map(str, batches))} side by side, {setting} "
+        f"(GFLOPs at batch {batches[0]}, multiply-adds only):\n",
+        f"| upsampler | params | GFLOPs | {header} |",
+        "|---|---:|---:|" + "---:|" * (len(cells) * len(batches)),
+    ]
+    for name in names:
+        first = next(by_name[name] for by_name in shared.values() if name in by_name)
+        values = []
+        for b in batches:
+            r = shared[b].get(name)
+            keys = ("fwd_ms", "fwdbwd_ms", "peak_fwdbwd_mib")
+            values += ["" if r is None else _fmt(r[k], 1) for k in keys]
+        label = f"**{name}**" if name in ("fade", "fade_lite") else name
+        lines.append(f"| {label} | {_params(first)} | {_fmt(first['gflops'], 3)} | " + " | ".join(values) + " |")
+    return lines
