@@ -235,8 +235,10 @@ def operator_tables(result: dict) -> str:
         text.append(f"| {what} | {ours} | {alternative} | {ratio} | {checks[name]['target']} | {met(name)} |")
     text += [
         "",
-        "| setting | module | fwd | fwd+bwd | fwd peak | fwd+bwd peak | GEMM floor of fwd "
-        "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (ms) |",
+        (
+            "| setting | module | fwd | fwd+bwd | fwd peak | fwd+bwd peak | GEMM floor of fwd "
+            "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (ms) |"
+        ),
         "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for setting in result["modules"]:

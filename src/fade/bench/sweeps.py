@@ -397,8 +397,10 @@ def _side_by_side(shared: dict[int, dict[str, dict]], setting: str) -> list[str]
     cells = ("fwd ms", "fwd+bwd ms", "peak fwd+bwd MiB")
     header = " | ".join(f"{c} (b={b})" for b in batches for c in cells)
     lines = [
-        f"\nBatches {', '.join(map(str, batches))} side by side, {setting} "
-        f"(GFLOPs at batch {batches[0]}, multiply-adds only):\n",
+        (
+            f"\nBatches {', '.join(map(str, batches))} side by side, {setting} "
+            f"(GFLOPs at batch {batches[0]}, multiply-adds only):\n"
+        ),
         f"| upsampler | params | GFLOPs | {header} |",
         "|---|---:|---:|" + "---:|" * (len(cells) * len(batches)),
     ]
