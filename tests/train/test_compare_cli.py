@@ -3,7 +3,14 @@ import json
 import pytest
 
 from fade.cli import main
-from fade.train.compare import _machines, _machines_text, aggregate, markdown_table
+from fade.train.compare import (
+    _encoders,
+    _encoders_lines,
+    _machines,
+    _machines_text,
+    aggregate,
+    markdown_table,
+)
 from fade.train.presets import PRESETS
 
 from .conftest import TINY
@@ -48,6 +55,32 @@ def test_a_comparison_resumed_on_another_machine_names_both():
         "EPYC, 2 cores, 1 torch thread(s), torch 2.13.0, device cpu (1 run)"
     )
     assert _machines_text({"EPYC, 2 cores": 3}) == "Machine: EPYC, 2 cores"
+
+
+def test_runs_from_different_pretrained_encoders_are_told_apart():
+    """The summary names each encoder start by hash; runs without a record are counted, not hidden."""
+    a, b = {"name": "shapes", "weights_sha256": "a" * 64}, {"name": "shapes", "weights_sha256": "b" * 64}
+    runs = [
+        {"status": "complete", "pretrained_encoder": a},
+        {"status": "complete", "pretrained_encoder": a},
+        {"status": "complete", "pretrained_encoder": b},
+        {"status": "complete"},  # made before results recorded it
+        {"status": "failed", "pretrained_encoder": None},
+    ]
+    counts = _encoders(runs)
+    assert counts == {f"shapes {'a' * 12}": 2, f"shapes {'b' * 12}": 1, "not recorded": 1}
+    assert _encoders_lines(counts) == [
+        (
+            "Pretrained encoders (runs started from different weights): "
+            f"shapes {'a' * 12} (2 runs); shapes {'b' * 12} (1 run); not recorded (1 run).  "
+        )
+    ]
+    assert _encoders([{"status": "complete", "pretrained_encoder": a}]) == {f"shapes {'a' * 12}": 1}
+    assert _encoders_lines(_encoders([{"status": "complete", "pretrained_encoder": a}])) == [
+        f"Pretrained encoder: shapes {'a' * 12} (1 run).  "
+    ]
+    assert _encoders([{"status": "complete", "pretrained_encoder": None}]) == {}
+    assert _encoders_lines({}) == []
 
 
 @pytest.fixture

@@ -277,3 +277,27 @@ def test_bf16_autocast_trains_the_kernel_upsamplers(upsampler, tiny_data, tmp_pa
     result = train(preset, upsampler, tmp_path, data=tiny_data("reconstruction"), amp="bf16", threads=1)
     assert result["status"] == "complete" and result["config"]["amp"] == "bf16"
     assert result["history"] and all(math.isfinite(h["loss"]) for h in result["history"])
+
+
+def test_results_name_the_pretrained_encoder_the_run_started_from(tiny_data, tmp_path, monkeypatch):
+    """A run from the shared pretrained encoder records its name and weights hash (None without one)."""
+    from dataclasses import replace
+
+    from fade.models.pretrained_encoder import RECIPES, load_pretrained_encoder
+
+    from ..models.test_pretrained_encoder import TINY as TINY_RECIPE
+
+    monkeypatch.setitem(RECIPES, "tiny", TINY_RECIPE)
+    monkeypatch.setenv("FADE_CACHE_DIR", str(tmp_path / "cache"))
+    preset = TINY["segmentation"]
+    pretrained = replace(
+        preset,
+        model="segformer_tiny_pretrained",
+        model_options={**preset.model_options, "encoder_weights": "tiny"},
+        steps=2,
+    )
+    result = train(pretrained, "bilinear", tmp_path / "run", data=tiny_data("segmentation"))
+    _, record = load_pretrained_encoder("tiny")
+    assert result["pretrained_encoder"] == {"name": "tiny", "weights_sha256": record["weights_sha256"]}
+    plain = train(replace(preset, steps=2), "bilinear", tmp_path / "plain", data=tiny_data("segmentation"))
+    assert plain["pretrained_encoder"] is None

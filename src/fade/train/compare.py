@@ -278,6 +278,25 @@ def _machines_text(counts: dict[str, int]) -> str:
     return "Machines: " + "; ".join(f"{m} ({n} run{'s' * (n > 1)})" for m, n in counts.items())
 
 
+def _encoders(runs: list[dict]) -> Counter[str]:
+    """Runs per pretrained encoder they started from (``name sha256[:12]``), empty when no run records
+    one; runs without the record count as ``"not recorded"`` (no pretrained encoder, or an older run)."""
+    counts = Counter(
+        f"{e['name']} {e['weights_sha256'][:12]}" if (e := r.get("pretrained_encoder")) else "not recorded"
+        for r in runs
+        if r["status"] == "complete"
+    )
+    return counts if set(counts) - {"not recorded"} else Counter()
+
+
+def _encoders_lines(counts: dict[str, int]) -> list[str]:
+    """``Pretrained encoder: ...`` (every run's start, by weights hash), or nothing without a record."""
+    if not counts:
+        return []
+    label = "Pretrained encoder" if len(counts) == 1 else "Pretrained encoders (runs started from different weights)"
+    return [f"{label}: " + "; ".join(f"{e} ({n} run{'s' * (n > 1)})" for e, n in counts.items()) + ".  "]
+
+
 def _setup_lines(meta: dict) -> list[str]:
     """Command, machine and preset of a comparison, as markdown lines."""
     p = meta["preset"]
@@ -293,6 +312,7 @@ def _setup_lines(meta: dict) -> list[str]:
             f"{p['optimizer']} lr {p['lr']:g}, {p['schedule']} schedule.  "
         ),
         *([f"{describe_data(meta['data'])}.  "] if "data" in meta else []),
+        *_encoders_lines(meta.get("encoders", {})),
         f"Seeds {', '.join(map(str, seeds))} ({spread}).",
     ]
 
@@ -457,6 +477,7 @@ def _compare_in_locked_folder(
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": next((r["machine"] for r in runs if r["machine"]), None),
         "machines": _machines(runs),
+        "encoders": _encoders(runs),
         "elapsed_s": round(time.perf_counter() - started, 1),
         "train_seconds_total": round(sum(r["train_seconds"] or 0.0 for r in runs), 1),
         "preset": preset.to_dict(),
@@ -489,7 +510,7 @@ def _compare_in_locked_folder(
     return results
 
 
-_RUN_KEYS = ("metrics", "parameters", "train_seconds", "final_loss", "machine", "error", "curve")
+_RUN_KEYS = ("metrics", "parameters", "train_seconds", "final_loss", "machine", "pretrained_encoder", "error", "curve")
 
 
 def _keep_model(run_dir: Path, log: Log) -> None:

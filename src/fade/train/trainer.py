@@ -127,6 +127,17 @@ def _flatten(config: dict) -> dict:
     return flat
 
 
+def _encoder_identity(model: nn.Module) -> dict | None:
+    """Name and weights hash of the pretrained encoder the model started from (None without one).
+
+    The shared encoder is pretrained once per machine, and CPUs with other vector units give other
+    weights: this tells which start a run had, beside its config."""
+    record = getattr(model, "pretrained_encoder", None)
+    if record is None:
+        return None
+    return {"name": record["name"], "weights_sha256": record["weights_sha256"]}
+
+
 def _recorded_config(record: object, fields: dict[str, type], where: Path, advice: str) -> dict:
     """The run config in ``record`` (a checksummed results.json or checkpoint read from ``where``),
     after checking it holds ``fields`` of their types; CorruptFileError naming the file otherwise."""
@@ -479,6 +490,7 @@ def _train_in_locked_folder(
         "processes": processes.world_size,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": machine,
+        "pretrained_encoder": _encoder_identity(model),
         "history": history,
         "curve": [*curve, {"step": preset.steps, "metrics": metrics}],
         "config": config,
