@@ -394,8 +394,8 @@ def _side_by_side(shared: dict[int, dict[str, dict]], setting: str) -> list[str]
     (GFLOPs of the first batch); FADE and FADE-Lite in bold."""
     batches = list(shared)
     names = list(dict.fromkeys(name for by_name in shared.values() for name in by_name))
-    cells = ("fwd ms", "fwd+bwd ms", "peak fwd+bwd MiB")
-    header = " | ".join(f"{c} (b={b})" for b in batches for c in cells)
+    cells = {"fwd_ms": "fwd ms", "fwdbwd_ms": "fwd+bwd ms", "peak_fwdbwd_mib": "peak fwd+bwd MiB"}
+    header = " | ".join(f"{label} (b={b})" for b in batches for label in cells.values())
     lines = [
         (
             f"\nBatches {', '.join(map(str, batches))} side by side, {setting} "
@@ -409,8 +409,7 @@ def _side_by_side(shared: dict[int, dict[str, dict]], setting: str) -> list[str]
         values = []
         for b in batches:
             r = shared[b].get(name)
-            keys = ("fwd_ms", "fwdbwd_ms", "peak_fwdbwd_mib")
-            values += ["" if r is None else _fmt(r[k], 1) for k in keys]
+            values += ["" if r is None else _fmt(r[k], 1) for k in cells]
         label = f"**{name}**" if name in ("fade", "fade_lite") else name
         lines.append(f"| {label} | {_params(first)} | {_fmt(first['gflops'], 3)} | " + " | ".join(values) + " |")
     return lines

@@ -271,11 +271,16 @@ def _machines(runs: list[dict]) -> Counter[str]:
     return Counter(_describe_machine(r["machine"]) for r in runs if r["machine"])
 
 
+def _run_counts(counts: dict[str, int]) -> str:
+    """``X (n runs); Y (1 run)``."""
+    return "; ".join(f"{what} ({n} run{'s' * (n > 1)})" for what, n in counts.items())
+
+
 def _machines_text(counts: dict[str, int]) -> str:
     """`Machine: X` for one machine, else `Machines: X (n runs); Y (m runs)`."""
     if len(counts) == 1:
         return f"Machine: {next(iter(counts))}"
-    return "Machines: " + "; ".join(f"{m} ({n} run{'s' * (n > 1)})" for m, n in counts.items())
+    return "Machines: " + _run_counts(counts)
 
 
 def _encoders(runs: list[dict]) -> Counter[str]:
@@ -294,7 +299,7 @@ def _encoders_lines(counts: dict[str, int]) -> list[str]:
     if not counts:
         return []
     label = "Pretrained encoder" if len(counts) == 1 else "Pretrained encoders (runs started from different weights)"
-    return [f"{label}: " + "; ".join(f"{e} ({n} run{'s' * (n > 1)})" for e, n in counts.items()) + ".  "]
+    return [f"{label}: {_run_counts(counts)}.  "]
 
 
 def _setup_lines(meta: dict) -> list[str]:
