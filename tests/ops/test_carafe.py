@@ -197,8 +197,11 @@ def test_non_contiguous_and_channels_last_inputs(path):
 @pytest.mark.parametrize(
     "case", [(2, 9, 6, 5, 13, 11, 5, 2), (1, 13, 1, 2, 2, 4, 3, 2), (2, 21, 3, 4, 7, 9, 3, 2)], ids=case_id
 )
-def test_two_threads_give_the_single_thread_result(path, case, monkeypatch):
+@pytest.mark.parametrize("threads_from", ["torch's OpenMP", "started per call"])
+def test_two_threads_give_the_single_thread_result(path, case, threads_from, monkeypatch):
     monkeypatch.setattr(_native, "_MIN_WORK_PER_THREAD", 1)  # thread even these tiny problems
+    if threads_from == "started per call":
+        monkeypatch.setattr(_native, "_openmp_runner", lambda: None)
     x, kernels, grad, (ref, ref_gx, ref_gk) = inputs(case, torch.float32)
     single = forward_and_grads(x, kernels, case[-1], grad)
     torch.set_num_threads(2)
@@ -216,6 +219,14 @@ def test_empty_batch(path):
     assert out.shape == (0, 3, 8, 10)
     gx, gk = torch.autograd.grad(out, (x, kernels), torch.ones_like(out))
     assert gx.shape == x.shape and gk.shape == kernels.shape
+
+
+def test_the_kernel_runs_on_torchs_openmp_threads_when_torch_uses_openmp():
+    runner = _native._openmp_runner()
+    if "parallel backend: OpenMP" in torch.__config__.parallel_info():
+        assert runner == ctypes.cast(ctypes.CDLL(None).GOMP_parallel, ctypes.c_void_p).value
+    else:
+        assert runner is None
 
 
 def test_small_problems_run_on_one_thread():
@@ -446,8 +457,8 @@ def test_native_refuses_sizes_it_cannot_index(monkeypatch):
     # The C++ entry points check the same bounds (and the shape) before touching memory: status 2.
     huge_scale, even_k, zero_h = (1,) * 7 + (2**62,), (1,) * 6 + (2, 1), (1, 1, 0) + (1,) * 5
     for shape in [huge_scale, even_k, zero_h, (1, 2**62) + (1,) * 6]:
-        assert lib.fade_carafe_forward_f32(null, null, null, *shape, 1) == 2
-        assert lib.fade_carafe_backward_f64(null, null, null, null, null, *shape, 1) == 2
+        assert lib.fade_carafe_forward_f32(null, null, null, *shape, 1, null) == 2
+        assert lib.fade_carafe_backward_f64(null, null, null, null, null, *shape, 1, null) == 2
     # Scratch that fits int64 but not in memory: status 1, and forward() returns None.
     x, kernels = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1)
     assert _native._fits((1, 1, 1, 1, 1, 1, 1, 2**47), 1)

@@ -19,6 +19,9 @@ four entry points, and only then moved into place with ``os.replace``: a compile
 without a valid output leaves nothing in the cache, and concurrent processes (pytest-xdist workers)
 may build at the same time.
 
+With more than one thread the kernel runs on torch's OpenMP threads where it can
+(:func:`_openmp_runner`), else on threads it starts per call.
+
 If no compiler works, a warning is issued once and :func:`available` is False; callers then use the
 pure-PyTorch path. ``FADE_DISABLE_NATIVE=1`` (or true, yes, on) forces that path (read at every
 call). Callers also take that path when :func:`supports` refuses sizes whose indices or scratch
@@ -126,9 +129,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     shape = [i64] * 8
     for suffix in _SUFFIX.values():
         fwd = getattr(lib, f"fade_carafe_forward_{suffix}")
-        fwd.argtypes, fwd.restype = [p, p, p, *shape, ctypes.c_int], ctypes.c_int
+        fwd.argtypes, fwd.restype = [p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
         bwd = getattr(lib, f"fade_carafe_backward_{suffix}")
-        bwd.argtypes, bwd.restype = [p, p, p, p, p, *shape, ctypes.c_int], ctypes.c_int
+        bwd.argtypes, bwd.restype = [p, p, p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -309,6 +312,22 @@ def _shape_args(x: Tensor, kernels: Tensor, k: int, scale: int) -> tuple[int, ..
     return b, c, h, w, kernels.shape[-2], kernels.shape[-1], k, scale
 
 
+@functools.cache
+def _openmp_runner() -> int | None:
+    """Address of ``GOMP_parallel`` when torch's ops run on OpenMP and the process exports it, else None.
+
+    The kernel then runs on torch's own OpenMP threads. Threads it started itself would share the
+    cores with those, which spin for a while after each torch op: at 2 threads, a reassembly that
+    follows a torch op ran at 1-thread speed. (GNU, LLVM and Intel OpenMP all export this entry.)
+    """
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    try:
+        return ctypes.cast(ctypes.CDLL(None).GOMP_parallel, ctypes.c_void_p).value
+    except (AttributeError, OSError, TypeError):  # not exported, or no process-wide namespace
+        return None
+
+
 def _threads(x: Tensor, kernels: Tensor) -> int:
     """Threads for one call: torch.get_num_threads(), fewer for small problems."""
     b, k2, ho, wo = kernels.shape
@@ -331,7 +350,8 @@ def forward(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor | None:
     xc, kc = x.to(dtype).contiguous(), kernels.to(dtype).contiguous()
     out = xc.new_empty((x.shape[0], x.shape[1], kernels.shape[-2], kernels.shape[-1]))
     fn = getattr(_library(), f"fade_carafe_forward_{_SUFFIX[dtype]}")
-    status = fn(xc.data_ptr(), kc.data_ptr(), out.data_ptr(), *_shape_args(x, kernels, k, scale), _threads(x, kernels))
+    shape, threads = _shape_args(x, kernels, k, scale), _threads(x, kernels)
+    status = fn(xc.data_ptr(), kc.data_ptr(), out.data_ptr(), *shape, threads, _openmp_runner())
     return out.to(x.dtype) if status == 0 else None
 
 
@@ -358,5 +378,6 @@ def backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tu
         gk.data_ptr(),
         *_shape_args(x, kernels, k, scale),
         _threads(x, kernels),
+        _openmp_runner(),
     )
     return (gx.to(x.dtype), gk.to(kernels.dtype)) if status == 0 else None

@@ -19,6 +19,11 @@
 // once into a small ring buffer and read K times. Every task writes its own rows of the result,
 // so threads never write the same memory.
 //
+// Threads: an entry point given `runner`, the address of the OpenMP runtime's GOMP_parallel
+// (fn, data, num_threads, flags), runs its tasks on that runtime's threads: torch's own, which
+// spin for a while after each torch op and would otherwise hold the cores that threads started
+// here need. Given null, it starts its threads itself. Either way the result is the same.
+//
 // Plain C++17 without torch headers; called through ctypes. Entry points return 0 on success,
 // 1 when scratch memory cannot be allocated, 2 when the shape is invalid or an element count
 // derived from it would exceed kMaxElements (sizes_fit; the Python caller checks the same first).
@@ -89,10 +94,14 @@ struct Shape {
     i64 max_group_rows() const { return std::max(std::min(s, Ho), Ho - s * (H - 1)); }
 };
 
+// GOMP_parallel's signature: run fn(data) on a team of up to num_threads threads, the caller included.
+using Runner = void (*)(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
+
 // Run fn(task, buf, idx) for task in [0, ntasks) on up to nthreads threads (the caller is one of
-// them); each thread gets buf_len elements of T and idx_len indices of scratch, allocated up front.
+// them), on runner's team when given, else on threads started here; each thread gets buf_len
+// elements of T and idx_len indices of scratch, allocated up front.
 template <typename T, typename Fn>
-int parallel_tasks(i64 ntasks, int nthreads, i64 buf_len, i64 idx_len, const Fn& fn) {
+int parallel_tasks(i64 ntasks, int nthreads, Runner runner, i64 buf_len, i64 idx_len, const Fn& fn) {
     if (ntasks <= 0) return 0;
     const i64 workers = std::max<i64>(1, std::min<i64>(nthreads, ntasks));
     buf_len = std::max<i64>(buf_len, 1);
@@ -110,6 +119,23 @@ int parallel_tasks(i64 ntasks, int nthreads, i64 buf_len, i64 idx_len, const Fn&
         for (i64 t = next.fetch_add(1); t < ntasks; t = next.fetch_add(1))
             fn(t, buf.data() + worker * buf_len, idx.data() + worker * idx_len);
     };
+    if (workers > 1 && runner != nullptr) {
+        // Each team member takes the next scratch slot (a team has at most `workers` members; any
+        // beyond would find no slot, and the shared task counter covers every task without them).
+        using Body = decltype(body);
+        struct Team {
+            Body* work;
+            i64 workers;
+            std::atomic<i64> slot;
+        } team{&body, workers, {0}};
+        auto member = [](void* data) {
+            auto* t = static_cast<Team*>(data);
+            const i64 slot = t->slot.fetch_add(1);
+            if (slot < t->workers) (*t->work)(slot);
+        };
+        runner(member, &team, static_cast<unsigned>(workers), 0);
+        return 0;
+    }
     std::vector<std::thread> pool;
     for (i64 w = 1; w < workers; ++w) {
         try {
@@ -308,12 +334,12 @@ void forward_block(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 s
 }
 
 template <typename T>
-int forward(const T* x, const T* k, T* out, const Shape& sh, int nthreads) {
+int forward(const T* x, const T* k, T* out, const Shape& sh, int nthreads, Runner runner) {
     const i64 groups = (sh.C + kGroupChannels - 1) / kGroupChannels;
     const i64 parts = row_parts(sh.B * groups, sh.H, nthreads);
     const i64 r = sh.r();
     return parallel_tasks<T>(
-        sh.B * groups * parts, nthreads, kGroupChannels * sh.K * sh.row_len(), 0, [&](i64 task, T* buf, i64*) {
+        sh.B * groups * parts, nthreads, runner, kGroupChannels * sh.K * sh.row_len(), 0, [&](i64 task, T* buf, i64*) {
             const TaskRange t = task_range(sh, task, groups, parts);
             const RowRing<T> ring{buf, kGroupChannels, sh};
             const auto plane = [&](i64 c) { return x + (t.b * sh.C + c) * sh.H * sh.W; };
@@ -414,10 +440,10 @@ void grad_kernel_block(const T* grad, const T* x, T* gk, const Shape& sh, i64 b,
 }
 
 template <typename T>
-int grad_kernels(const T* grad, const T* x, T* gk, const Shape& sh, int nthreads) {
+int grad_kernels(const T* grad, const T* x, T* gk, const Shape& sh, int nthreads, Runner runner) {
     const i64 parts = row_parts(sh.B, sh.H, nthreads);
     const i64 r = sh.r();
-    return parallel_tasks<T>(sh.B * parts, nthreads, sh.C * sh.K * sh.row_len(), 0, [&](i64 task, T* buf, i64*) {
+    return parallel_tasks<T>(sh.B * parts, nthreads, runner, sh.C * sh.K * sh.row_len(), 0, [&](i64 task, T* buf, i64*) {
         const i64 part = task % parts, b = task / parts;
         const i64 h0 = part * sh.H / parts, h1 = (part + 1) * sh.H / parts;
         const RowRing<T> ring{buf, sh.C, sh};
@@ -549,13 +575,13 @@ void grad_x_block(const T* grad, const T* k, T* gx, const Shape& sh, i64 b, i64 
 }
 
 template <typename T>
-int grad_x(const T* grad, const T* k, T* gx, const Shape& sh, int nthreads) {
+int grad_x(const T* grad, const T* k, T* gx, const Shape& sh, int nthreads, Runner runner) {
     const i64 groups = (sh.C + kGroupChannels - 1) / kGroupChannels;
     const i64 parts = row_parts(sh.B * groups, sh.H, nthreads);
     const i64 len = sh.row_len(), r = sh.r(), ring_rows = sh.K * sh.max_group_rows();
     const i64 ring_len = ring_rows * kGroupChannels * len, kbuf_len = ring_rows * sh.K * len;
     const i64 scratch = ring_len + kbuf_len + kChannelBlock * sh.s * sh.W;
-    return parallel_tasks<T>(sh.B * groups * parts, nthreads, scratch, ring_rows, [&](i64 task, T* buf, i64* slots) {
+    return parallel_tasks<T>(sh.B * groups * parts, nthreads, runner, scratch, ring_rows, [&](i64 task, T* buf, i64* slots) {
         const TaskRange t = task_range(sh, task, groups, parts);
         T *ring = buf, *kbuf = buf + ring_len, *gu = kbuf + kbuf_len;
         // Padded gradient rows of every output row of source row sy, in slot y mod ring_rows.
@@ -583,9 +609,9 @@ int grad_x(const T* grad, const T* k, T* gx, const Shape& sh, int nthreads) {
 }
 
 template <typename T>
-int backward(const T* grad, const T* x, const T* k, T* gx, T* gk, const Shape& sh, int nthreads) {
-    const int status = grad_x(grad, k, gx, sh, nthreads);
-    return status != 0 ? status : grad_kernels(grad, x, gk, sh, nthreads);
+int backward(const T* grad, const T* x, const T* k, T* gx, T* gk, const Shape& sh, int nthreads, Runner runner) {
+    const int status = grad_x(grad, k, gx, sh, nthreads, runner);
+    return status != 0 ? status : grad_kernels(grad, x, gk, sh, nthreads, runner);
 }
 
 // a * b and a + b of non-negative counts, or -1 when an operand is -1 or the result would exceed
@@ -634,22 +660,22 @@ bool sizes_fit(const Shape& sh, int nthreads) {
 
 extern "C" {
 
-int fade_carafe_forward_f32(const float* x, const float* k, float* out, FADE_SHAPE_ARGS, int nthreads) {
-    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, FADE_SHAPE, nthreads) : 2;
+int fade_carafe_forward_f32(const float* x, const float* k, float* out, FADE_SHAPE_ARGS, int nthreads, void* runner) {
+    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner)) : 2;
 }
 
-int fade_carafe_forward_f64(const double* x, const double* k, double* out, FADE_SHAPE_ARGS, int nthreads) {
-    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, FADE_SHAPE, nthreads) : 2;
+int fade_carafe_forward_f64(const double* x, const double* k, double* out, FADE_SHAPE_ARGS, int nthreads, void* runner) {
+    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner)) : 2;
 }
 
 int fade_carafe_backward_f32(const float* grad, const float* x, const float* k, float* gx, float* gk,
-                             FADE_SHAPE_ARGS, int nthreads) {
-    return sizes_fit(FADE_SHAPE, nthreads) ? backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads) : 2;
+                             FADE_SHAPE_ARGS, int nthreads, void* runner) {
+    return sizes_fit(FADE_SHAPE, nthreads) ? backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner)) : 2;
 }
 
 int fade_carafe_backward_f64(const double* grad, const double* x, const double* k, double* gx, double* gk,
-                             FADE_SHAPE_ARGS, int nthreads) {
-    return sizes_fit(FADE_SHAPE, nthreads) ? backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads) : 2;
+                             FADE_SHAPE_ARGS, int nthreads, void* runner) {
+    return sizes_fit(FADE_SHAPE, nthreads) ? backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner)) : 2;
 }
 
 }  // extern "C"
