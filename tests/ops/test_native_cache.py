@@ -29,6 +29,8 @@ int fade_carafe_forward_f32() { return 0; }
 int fade_carafe_forward_f64() { return 0; }
 int fade_carafe_backward_f32() { return 0; }
 int fade_carafe_backward_f64() { return 0; }
+int fade_pointwise_f32() { return 0; }
+int fade_pointwise_f64() { return 0; }
 }
 """
 
@@ -48,7 +50,7 @@ def real_library(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def planted_library(tmp_path_factory):
-    """A library with the four entry points whose constructor creates $FADE_TEST_MARKER."""
+    """A library with the six entry points whose constructor creates $FADE_TEST_MARKER."""
     return compile_source(PLANTED_SOURCE, tmp_path_factory.mktemp("planted") / "planted.so")
 
 

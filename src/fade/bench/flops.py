@@ -2,7 +2,8 @@
 
 torch counts 2 FLOPs per multiply-add (as for convolutions). The reassembly ``fade::carafe`` does
 one multiply-add per output element and kernel tap; its backward ``fade::carafe_backward`` does
-one for the input gradient and one for the kernel gradient.
+one for the input gradient and one for the kernel gradient. The 1x1 convolution
+``fade::pointwise_conv`` does one per output element and input channel, as the conv it computes.
 
 torch's registry has formulas for the CUDA attention kernels but not for the CPU one that
 ``F.scaled_dot_product_attention`` dispatches to on CPU (SegFormer's attention); it gets torch's
@@ -23,6 +24,7 @@ import torch
 from torch.utils.flop_counter import sdpa_flop_count
 
 from ..ops import carafe as _carafe  # noqa: F401  (defines the fade:: operators)
+from ..ops import pointwise as _pointwise  # noqa: F401
 
 __all__ = [
     "blend_flop",
@@ -30,6 +32,7 @@ __all__ = [
     "carafe_flop",
     "cpu_attention_flop",
     "custom_flop_formulas",
+    "pointwise_conv_flop",
     "product_flop",
 ]
 
@@ -42,6 +45,11 @@ def carafe_flop(x_shape, kernels_shape, scale, *, out_shape, **kwargs) -> int:
 def carafe_backward_flop(grad_shape, x_shape, kernels_shape, scale, *, out_shape, **kwargs) -> int:
     """FLOPs of ``fade::carafe_backward``: 2 * 2 * numel(grad) * K*K (input and kernel gradients)."""
     return 4 * math.prod(grad_shape) * kernels_shape[1]
+
+
+def pointwise_conv_flop(x_shape, weight_shape, *args, out_shape, **kwargs) -> int:
+    """FLOPs of ``fade::pointwise_conv``: 2 * numel(output) * C_in (the bias not counted, as for a conv)."""
+    return 2 * math.prod(out_shape) * x_shape[1]
 
 
 def cpu_attention_flop(query_shape, key_shape, value_shape, *args, out_shape, **kwargs) -> int:
@@ -68,5 +76,6 @@ def custom_flop_formulas() -> dict[object, Callable[..., int]]:
     return {
         torch.ops.fade.carafe: carafe_flop,
         torch.ops.fade.carafe_backward: carafe_backward_flop,
+        torch.ops.fade.pointwise_conv: pointwise_conv_flop,
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flop,
     }

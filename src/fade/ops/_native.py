@@ -1,4 +1,7 @@
-"""The fused CPU reassembly kernel (``csrc/carafe_cpu.cpp``): built on first use, called by ctypes.
+"""The native CPU kernels (``csrc/carafe_cpu.cpp``): built on first use, called by ctypes.
+
+:func:`forward` and :func:`backward` reassemble (CARAFE); :func:`pointwise` is the 1x1 convolution
+with few output channels of FADE's kernel generators.
 
 The C++ source has no torch headers, so the system C++ compiler builds it in seconds. The shared
 library is cached in ``$FADE_CACHE_DIR`` (default ``~/.cache/fade``) under a name that hashes the
@@ -15,7 +18,7 @@ warning names it and the kernel is built in a private temporary folder that is r
 library is loaded (so each process rebuilds until the folder is fixed).
 
 A build is compiled to a temporary file in the folder, checked to be a loadable library with the
-four entry points, and only then moved into place with ``os.replace``: a compiler that exits 0
+six entry points, and only then moved into place with ``os.replace``: a compiler that exits 0
 without a valid output leaves nothing in the cache, and concurrent processes (pytest-xdist workers)
 may build at the same time.
 
@@ -46,7 +49,17 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["CACHE_ENV", "DISABLE_ENV", "available", "backward", "forward", "supports"]
+__all__ = [
+    "CACHE_ENV",
+    "DISABLE_ENV",
+    "POINTWISE_OUTPUTS",
+    "available",
+    "backward",
+    "forward",
+    "pointwise",
+    "supports",
+    "supports_pointwise",
+]
 
 DISABLE_ENV = "FADE_DISABLE_NATIVE"
 CACHE_ENV = "FADE_CACHE_DIR"
@@ -59,6 +72,9 @@ _MAX_DETAIL_CHARS = 2000
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 _CONVERTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+# Output channels :func:`pointwise` takes: a matrix-vector product is as fast for one, a general
+# matrix product beyond 64.
+POINTWISE_OUTPUTS = range(2, 65)
 # Multiply-adds that make starting one more thread worthwhile (a thread start costs ~20-50 us).
 _MIN_WORK_PER_THREAD = 1 << 20
 # Largest element count the kernel indexes, so that byte offsets of 8-byte elements fit int64
@@ -124,10 +140,12 @@ def _cache_folder() -> tuple[Path, str | None]:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    """Set the argument types of the four entry points (AttributeError if one is missing)."""
+    """Set the argument types of the six entry points (AttributeError if one is missing)."""
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     shape = [i64] * 8
     for suffix in _SUFFIX.values():
+        conv = getattr(lib, f"fade_pointwise_{suffix}")
+        conv.argtypes, conv.restype = [p, p, p, p, *shape[:4], ctypes.c_int, ctypes.c_int, p], ctypes.c_int
         fwd = getattr(lib, f"fade_carafe_forward_{suffix}")
         fwd.argtypes, fwd.restype = [p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
         bwd = getattr(lib, f"fade_carafe_backward_{suffix}")
@@ -381,3 +399,47 @@ def backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tu
         _openmp_runner(),
     )
     return (gx.to(x.dtype), gk.to(kernels.dtype)) if status == 0 else None
+
+
+def supports_pointwise(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    """True when :func:`pointwise` can take these inputs right now.
+
+    x: contiguous (NCHW) float32/float64 Tensor[B, C_in, H, W] on the CPU with C_in, H, W >= 1;
+    weight: Tensor[C_out, C_in] with C_out in POINTWISE_OUTPUTS; bias: Tensor[C_out] or
+    None; all three of one dtype on the CPU; element counts within the kernel's indexing.
+    """
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    b, c, h, w = x.shape
+    o = weight.shape[0]
+    return (
+        all(t.device.type == "cpu" and t.dtype == x.dtype for t in tensors)
+        and x.dtype in _NATIVE_DTYPES
+        and x.is_contiguous()
+        and o in POINTWISE_OUTPUTS
+        and min(c, h, w) >= 1
+        and max(b * c * h * w, b * o * h * w) <= _MAX_ELEMENTS
+        and available()
+    )
+
+
+def pointwise(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor | None:
+    """Native 1x1 convolution: ``weight @ x`` at every pixel, plus ``bias`` (inputs accepted by
+    :func:`supports_pointwise`).
+
+    Args:
+        x: Tensor[B, C_in, H, W]. weight: Tensor[C_out, C_in]. bias: Tensor[C_out] or None.
+        channels_last: write the result in the channels-last layout instead of the contiguous one.
+
+    Returns:
+        Tensor[B, C_out, H, W] in x's dtype; None when the kernel refused the shape.
+    """
+    b, c, h, w = x.shape
+    o = weight.shape[0]
+    out = x.new_empty((b, h, w, o)).permute(0, 3, 1, 2) if channels_last else x.new_empty((b, o, h, w))
+    transposed = weight.t().contiguous()  # (C_in, C_out): one input channel's outputs side by side
+    bias = None if bias is None else bias.contiguous()
+    threads = max(1, min(torch.get_num_threads(), b * c * o * h * w // _MIN_WORK_PER_THREAD))
+    fn = getattr(_library(), f"fade_pointwise_{_SUFFIX[x.dtype]}")
+    pointers = (x.data_ptr(), transposed.data_ptr(), None if bias is None else bias.data_ptr(), out.data_ptr())
+    status = fn(*pointers, b, c, o, h * w, int(channels_last), threads, _openmp_runner())
+    return out if status == 0 else None

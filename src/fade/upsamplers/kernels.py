@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..ops.pointwise import pointwise_conv
 from ..ops.resize import check_scale, nearest_upsample, source_index
 from ._checks import check_en_de, check_ints, conv2d, factory_kwargs
 
@@ -30,10 +31,11 @@ def _conv(cin: int, cout: int, k: int, bias: bool = True, groups: int = 1, **fac
 
 
 def pointwise(conv: nn.Conv2d, x: Tensor, channels_last: bool = False) -> Tensor:
-    """``conv(x)`` for a 1x1 conv (stride 1, no padding, one group), as one batched matrix product.
+    """``conv(x)`` for a 1x1 conv (stride 1, no padding, one group), by :func:`fade.ops.pointwise_conv`.
 
-    The same values as the conv, from either layout of ``x`` without copying it. On CPU the product
-    is the faster forward (oneDNN's 1x1 conv is 2-3x slower at batch 8). Under autograd its
+    The same values as the conv, from either layout of ``x`` without copying it. On CPU that is the
+    faster forward (oneDNN's 1x1 conv is 2-3x slower at batch 8; the native kernel takes few output
+    channels without packing ``x``, as a general matrix product does). Under autograd its
     backward writes the input's gradient directly, in the layout of ``x`` (so adding it to another
     gradient of ``x`` needs no transposition), where the conv's backward on CPU also builds an
     input-sized buffer.
@@ -49,32 +51,16 @@ def pointwise(conv: nn.Conv2d, x: Tensor, channels_last: bool = False) -> Tensor
     weight = conv.weight.view(conv.out_channels, conv.in_channels)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, conv.weight, conv.bias)):
         return _Pointwise.apply(x, weight, conv.bias, channels_last)
-    return _matrix_product(x, weight, conv.bias, channels_last)
-
-
-def _matrix_product(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
-    """``weight @ x`` at every pixel: x Tensor[B, C_in, H, W], weight Tensor[C_out, C_in] -> Tensor[B, C_out, H, W]."""
-    b, _, h, w = x.shape
-    flat = x.flatten(2)  # (B, C_in, H*W), a view in both layouts
-    if channels_last:  # (B, H*W, C_in) @ (C_in, C_out)
-        operands = (flat.transpose(1, 2), weight.t().expand(b, -1, -1))
-        bias = None if bias is None else bias.view(1, 1, -1)
-    else:  # (C_out, C_in) @ (B, C_in, H*W)
-        operands = (weight.expand(b, -1, -1), flat)
-        bias = None if bias is None else bias.view(1, -1, 1)
-    out = torch.bmm(*operands) if bias is None else torch.baddbmm(bias, *operands)
-    if channels_last:
-        return out.view(b, h, w, weight.shape[0]).permute(0, 3, 1, 2)
-    return out.view(b, weight.shape[0], h, w)
+    return pointwise_conv(x, weight, conv.bias, channels_last)
 
 
 class _Pointwise(torch.autograd.Function):
-    """:func:`_matrix_product` with a backward that returns the input's gradient in the input's layout."""
+    """:func:`pointwise_conv` with a backward that returns the input's gradient in the input's layout."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
         ctx.save_for_backward(x, weight)
-        return _matrix_product(x, weight, bias, channels_last)
+        return pointwise_conv(x, weight, bias, channels_last)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
@@ -83,7 +69,7 @@ class _Pointwise(torch.autograd.Function):
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             x_channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-            grad_x = _matrix_product(grad, weight.t(), None, x_channels_last)
+            grad_x = pointwise_conv(grad, weight.t(), None, x_channels_last)
         if ctx.needs_input_grad[1]:  # sum over the batch of grad (C_out, H*W) @ x^T (H*W, C_in)
             grad_weight = torch.bmm(grad.flatten(2), x.flatten(2).transpose(1, 2)).sum(0)
         if ctx.needs_input_grad[2]:

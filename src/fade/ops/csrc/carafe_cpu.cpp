@@ -1,4 +1,5 @@
-// Fused CPU kernels for CARAFE reassembly (forward, grad w.r.t. x and kernels), NCHW contiguous.
+// Fused CPU kernels for CARAFE reassembly (forward, grad w.r.t. x and kernels), NCHW contiguous, and
+// the pointwise (1x1) convolution with few output channels that feeds FADE's kernel generators.
 //
 // out[b,c,y,x] = sum_{i,j<K} x[b,c, sy+i-r, sx+j-r] * k[b, i*K+j, y, x],  r = K/2,
 // sy = min(y/s, H-1), sx = min(x/s, W-1), zero outside x.
@@ -653,6 +654,102 @@ bool sizes_fit(const Shape& sh, int nthreads) {
     return std::all_of(std::begin(counts), std::end(counts), [](i64 n) { return n >= 0; });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Pointwise (1x1) convolution with few output channels (FADE's compressors, C_out = K*K or d):
+// out[b, o, p] = bias[o] + sum_c wt[c, o] * x[b, c, p] over the P = H*W pixels of NCHW-contiguous x,
+// wt being the weight transposed to (C, O). A general matrix product first packs x, which costs
+// about as much as the product itself when O is small; here a tile of OB outputs by NV vectors of
+// pixels stays in registers while c runs over the channels. Tasks are (b, pixel tile); the output
+// is NCHW, or channels-last (out[b, p, o]) when asked.
+// ---------------------------------------------------------------------------------------------
+
+#if defined(__AVX512F__)
+constexpr int kPointwiseOutputs = 6, kPointwiseVectors = 4;  // 24 accumulators in 32 registers
+#else
+constexpr int kPointwiseOutputs = 4, kPointwiseVectors = 3;  // 12 accumulators in 16 registers
+#endif
+
+struct PointwiseShape {
+    i64 B, C, O, P;
+    bool channels_last;
+
+    i64 at(i64 b, i64 o, i64 p) const { return channels_last ? (b * P + p) * O + o : (b * O + o) * P + p; }
+};
+
+// Outputs [o0, o0 + OB) at pixels [p0, p0 + NV * lanes) of batch b.
+template <typename T, int OB, int NV>
+void pointwise_tile(const T* x, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 b, i64 o0,
+                    i64 p0) {
+    constexpr i64 L = Simd<T>::lanes;
+    Vec<T> acc[OB][NV];
+    for (int o = 0; o < OB; ++o)
+        for (int n = 0; n < NV; ++n) acc[o][n] = Vec<T>{} + (bias != nullptr ? bias[o0 + o] : T(0));
+    const T* xp = x + b * sh.C * sh.P + p0;
+    for (i64 c = 0; c < sh.C; ++c, xp += sh.P) {
+        Vec<T> xv[NV];
+        for (int n = 0; n < NV; ++n) xv[n] = loadu(xp + n * L);
+        const T* w = wt + c * sh.O + o0;
+        for (int o = 0; o < OB; ++o)
+            for (int n = 0; n < NV; ++n) acc[o][n] += w[o] * xv[n];
+    }
+    if (!sh.channels_last) {
+        for (int o = 0; o < OB; ++o)
+            for (int n = 0; n < NV; ++n) storeu(out + sh.at(b, o0 + o, p0 + n * L), acc[o][n]);
+        return;
+    }
+    T tile[OB][NV * L];
+    for (int o = 0; o < OB; ++o)
+        for (int n = 0; n < NV; ++n) storeu(tile[o] + n * L, acc[o][n]);
+    for (i64 p = 0; p < NV * L; ++p)
+        for (int o = 0; o < OB; ++o) out[sh.at(b, o0 + o, p0 + p)] = tile[o][p];
+}
+
+// Every output at pixels [p0, p0 + NV * lanes): blocks of kPointwiseOutputs, then the R < that left.
+template <typename T, int NV, int R = kPointwiseOutputs - 1>
+void pointwise_outputs(const T* x, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 b, i64 p0,
+                       i64 o0 = 0) {
+    if constexpr (R == kPointwiseOutputs - 1)
+        for (; o0 + kPointwiseOutputs <= sh.O; o0 += kPointwiseOutputs)
+            pointwise_tile<T, kPointwiseOutputs, NV>(x, wt, bias, out, sh, b, o0, p0);
+    if constexpr (R > 0) {
+        if (sh.O - o0 == R)
+            pointwise_tile<T, R, NV>(x, wt, bias, out, sh, b, o0, p0);
+        else
+            pointwise_outputs<T, NV, R - 1>(x, wt, bias, out, sh, b, p0, o0);
+    }
+}
+
+// One output value, c in the same order as the tiles.
+template <typename T>
+T pointwise_value(const T* x, const T* wt, const T* bias, const PointwiseShape& sh, i64 b, i64 o, i64 p) {
+    T acc = bias != nullptr ? bias[o] : T(0);
+    for (i64 c = 0; c < sh.C; ++c) acc += wt[c * sh.O + o] * x[(b * sh.C + c) * sh.P + p];
+    return acc;
+}
+
+template <typename T>
+int pointwise(const T* x, const T* wt, const T* bias, T* out, const PointwiseShape& sh, int nthreads, Runner runner) {
+    constexpr i64 L = Simd<T>::lanes, tile = kPointwiseVectors * L;
+    const i64 tiles = (sh.P + tile - 1) / tile;
+    return parallel_tasks<T>(sh.B * tiles, nthreads, runner, 0, 0, [&](i64 task, T*, i64*) {
+        const i64 b = task / tiles;
+        i64 p = task % tiles * tile;
+        const i64 end = std::min(sh.P, p + tile);
+        if (end - p == tile) return pointwise_outputs<T, kPointwiseVectors>(x, wt, bias, out, sh, b, p);
+        for (; p + L <= end; p += L) pointwise_outputs<T, 1>(x, wt, bias, out, sh, b, p);
+        for (; p < end; ++p)
+            for (i64 o = 0; o < sh.O; ++o) out[sh.at(b, o, p)] = pointwise_value(x, wt, bias, sh, b, o, p);
+    });
+}
+
+// True when the shape is valid (B >= 0, C, O, P >= 1) and x, out and wt hold at most kMaxElements.
+bool pointwise_fits(const PointwiseShape& sh) {
+    if (sh.B < 0 || sh.C < 1 || sh.O < 1 || sh.P < 1) return false;
+    const i64 counts[] = {checked_mul(checked_mul(sh.B, sh.C), sh.P), checked_mul(checked_mul(sh.B, sh.O), sh.P),
+                          checked_mul(sh.C, sh.O)};
+    return std::all_of(std::begin(counts), std::end(counts), [](i64 n) { return n >= 0; });
+}
+
 }  // namespace
 
 #define FADE_SHAPE_ARGS i64 B, i64 C, i64 H, i64 W, i64 Ho, i64 Wo, i64 K, i64 s
@@ -676,6 +773,19 @@ int fade_carafe_backward_f32(const float* grad, const float* x, const float* k, 
 int fade_carafe_backward_f64(const double* grad, const double* x, const double* k, double* gx, double* gk,
                              FADE_SHAPE_ARGS, int nthreads, void* runner) {
     return sizes_fit(FADE_SHAPE, nthreads) ? backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner)) : 2;
+}
+
+#define FADE_POINTWISE_ARGS i64 B, i64 C, i64 O, i64 P, int channels_last, int nthreads, void* runner
+#define FADE_POINTWISE(x, wt, bias, out)                                                             \
+    const PointwiseShape sh{B, C, O, P, channels_last != 0};                                         \
+    return pointwise_fits(sh) ? pointwise(x, wt, bias, out, sh, nthreads, reinterpret_cast<Runner>(runner)) : 2
+
+int fade_pointwise_f32(const float* x, const float* wt, const float* bias, float* out, FADE_POINTWISE_ARGS) {
+    FADE_POINTWISE(x, wt, bias, out);
+}
+
+int fade_pointwise_f64(const double* x, const double* wt, const double* bias, double* out, FADE_POINTWISE_ARGS) {
+    FADE_POINTWISE(x, wt, bias, out);
 }
 
 }  // extern "C"

@@ -1,0 +1,135 @@
+"""fade.ops.pointwise_conv: the native 1x1 kernel and the matrix product against a float64 loop."""
+
+import ctypes
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fade.ops import _native, pointwise_conv
+from fade.ops.pointwise import _matrix_product
+
+# (B, C_in, C_out, H, W): output blocks with and without a remainder, pixel counts with a partial
+# vector and a scalar tail, one pixel, an empty batch, C_out outside the native range.
+CASES = [
+    (2, 7, 25, 5, 9),
+    (1, 33, 64, 17, 13),
+    (3, 3, 2, 1, 1),
+    (2, 16, 6, 8, 8),
+    (1, 9, 13, 31, 29),
+    (0, 4, 5, 3, 3),
+    (2, 5, 1, 6, 7),
+    (1, 5, 65, 4, 6),
+]
+
+
+def loop_reference(x, weight, bias):
+    """out[b, o, y, x] = bias[o] + sum_c weight[o, c] * x[b, c, y, x], one output at a time, float64."""
+    x, weight = x.double(), weight.double()
+    b, c, h, w = x.shape
+    out = torch.zeros(b, weight.shape[0], h, w, dtype=torch.float64)
+    for o in range(weight.shape[0]):
+        acc = torch.zeros(b, h, w, dtype=torch.float64) + (0.0 if bias is None else bias[o].item())
+        for ci in range(c):
+            acc += weight[o, ci] * x[:, ci]
+        out[:, o] = acc
+    return out
+
+
+@pytest.fixture(params=["native", "fallback"])
+def path(request, monkeypatch):
+    """Run a test on the native kernel (which must build here) and on the matrix product."""
+    if request.param == "native":
+        monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+        assert _native.available(), "the native kernel failed to build on this machine"
+    else:
+        monkeypatch.setenv(_native.DISABLE_ENV, "1")
+    return request.param
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_matches_the_loop_reference(path, case, dtype, channels_last, bias):
+    b, c, o, h, w = case
+    x, weight = torch.randn(b, c, h, w, dtype=dtype), torch.randn(o, c, dtype=dtype)
+    bias_ = torch.randn(o, dtype=dtype) if bias else None
+    out = pointwise_conv(x, weight, bias_, channels_last)
+    assert out.shape == (b, o, h, w) and out.dtype == dtype
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert out.is_contiguous(memory_format=layout)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out.double(), loop_reference(x, weight, bias_), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("case", CASES[:5], ids=lambda c: "x".join(map(str, c)))
+def test_native_kernel_is_used_and_agrees_with_the_matrix_product(case, monkeypatch):
+    monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+    b, c, o, h, w = case
+    x, weight, bias = torch.randn(b, c, h, w), torch.randn(o, c), torch.randn(o)
+    assert _native.supports_pointwise(x, weight, bias)
+    for channels_last in (False, True):
+        native = _native.pointwise(x, weight, bias, channels_last)
+        torch.testing.assert_close(native, _matrix_product(x, weight, bias, channels_last), rtol=1e-5, atol=1e-5)
+
+
+def test_what_the_native_kernel_takes():
+    x, weight = torch.randn(1, 4, 3, 3), torch.randn(8, 4)
+    assert _native.supports_pointwise(x, weight, None)
+    assert not _native.supports_pointwise(x.contiguous(memory_format=torch.channels_last), weight, None)
+    assert not _native.supports_pointwise(x, torch.randn(1, 4), None)  # one output: a matrix-vector product
+    assert not _native.supports_pointwise(x, torch.randn(65, 4), None)
+    assert not _native.supports_pointwise(x.half(), weight.half(), None)
+    assert not _native.supports_pointwise(x, weight, torch.randn(8, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("threads_from", ["torch's OpenMP", "started per call"])
+def test_two_threads_give_the_single_thread_result(threads_from, monkeypatch):
+    monkeypatch.setattr(_native, "_MIN_WORK_PER_THREAD", 1)
+    if threads_from == "started per call":
+        monkeypatch.setattr(_native, "_openmp_runner", lambda: None)
+    x, weight, bias = torch.randn(3, 11, 9, 21), torch.randn(25, 11), torch.randn(25)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = [_native.pointwise(x, weight, bias, cl) for cl in (False, True)]
+        torch.set_num_threads(2)
+        double = [_native.pointwise(x, weight, bias, cl) for cl in (False, True)]
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(single, double):
+        assert torch.equal(a, b)
+
+
+def test_the_entry_points_refuse_invalid_shapes():
+    lib, null = _native._library(), ctypes.c_void_p()
+    # (B, C, O, P): negative batch, no channel, no output, no pixel, counts beyond int64 byte offsets.
+    for shape in [(-1, 1, 1, 1), (1, 0, 1, 1), (1, 1, 0, 1), (1, 1, 1, 0), (2**40, 2**20, 2, 2**10)]:
+        assert lib.fade_pointwise_f32(null, null, null, null, *shape, 0, 1, null) == 2
+        assert lib.fade_pointwise_f64(null, null, null, null, *shape, 1, 2, null) == 2
+    assert lib.fade_pointwise_f32(null, null, null, null, 0, 3, 4, 5, 0, 1, null) == 0  # empty batch: no work
+
+
+def test_gradients_flow_through_the_module_helper():
+    """The op has no autograd formula of its own; fade.upsamplers.kernels.pointwise supplies it."""
+    from fade.upsamplers.kernels import pointwise
+
+    conv = torch.nn.Conv2d(12, 25, 1).double()
+    x = torch.randn(2, 12, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: pointwise(conv, t, True), (x,))
+
+
+def test_torch_compile_fullgraph_same_values():
+    x, weight, bias = torch.randn(2, 8, 5, 7), torch.randn(25, 8), torch.randn(25)
+    compiled = torch.compile(pointwise_conv, fullgraph=True, backend="eager")
+    for channels_last in (False, True):
+        torch.testing.assert_close(compiled(x, weight, bias, channels_last), F.conv2d(x, weight[..., None, None], bias))
+
+
+def test_autocast_runs_the_matrix_product_in_the_autocast_dtype():
+    x, weight = torch.randn(1, 8, 4, 4), torch.randn(25, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = pointwise_conv(x, weight)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), F.conv2d(x, weight[..., None, None]), rtol=0.05, atol=0.1)
