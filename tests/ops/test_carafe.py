@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fade.ops import _native, carafe
+from fade.ops import _native, carafe, carafe_lerp
 
 D = torch.float64
 
@@ -457,7 +457,7 @@ def test_native_refuses_sizes_it_cannot_index(monkeypatch):
     # The C++ entry points check the same bounds (and the shape) before touching memory: status 2.
     huge_scale, even_k, zero_h = (1,) * 7 + (2**62,), (1,) * 6 + (2, 1), (1, 1, 0) + (1,) * 5
     for shape in [huge_scale, even_k, zero_h, (1, 2**62) + (1,) * 6]:
-        assert lib.fade_carafe_forward_f32(null, null, null, *shape, 1, null) == 2
+        assert lib.fade_carafe_forward_f32(null, null, null, null, null, *shape, 1, null) == 2
         assert lib.fade_carafe_backward_f64(null, null, null, null, null, *shape, 1, null) == 2
     # Scratch that fits int64 but not in memory: status 1, and forward() returns None.
     x, kernels = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1)
@@ -511,3 +511,76 @@ def test_second_order_gradients_raise_a_clear_error(path):
     gx, _ = torch.autograd.grad(carafe(x, kernels, 2), (x, kernels), grad, create_graph=True)
     with pytest.raises(NotImplementedError, match=r"fade.ops.carafe: second-order gradients .* are not supported"):
         torch.autograd.grad(gx.sum(), kernels)
+
+
+def blend_inputs(case, dtype=D):
+    """(x, kernels, end, weight) for a case: end of the output's shape, weight in [0, 1] per pixel."""
+    x, kernels, _, (ref, _, _) = inputs(case, dtype)
+    gen = torch.Generator().manual_seed(7)
+    end = torch.randn(ref.shape, generator=gen, dtype=D).to(dtype)
+    weight = torch.rand((ref.shape[0], 1, *ref.shape[2:]), generator=gen, dtype=D).to(dtype)
+    return x, kernels, end, weight, ref
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_carafe_lerp_matches_the_naive_reassembly_blended(path, case):
+    """The fused blend (no gradient needed) against the float64 loop reassembly, blended by hand."""
+    x, kernels, end, weight, ref = blend_inputs(case)
+    expected = end * weight + ref * (1 - weight)
+    out = carafe_lerp(x, kernels, end, weight, case[-1])
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    x32, k32, end32, weight32, _ = blend_inputs(case, torch.float32)
+    out32 = carafe_lerp(x32, k32, end32, weight32, case[-1])
+    assert out32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_carafe_lerp_with_gradients_is_carafe_then_lerp(path):
+    case = CASES[0]
+    x, kernels, end, weight, _ = blend_inputs(case)
+    leaves = [t.detach().requires_grad_() for t in (x, kernels, end, weight)]
+    out = carafe_lerp(*leaves, case[-1])
+    expected = torch.lerp(carafe(*leaves[:2], case[-1]), leaves[2], leaves[3])
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    for a, b in zip(torch.autograd.grad(out, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_carafe_lerp_takes_any_layout_and_half_precision(path):
+    case = (1, 6, 3, 20, 6, 40, 5, 2)
+    x, kernels, end, weight, ref = blend_inputs(case, torch.float32)
+    expected = carafe_lerp(x, kernels, end, weight)
+    cl = [t.contiguous(memory_format=torch.channels_last) for t in (x, kernels, end, weight)]
+    torch.testing.assert_close(carafe_lerp(*cl), expected, rtol=1e-6, atol=1e-6)
+    half = carafe_lerp(*(t.bfloat16() for t in (x, kernels, end, weight)))
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), expected, rtol=0.05, atol=0.05)
+
+
+def test_carafe_lerp_under_autocast_is_float32():
+    x, kernels, end, weight, _ = blend_inputs(CASES[0], torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = carafe_lerp(x, kernels.bfloat16(), end.bfloat16(), weight, 2)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.lerp(carafe(x, kernels, 2), end, weight), rtol=0.02, atol=0.02)
+
+
+def test_carafe_lerp_refuses_a_wrong_end_or_weight():
+    x, kernels, end, weight, _ = blend_inputs(CASES[0])
+    with pytest.raises(ValueError, match=r"end: expected shape \(2, 3, 15, 11\)"):
+        carafe_lerp(x, kernels, end[:, :2], weight, 2)
+    with pytest.raises(ValueError, match=r"weight: expected shape \(2, 1, 15, 11\)"):
+        carafe_lerp(x, kernels, end, weight.expand(-1, 3, -1, -1), 2)
+    with pytest.raises(TypeError, match="end: expected dtype torch.float64"):
+        carafe_lerp(x, kernels, end.float(), weight, 2)
+    with pytest.raises(ValueError, match="weight: expected a 4-D tensor"):
+        carafe_lerp(x, kernels, end, weight[0], 2)
+    with pytest.raises(ValueError, match="device mismatch: x is on cpu, end on meta"):
+        carafe_lerp(x, kernels, end.to("meta"), weight, 2)
+
+
+def test_carafe_lerp_compiles_fullgraph(path):
+    x, kernels, end, weight, _ = blend_inputs(CASES[8], torch.float32)
+    compiled = torch.compile(carafe_lerp, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x, kernels, end, weight), carafe_lerp(x, kernels, end, weight))

@@ -133,3 +133,24 @@ def test_autocast_runs_the_matrix_product_in_the_autocast_dtype():
         out = pointwise_conv(x, weight)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), F.conv2d(x, weight[..., None, None]), rtol=0.05, atol=0.1)
+
+
+def test_bad_inputs_are_refused_before_anything_runs():
+    x, weight, bias = torch.randn(1, 4, 3, 3), torch.randn(8, 4), torch.randn(8)
+    with pytest.raises(ValueError, match=r"weight: expected shape \(C_out, 4\) for x's channels, got \(8, 5\)"):
+        pointwise_conv(x, torch.randn(8, 5))
+    with pytest.raises(ValueError, match=r"weight: expected shape \(C_out, 4\)"):
+        pointwise_conv(x, weight[..., None, None])
+    with pytest.raises(ValueError, match=r"bias: expected shape \(8,\), got \(7,\)"):
+        pointwise_conv(x, weight, bias[:7])
+    with pytest.raises(TypeError, match="weight: expected dtype torch.float32 \\(that of x\\), got torch.float64"):
+        pointwise_conv(x, weight.double())
+    with pytest.raises(TypeError, match="bias: expected a dense torch.Tensor"):
+        pointwise_conv(x, weight, [0.0] * 8)
+    with pytest.raises(ValueError, match="x: expected a 4-D tensor"):
+        pointwise_conv(x[0], weight)
+    with pytest.raises(TypeError, match="x: expected a floating dtype"):
+        pointwise_conv(x.long(), weight)
+    with pytest.raises(ValueError, match="device mismatch: x is on cpu, weight on meta"):
+        pointwise_conv(x, weight.to("meta"))
+    assert not _native.supports_pointwise(x, torch.randn(8, 5), None)  # the kernel's own guard

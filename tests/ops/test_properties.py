@@ -155,12 +155,12 @@ def test_python_and_cpp_size_limits_agree(shape, k, scale, threads):
     null = ctypes.c_void_p()
     # With B = 0 the kernel has no work: its status is its size check alone.
     empty = (0, c, h, w, ho, wo, k, scale)
-    status = lib.fade_carafe_forward_f32(null, null, null, *empty, threads, null)
+    status = lib.fade_carafe_forward_f32(null, null, null, null, null, *empty, threads, null)
     assert status == (0 if _native._fits(empty, threads) else 2)
     assert lib.fade_carafe_backward_f64(null, null, null, null, null, *empty, threads, null) == status
     full = (b, c, h, w, ho, wo, k, scale)
     if not _native._fits(full, threads):  # refused before any memory is touched
-        assert lib.fade_carafe_forward_f64(null, null, null, *full, threads, null) == 2
+        assert lib.fade_carafe_forward_f64(null, null, null, null, null, *full, threads, null) == 2
 
 
 @given(

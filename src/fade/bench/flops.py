@@ -2,7 +2,8 @@
 
 torch counts 2 FLOPs per multiply-add (as for convolutions). The reassembly ``fade::carafe`` does
 one multiply-add per output element and kernel tap; its backward ``fade::carafe_backward`` does
-one for the input gradient and one for the kernel gradient. The 1x1 convolution
+one for the input gradient and one for the kernel gradient; ``fade::carafe_lerp`` does the
+reassembly's and the blend's (:func:`blend_flop`). The 1x1 convolution
 ``fade::pointwise_conv`` does one per output element and input channel, as the conv it computes.
 
 torch's registry has formulas for the CUDA attention kernels but not for the CPU one that
@@ -30,6 +31,7 @@ __all__ = [
     "blend_flop",
     "carafe_backward_flop",
     "carafe_flop",
+    "carafe_lerp_flop",
     "cpu_attention_flop",
     "custom_flop_formulas",
     "pointwise_conv_flop",
@@ -50,6 +52,11 @@ def carafe_backward_flop(grad_shape, x_shape, kernels_shape, scale, *, out_shape
 def pointwise_conv_flop(x_shape, weight_shape, *args, out_shape, **kwargs) -> int:
     """FLOPs of ``fade::pointwise_conv``: 2 * numel(output) * C_in (the bias not counted, as for a conv)."""
     return 2 * math.prod(out_shape) * x_shape[1]
+
+
+def carafe_lerp_flop(x_shape, kernels_shape, end_shape, weight_shape, scale, *, out_shape, **kwargs) -> int:
+    """FLOPs of ``fade::carafe_lerp``: :func:`carafe_flop` plus :func:`blend_flop` of the output."""
+    return carafe_flop(x_shape, kernels_shape, scale, out_shape=out_shape) + blend_flop(out_shape=out_shape)
 
 
 def cpu_attention_flop(query_shape, key_shape, value_shape, *args, out_shape, **kwargs) -> int:
@@ -76,6 +83,7 @@ def custom_flop_formulas() -> dict[object, Callable[..., int]]:
     return {
         torch.ops.fade.carafe: carafe_flop,
         torch.ops.fade.carafe_backward: carafe_backward_flop,
+        torch.ops.fade.carafe_lerp: carafe_lerp_flop,
         torch.ops.fade.pointwise_conv: pointwise_conv_flop,
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flop,
     }

@@ -152,16 +152,21 @@ def time_interleaved(
 
 
 class _OpRecorder(TorchDispatchMode):
-    """Records every operator overload that runs inside it on tensor arguments."""
+    """Records every operator overload that runs inside it on tensor arguments, and the element-wise
+    products of the fused operators in ``_FUSED_PRODUCTS`` (their formulas count the products too)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ops: set[torch._ops.OpOverload] = set()
+        self.fused_products = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if any(isinstance(leaf, Tensor) for leaf in tree_leaves((args, kwargs))):
             self.ops.add(func)
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket in _FUSED_PRODUCTS:
+            self.fused_products += _FUSED_PRODUCTS[func.overloadpacket](out_shape=out.shape)
+        return out
 
 
 class FlopCount(NamedTuple):
@@ -171,7 +176,7 @@ class FlopCount(NamedTuple):
     """Multiply-adds of the operators with a flop formula (convolutions, matrix products, ``fade::carafe``)."""
     products: int
     """Element-wise multiplications: one per output element of ``aten.mul`` and ``aten.addcmul``, two of
-    ``aten.lerp`` (a blend ``a * w + b * (1 - w)``)."""
+    ``aten.lerp`` and of the blend in ``fade::carafe_lerp`` (a blend ``a * w + b * (1 - w)``)."""
     uncounted: list[str]
     """Operators that ran on tensors and were counted as 0 (views excluded)."""
 
@@ -181,6 +186,9 @@ _PRODUCTS = {
     **dict.fromkeys((torch.ops.aten.lerp, torch.ops.aten.lerp_), blend_flop),
 }
 """Operators counted as element-wise products, with their formulas."""
+
+_FUSED_PRODUCTS = {torch.ops.fade.carafe_lerp: blend_flop}
+"""Fused operators whose flop formula includes element-wise products: the formula of those products."""
 
 
 def count_flops(case: Case) -> FlopCount:
@@ -205,5 +213,5 @@ def count_flops(case: Case) -> FlopCount:
         }
     )
     counts = counter.get_flop_counts().get("Global", {})
-    products = sum(counts.get(op, 0) for op in _PRODUCTS)
+    products = sum(counts.get(op, 0) for op in _PRODUCTS) + recorder.fused_products
     return FlopCount((counter.get_total_flops() - products) // 2, products, uncounted)

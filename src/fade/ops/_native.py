@@ -147,7 +147,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         conv = getattr(lib, f"fade_pointwise_{suffix}")
         conv.argtypes, conv.restype = [p, p, p, p, *shape[:4], ctypes.c_int, ctypes.c_int, p], ctypes.c_int
         fwd = getattr(lib, f"fade_carafe_forward_{suffix}")
-        fwd.argtypes, fwd.restype = [p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
+        fwd.argtypes, fwd.restype = [p, p, p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
         bwd = getattr(lib, f"fade_carafe_backward_{suffix}")
         bwd.argtypes, bwd.restype = [p, p, p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
 
@@ -353,12 +353,16 @@ def _threads(x: Tensor, kernels: Tensor) -> int:
     return max(1, min(torch.get_num_threads(), work // _MIN_WORK_PER_THREAD))
 
 
-def forward(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor | None:
+def forward(
+    x: Tensor, kernels: Tensor, k: int, scale: int, blend: tuple[Tensor, Tensor] | None = None
+) -> Tensor | None:
     """Native reassembly (arguments validated by ``carafe`` and accepted by :func:`supports`).
 
     Args:
         x: Tensor[B, C, H, W] on the CPU. kernels: Tensor[B, K*K, H_out, W_out], same dtype.
         k: kernel size K. scale: integer scale s.
+        blend: (end Tensor[B, C, H_out, W_out], weight Tensor[B, 1, H_out, W_out]) on the CPU, or
+            None: each reassembled value v is written as ``torch.lerp(v, end, weight)``.
 
     Returns:
         Tensor[B, C, H_out, W_out], contiguous, in x's dtype; None when the kernel could not
@@ -366,10 +370,12 @@ def forward(x: Tensor, kernels: Tensor, k: int, scale: int) -> Tensor | None:
     """
     dtype = _compute_dtype(x.dtype)
     xc, kc = x.to(dtype).contiguous(), kernels.to(dtype).contiguous()
+    end, weight = (None, None) if blend is None else (t.to(dtype).contiguous() for t in blend)
     out = xc.new_empty((x.shape[0], x.shape[1], kernels.shape[-2], kernels.shape[-1]))
     fn = getattr(_library(), f"fade_carafe_forward_{_SUFFIX[dtype]}")
     shape, threads = _shape_args(x, kernels, k, scale), _threads(x, kernels)
-    status = fn(xc.data_ptr(), kc.data_ptr(), out.data_ptr(), *shape, threads, _openmp_runner())
+    blend_pointers = (None, None) if blend is None else (end.data_ptr(), weight.data_ptr())
+    status = fn(xc.data_ptr(), kc.data_ptr(), out.data_ptr(), *blend_pointers, *shape, threads, _openmp_runner())
     return out.to(x.dtype) if status == 0 else None
 
 
@@ -415,6 +421,8 @@ def supports_pointwise(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
         all(t.device.type == "cpu" and t.dtype == x.dtype for t in tensors)
         and x.dtype in _NATIVE_DTYPES
         and x.is_contiguous()
+        and weight.shape == (o, c)
+        and (bias is None or bias.shape == (o,))
         and o in POINTWISE_OUTPUTS
         and min(c, h, w) >= 1
         and max(b * c * h * w, b * o * h * w) <= _MAX_ELEMENTS

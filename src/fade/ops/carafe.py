@@ -1,6 +1,8 @@
 """Content-aware reassembly (CARAFE semantics): the upsampling step shared by FADE and CARAFE.
 
-:func:`carafe` is the single entry point. It dispatches to the custom operator ``fade::carafe``
+:func:`carafe` is the entry point; :func:`carafe_lerp` blends its result with a second tensor as it
+is written (FADE's gate), in one pass where no gradient is needed. :func:`carafe` dispatches to the
+custom operator ``fade::carafe``
 (``torch.library.custom_op`` with a fake kernel and an autograd formula whose backward is the
 second operator ``fade::carafe_backward``), so ``torch.compile(fullgraph=True)`` sees one opaque
 node. Each operator runs
@@ -38,7 +40,7 @@ from .resize import (
     source_index,
 )
 
-__all__ = ["autocast_enabled", "carafe"]
+__all__ = ["autocast_enabled", "carafe", "carafe_lerp"]
 
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -120,6 +122,57 @@ def carafe(x: Tensor, kernels: Tensor, scale: int | None = None) -> Tensor:
     if torch.onnx.is_in_onnx_export():
         return _carafe_reference(x, kernels, k, scale)
     return torch.ops.fade.carafe(x, kernels, scale)
+
+
+def carafe_lerp(x: Tensor, kernels: Tensor, end: Tensor, weight: Tensor, scale: int | None = None) -> Tensor:
+    """``torch.lerp(carafe(x, kernels, scale), end, weight)``: the reassembly blended with ``end``.
+
+    Where no gradient is needed and the native kernel applies, each value is blended as it is
+    written (``fade::carafe_lerp``), with no second pass over the output; otherwise it is the
+    two steps. FADE's gate blend ``en * G + up * (1 - G)`` is ``carafe_lerp(de, kernels, en, G)``.
+    Under ``torch.autocast`` all four inputs are cast to float32 and the result is float32.
+
+    Args:
+        x, kernels, scale: as :func:`carafe`.
+        end: Tensor[B, C, H_out, W_out], the reassembly's shape. weight: Tensor[B, 1, H_out, W_out],
+            one blend weight per pixel, shared by the channels. Both of x's dtype and device.
+
+    Returns:
+        Tensor[B, C, H_out, W_out].
+
+    Raises:
+        TypeError / ValueError: as :func:`carafe`, and for an ``end`` or ``weight`` of another
+            shape, dtype (outside autocast) or device.
+
+    Example:
+        >>> x, k = torch.randn(1, 8, 4, 4), torch.randn(1, 9, 8, 8).softmax(dim=1)
+        >>> end, g = torch.randn(1, 8, 8, 8), torch.rand(1, 1, 8, 8)
+        >>> torch.allclose(carafe_lerp(x, k, end, g), torch.lerp(carafe(x, k), end, g), atol=1e-6)
+        True
+    """
+    _, scale = _check_inputs(x, kernels, scale)
+    _check_blend(x, kernels, end, weight)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, kernels, end, weight))
+    if needs_grad or torch.onnx.is_in_onnx_export():
+        up = carafe(x, kernels, scale)
+        return torch.lerp(up, end.to(up.dtype), weight.to(up.dtype))
+    return torch.ops.fade.carafe_lerp(x, kernels, end, weight, scale)
+
+
+def _check_blend(x: Tensor, kernels: Tensor, end: Tensor, weight: Tensor) -> None:
+    """Validate carafe_lerp's ``end`` and ``weight`` against the reassembly (TypeError / ValueError)."""
+    out = (x.shape[0], x.shape[1], *kernels.shape[-2:])
+    for name, t, shape, dims in (
+        ("end", end, out, "(B, C, H_out, W_out)"),
+        ("weight", weight, (out[0], 1, *out[2:]), "(B, 1, H_out, W_out)"),
+    ):
+        _check_tensor(name, t, dims)
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{name}: expected shape {shape} {dims} for this reassembly, got {tuple(t.shape)}")
+        if t.device != x.device:
+            raise ValueError(f"device mismatch: x is on {x.device}, {name} on {t.device}")
+        if t.dtype != x.dtype and not autocast_enabled(x.device.type):
+            raise TypeError(f"{name}: expected dtype {x.dtype} (that of x), got {t.dtype}")
 
 
 def _kernel_size(kernels: Tensor) -> int:
@@ -206,6 +259,23 @@ def _carafe_fake(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
     return x.new_empty((x.shape[0], x.shape[1], kernels.shape[2], kernels.shape[3]))
 
 
+@torch.library.custom_op("fade::carafe_lerp", mutates_args=())
+def _carafe_lerp_op(x: Tensor, kernels: Tensor, end: Tensor, weight: Tensor, scale: int) -> Tensor:
+    """fade::carafe_lerp: the native kernel blending as it writes where it applies, else two steps."""
+    k = _kernel_size(kernels)
+    native = _native.supports(x, kernels, k, scale)
+    out = _native.forward(x, kernels, k, scale, blend=(end, weight)) if native else None
+    if out is None:
+        out = _carafe_reference(x, kernels, k, scale)
+        out.lerp_(end.to(out.dtype), weight.to(out.dtype))
+    return out
+
+
+@_carafe_lerp_op.register_fake
+def _carafe_lerp_fake(x: Tensor, kernels: Tensor, end: Tensor, weight: Tensor, scale: int) -> Tensor:
+    return x.new_empty((x.shape[0], x.shape[1], kernels.shape[2], kernels.shape[3]))
+
+
 @torch.library.custom_op("fade::carafe_backward", mutates_args=())
 def _carafe_backward_op(grad: Tensor, x: Tensor, kernels: Tensor, scale: int) -> tuple[Tensor, Tensor]:
     """fade::carafe_backward: (grad_x, grad_kernels) of fade::carafe."""
@@ -239,6 +309,6 @@ _carafe_op.register_autograd(_backward, setup_context=_setup_context)
 # Under autocast both operators run in float32 (as torch's precision-sensitive ops do): the kernels
 # a half-precision conv predicts and a float32 feature meet in one dtype, accumulated in float32.
 for _device_type in ("cpu", "cuda"):
-    _carafe_op.register_autocast(_device_type, torch.float32)
-    _carafe_backward_op.register_autocast(_device_type, torch.float32)
+    for _op in (_carafe_op, _carafe_backward_op, _carafe_lerp_op):
+        _op.register_autocast(_device_type, torch.float32)
 _carafe_backward_op.register_autograd(_no_double_backward)

@@ -3,9 +3,9 @@
 :func:`pointwise_conv` dispatches to the custom operator ``fade::pointwise_conv`` (opaque to
 ``torch.compile``), which runs the native kernel (:func:`fade.ops._native.pointwise`) for a
 contiguous float32/float64 CPU input and 2 to 64 output channels, and one batched matrix
-product otherwise. Under autocast and during ONNX export it is the matrix
-product itself (so autocast casts it, and the exporter sees standard operators). It has no autograd
-formula: the caller (``fade.upsamplers.kernels.pointwise``) supplies the backward.
+product otherwise. Under autocast and during ONNX export it is the matrix product itself (so
+autocast casts it, and the exporter sees standard operators). Its backward (an autograd Function)
+returns the input's gradient in the input's own memory layout.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import torch
 from torch import Tensor
 
 from . import _native
-from .carafe import autocast_enabled
+from .carafe import _check_tensor, autocast_enabled
 
 __all__ = ["pointwise_conv"]
 
 
 def pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None, channels_last: bool = False) -> Tensor:
-    """``weight @ x`` at every pixel, plus ``bias``: a 1x1 convolution (stride 1, one group).
+    """``weight @ x`` at every pixel, plus ``bias``: a 1x1 convolution (stride 1, one group), differentiable.
 
     Args:
         x: Tensor[B, C_in, H, W], any memory layout. weight: Tensor[C_out, C_in].
@@ -29,10 +29,66 @@ def pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None, channe
 
     Returns:
         Tensor[B, C_out, H, W].
+
+    Raises:
+        TypeError: a non-tensor or a sparse one, a non-floating ``x``, or a dtype other than x's
+            (outside autocast).
+        ValueError: ``x`` not 4-D, a weight not (C_out, C_in) for x's C_in channels, a bias not
+            (C_out,), or mismatched devices.
     """
+    _check_inputs(x, weight, bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        return _PointwiseConv.apply(x, weight, bias, channels_last)
+    return _product(x, weight, bias, channels_last)
+
+
+def _product(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
+    """:func:`pointwise_conv` of checked inputs, without autograd."""
     if autocast_enabled(x.device.type) or torch.onnx.is_in_onnx_export():
         return _matrix_product(x, weight, bias, channels_last)
     return torch.ops.fade.pointwise_conv(x, weight, bias, channels_last)
+
+
+class _PointwiseConv(torch.autograd.Function):
+    """:func:`_product` with a backward that returns the input's gradient in the input's layout
+    (so adding it to another gradient of x needs no transposition; the conv's backward on CPU also
+    builds an input-sized buffer)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        return _product(x, weight, bias, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        x, weight = x.to(grad.dtype), weight.to(grad.dtype)  # autocast ran the forward in grad's dtype
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            x_channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+            grad_x = _product(grad, weight.t(), None, x_channels_last)
+        if ctx.needs_input_grad[1]:  # sum over the batch of grad (C_out, H*W) @ x^T (H*W, C_in)
+            grad_weight = torch.bmm(grad.flatten(2), x.flatten(2).transpose(1, 2)).sum(0)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum((0, 2, 3))
+        return grad_x, grad_weight, grad_bias, None
+
+
+def _check_inputs(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    """Validate pointwise_conv's inputs before anything runs (TypeError / ValueError)."""
+    _check_tensor("x", x, "(B, C_in, H, W)")
+    others = {"weight": (weight, "(C_out, C_in)")} | ({} if bias is None else {"bias": (bias, "(C_out,)")})
+    for name, (t, dims) in others.items():
+        if not isinstance(t, Tensor) or t.layout != torch.strided:
+            raise TypeError(f"{name}: expected a dense torch.Tensor {dims}, got {type(t).__name__}")
+        if t.device != x.device:
+            raise ValueError(f"device mismatch: x is on {x.device}, {name} on {t.device}")
+        if t.dtype != x.dtype and not autocast_enabled(x.device.type):
+            raise TypeError(f"{name}: expected dtype {x.dtype} (that of x), got {t.dtype}")
+    if weight.dim() != 2 or weight.shape[1] != x.shape[1]:
+        raise ValueError(f"weight: expected shape (C_out, {x.shape[1]}) for x's channels, got {tuple(weight.shape)}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"bias: expected shape ({weight.shape[0]},), got {tuple(bias.shape)}")
 
 
 def _matrix_product(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:

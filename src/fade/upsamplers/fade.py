@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..ops.carafe import carafe
+from ..ops.carafe import carafe, carafe_lerp
 from ..ops.resize import check_scale, nearest_upsample
 from ._checks import check_choice, check_en_de, check_ints, check_module, conv2d, factory_kwargs
 from .kernels import (
@@ -110,8 +110,7 @@ class KernelUpsampler(nn.Module):
                 # The reassembly is linear in each pixel's kernel: up * (1 - G) is the reassembly with
                 # kernels * (1 - G), so autograd keeps no full-size tensor.
                 return _AddGated.apply(carafe(de, kernels * (1 - gate), self.scale), en, gate)
-            up = carafe(de, kernels, self.scale)  # float32 under autocast, whatever en and gate are
-            return up.lerp_(en.to(up.dtype), gate.to(up.dtype))  # in place, one pass: no temporaries
+            return carafe_lerp(de, kernels, en, gate, self.scale)  # blended as written: no second pass
         up = carafe(de, kernels, self.scale)
         return up.add_(en) if self.fusion == "skip" else up
 

@@ -48,33 +48,7 @@ def pointwise(conv: nn.Conv2d, x: Tensor, channels_last: bool = False) -> Tensor
     Returns:
         Tensor[B, C_out, H, W].
     """
-    weight = conv.weight.view(conv.out_channels, conv.in_channels)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, conv.weight, conv.bias)):
-        return _Pointwise.apply(x, weight, conv.bias, channels_last)
-    return pointwise_conv(x, weight, conv.bias, channels_last)
-
-
-class _Pointwise(torch.autograd.Function):
-    """:func:`pointwise_conv` with a backward that returns the input's gradient in the input's layout."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        return pointwise_conv(x, weight, bias, channels_last)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
-        x, weight = x.to(grad.dtype), weight.to(grad.dtype)  # autocast ran the forward in grad's dtype
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            x_channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-            grad_x = pointwise_conv(grad, weight.t(), None, x_channels_last)
-        if ctx.needs_input_grad[1]:  # sum over the batch of grad (C_out, H*W) @ x^T (H*W, C_in)
-            grad_weight = torch.bmm(grad.flatten(2), x.flatten(2).transpose(1, 2)).sum(0)
-        if ctx.needs_input_grad[2]:
-            grad_bias = grad.sum((0, 2, 3))
-        return grad_x, grad_weight, grad_bias, None
+    return pointwise_conv(x, conv.weight.view(conv.out_channels, conv.in_channels), conv.bias, channels_last)
 
 
 def xavier_init_(module: nn.Module) -> None:

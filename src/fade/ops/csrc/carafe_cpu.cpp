@@ -264,11 +264,26 @@ TaskRange task_range(const Shape& sh, i64 task, i64 groups, i64 parts) {
 // Forward: tasks over (b, channel group, source row range); out[cc][y][x] = sum_ij k_ij[y][x] *
 // u_{sy+i-r}[cc][x + j*s]. The output rows of one source row share their taps, so tiles cover R
 // rows at once. kp: kernels at (b, 0, y, 0); op: out at (b, c, y, 0); tap and channel stride
-// Ho*Wo, row stride W_out.
+// Ho*Wo, row stride W_out. With a blend (en and gate given), each value v is written as
+// v + g * (e - v), torch.lerp(v, e, g): ep is en at (b, c, y, 0), gp the gate at (b, 0, y, 0).
 // ---------------------------------------------------------------------------------------------
 
+// The blend of the forward: en (B, C, Ho, Wo) and gate (B, 1, Ho, Wo), both null for none.
+template <typename T>
+struct Blend {
+    const T* en;
+    const T* gate;
+};
+
+// v blended with e = ep[e_at] by g = gp[g_at]; v itself without a blend (ep null).
+template <typename T>
+T blend_value(T v, const T* ep, const T* gp, i64 e_at, i64 g_at) {
+    return ep == nullptr ? v : v + gp[g_at] * (ep[e_at] - v);
+}
+
 template <typename T, int R, int CB, int NV>
-i64 forward_tiles(const TapRows<T>& u, const T* kp, T* op, const Shape& sh, i64 x0, i64 x1) {
+i64 forward_tiles(const TapRows<T>& u, const T* kp, T* op, const T* ep, const T* gp, const Shape& sh, i64 x0,
+                  i64 x1) {
     constexpr i64 L = Simd<T>::lanes, XB = NV * L;
     const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
     for (; x0 + XB <= x1; x0 += XB) {
@@ -293,15 +308,20 @@ i64 forward_tiles(const TapRows<T>& u, const T* kp, T* op, const Shape& sh, i64 
         }
         for (int rr = 0; rr < R; ++rr)
             for (int cc = 0; cc < CB; ++cc)
-                for (int n = 0; n < NV; ++n) storeu(op + cc * plane + rr * wo + x0 + n * L, acc[rr][cc][n]);
+                for (int n = 0; n < NV; ++n) {
+                    const i64 at = rr * wo + x0 + n * L;
+                    Vec<T> v = acc[rr][cc][n];
+                    if (ep != nullptr) v += loadu(gp + at) * (loadu(ep + cc * plane + at) - v);
+                    storeu(op + cc * plane + at, v);
+                }
     }
     return x0;
 }
 
 // Columns [x0, vec_cols()) left over by the tiles, then the floor-mode columns, of R rows.
 template <typename T, int R, int CB>
-void forward_columns(const T* x, const TapRows<T>& u, const T* kp, T* op, const Shape& sh, i64 b, i64 sy, i64 c,
-                     i64 x0) {
+void forward_columns(const T* x, const TapRows<T>& u, const T* kp, T* op, const T* ep, const T* gp, const Shape& sh,
+                     i64 b, i64 sy, i64 c, i64 x0) {
     const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
     for (int rr = 0; rr < R; ++rr)
         for (int cc = 0; cc < CB; ++cc) {
@@ -311,31 +331,39 @@ void forward_columns(const T* x, const TapRows<T>& u, const T* kp, T* op, const 
                 T acc = 0;
                 for (i64 i = 0; i < K; ++i)
                     for (i64 j = 0; j < K; ++j) acc += kr[(i * K + j) * plane + xo] * u.at(i, cc)[xo + j * s];
-                orow[xo] = acc;
+                orow[xo] = blend_value(acc, ep, gp, cc * plane + rr * wo + xo, rr * wo + xo);
             }
             const T* xc = x + (b * sh.C + c + cc) * sh.H * sh.W;
-            for (i64 xo = sh.vec_cols(); xo < wo; ++xo) orow[xo] = direct_value(xc, kr + xo, sh, sy, sh.W - 1);
+            for (i64 xo = sh.vec_cols(); xo < wo; ++xo) {
+                const T v = direct_value(xc, kr + xo, sh, sy, sh.W - 1);
+                orow[xo] = blend_value(v, ep, gp, cc * plane + rr * wo + xo, rr * wo + xo);
+            }
         }
 }
 
 template <typename T, int R, int CB>
-void forward_rows(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy, i64 c, i64 y, const TapRows<T>& u) {
+void forward_rows(const T* x, const T* k, T* out, const Blend<T>& blend, const Shape& sh, i64 b, i64 sy, i64 c, i64 y,
+                  const TapRows<T>& u) {
     const T* kp = k + (b * sh.kk() * sh.Ho + y) * sh.Wo;
-    T* op = out + ((b * sh.C + c) * sh.Ho + y) * sh.Wo;
-    i64 x0 = forward_tiles<T, R, CB, 2>(u, kp, op, sh, 0, sh.vec_cols());
-    x0 = forward_tiles<T, R, CB, 1>(u, kp, op, sh, x0, sh.vec_cols());
-    forward_columns<T, R, CB>(x, u, kp, op, sh, b, sy, c, x0);
+    const i64 at = ((b * sh.C + c) * sh.Ho + y) * sh.Wo;
+    T* op = out + at;
+    const T* ep = blend.en == nullptr ? nullptr : blend.en + at;
+    const T* gp = blend.en == nullptr ? nullptr : blend.gate + (b * sh.Ho + y) * sh.Wo;
+    i64 x0 = forward_tiles<T, R, CB, 2>(u, kp, op, ep, gp, sh, 0, sh.vec_cols());
+    x0 = forward_tiles<T, R, CB, 1>(u, kp, op, ep, gp, sh, x0, sh.vec_cols());
+    forward_columns<T, R, CB>(x, u, kp, op, ep, gp, sh, b, sy, c, x0);
 }
 
 template <typename T, int CB>
-void forward_block(const T* x, const T* k, T* out, const Shape& sh, i64 b, i64 sy, i64 c, const TapRows<T>& u) {
+void forward_block(const T* x, const T* k, T* out, const Blend<T>& blend, const Shape& sh, i64 b, i64 sy, i64 c,
+                   const TapRows<T>& u) {
     i64 y = sh.rows_begin(sy);
-    for (; y + 2 <= sh.rows_end(sy); y += 2) forward_rows<T, 2, CB>(x, k, out, sh, b, sy, c, y, u);
-    if (y < sh.rows_end(sy)) forward_rows<T, 1, CB>(x, k, out, sh, b, sy, c, y, u);
+    for (; y + 2 <= sh.rows_end(sy); y += 2) forward_rows<T, 2, CB>(x, k, out, blend, sh, b, sy, c, y, u);
+    if (y < sh.rows_end(sy)) forward_rows<T, 1, CB>(x, k, out, blend, sh, b, sy, c, y, u);
 }
 
 template <typename T>
-int forward(const T* x, const T* k, T* out, const Shape& sh, int nthreads, Runner runner) {
+int forward(const T* x, const T* k, T* out, const Blend<T>& blend, const Shape& sh, int nthreads, Runner runner) {
     const i64 groups = (sh.C + kGroupChannels - 1) / kGroupChannels;
     const i64 parts = row_parts(sh.B * groups, sh.H, nthreads);
     const i64 r = sh.r();
@@ -350,8 +378,10 @@ int forward(const T* x, const T* k, T* out, const Shape& sh, int nthreads, Runne
                 for (i64 c = t.c0; c < t.c1; ++c) ring.load(plane(c), c - t.c0, sy + r);
                 channel_blocks(
                     t.c0, t.c1,
-                    [&](i64 c) { forward_block<T, kChannelBlock>(x, k, out, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy)); },
-                    [&](i64 c) { forward_block<T, 1>(x, k, out, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy)); });
+                    [&](i64 c) {
+                        forward_block<T, kChannelBlock>(x, k, out, blend, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy));
+                    },
+                    [&](i64 c) { forward_block<T, 1>(x, k, out, blend, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy)); });
             }
         });
 }
@@ -757,12 +787,19 @@ bool pointwise_fits(const PointwiseShape& sh) {
 
 extern "C" {
 
-int fade_carafe_forward_f32(const float* x, const float* k, float* out, FADE_SHAPE_ARGS, int nthreads, void* runner) {
-    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner)) : 2;
+// en and gate: the blend of the forward (both null for none).
+int fade_carafe_forward_f32(const float* x, const float* k, float* out, const float* en, const float* gate,
+                            FADE_SHAPE_ARGS, int nthreads, void* runner) {
+    const Blend<float> blend{en, gate};
+    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, blend, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner))
+                                           : 2;
 }
 
-int fade_carafe_forward_f64(const double* x, const double* k, double* out, FADE_SHAPE_ARGS, int nthreads, void* runner) {
-    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner)) : 2;
+int fade_carafe_forward_f64(const double* x, const double* k, double* out, const double* en, const double* gate,
+                            FADE_SHAPE_ARGS, int nthreads, void* runner) {
+    const Blend<double> blend{en, gate};
+    return sizes_fit(FADE_SHAPE, nthreads) ? forward(x, k, out, blend, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner))
+                                           : 2;
 }
 
 int fade_carafe_backward_f32(const float* grad, const float* x, const float* k, float* gx, float* gk,
