@@ -549,7 +549,7 @@ def test_carafe_lerp_with_gradients_is_carafe_then_lerp(path):
 
 def test_carafe_lerp_takes_any_layout_and_half_precision(path):
     case = (1, 6, 3, 20, 6, 40, 5, 2)
-    x, kernels, end, weight, ref = blend_inputs(case, torch.float32)
+    x, kernels, end, weight, _ = blend_inputs(case, torch.float32)
     expected = carafe_lerp(x, kernels, end, weight)
     cl = [t.contiguous(memory_format=torch.channels_last) for t in (x, kernels, end, weight)]
     torch.testing.assert_close(carafe_lerp(*cl), expected, rtol=1e-6, atol=1e-6)
