@@ -122,3 +122,27 @@ def test_cpu_attention_is_counted_like_torchs_attention_formula():
     with FlopCounterMode(display=False, custom_mapping=custom_flop_formulas()) as counter:
         torch.nn.functional.scaled_dot_product_attention(q, k, v)
     assert counter.get_total_flops() == 2 * b * h * lq * s * e + 2 * b * h * lq * s * ev
+
+
+@pytest.mark.parametrize(
+    ("groups", "transposed"), [(1, False), (4, False), (8, False), (1, True), (2, True)]
+)
+def test_convolution_backward_counts_each_gradient_at_the_forwards_cost(groups, transposed):
+    """Input and weight gradients of a (grouped, transposed) conv: each the forward's multiply-adds,
+    counted by hand; torch's own formula agrees without groups."""
+    conv_type = nn.ConvTranspose2d if transposed else nn.Conv2d
+    conv = conv_type(8, 16, 3, padding=1, groups=groups, bias=False)
+    x = torch.randn(2, 8, 5, 7, requires_grad=True)
+    out = conv(x)
+    out_elements = out.numel() if not transposed else x.numel()  # the elements each doing C/g * 9 products
+    per_element = (16 if transposed else 8) // groups * 9
+    macs = out_elements * per_element
+    with FlopCounterMode(display=False, custom_mapping=custom_flop_formulas()) as counter:
+        torch.autograd.backward(conv(x), torch.randn_like(out))
+    counts = counter.get_flop_counts()["Global"]
+    assert counts[torch.ops.aten.convolution_backward] == 2 * 2 * macs
+    assert counts[torch.ops.aten.convolution] == 2 * macs
+    if groups == 1:
+        with FlopCounterMode(display=False) as torchs:
+            torch.autograd.backward(conv(x), torch.randn_like(out))
+        assert torchs.get_flop_counts()["Global"][torch.ops.aten.convolution_backward] == 2 * 2 * macs

@@ -6,6 +6,9 @@ one for the input gradient and one for the kernel gradient; ``fade::carafe_lerp`
 reassembly's and the blend's (:func:`blend_flop`). The 1x1 convolution
 ``fade::pointwise_conv`` does one per output element and input channel, as the conv it computes.
 
+torch's formula for ``aten.convolution_backward`` ignores groups for the input's gradient; the one
+here (:func:`convolution_backward_flop`) counts each gradient asked for at the forward's cost.
+
 torch's registry has formulas for the CUDA attention kernels but not for the CPU one that
 ``F.scaled_dot_product_attention`` dispatches to on CPU (SegFormer's attention); it gets torch's
 own attention formula here, so the count does not depend on the device.
@@ -32,6 +35,7 @@ __all__ = [
     "carafe_backward_flop",
     "carafe_flop",
     "carafe_lerp_flop",
+    "convolution_backward_flop",
     "cpu_attention_flop",
     "custom_flop_formulas",
     "pointwise_conv_flop",
@@ -57,6 +61,19 @@ def pointwise_conv_flop(x_shape, weight_shape, *args, out_shape, **kwargs) -> in
 def carafe_lerp_flop(x_shape, kernels_shape, end_shape, weight_shape, scale, *, out_shape, **kwargs) -> int:
     """FLOPs of ``fade::carafe_lerp``: :func:`carafe_flop` plus :func:`blend_flop` of the output."""
     return carafe_flop(x_shape, kernels_shape, scale, out_shape=out_shape) + blend_flop(out_shape=out_shape)
+
+
+def convolution_backward_flop(
+    grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed, output_padding, groups,
+    output_mask, *, out_shape, **kwargs
+) -> int:
+    """FLOPs of ``aten.convolution_backward``: each gradient asked for (input, weight) costs the
+    multiply-adds of the forward. (torch's own formula ignores ``groups`` for the input's gradient,
+    so it counts a depthwise convolution's C times over.)"""
+    # Forward multiply-adds: weight.shape[1] * kernel per element of a conv's output, and of a
+    # transposed conv's input (its weight is (C_in, C_out / groups, kernel...)).
+    macs = math.prod(x_shape if transposed else grad_out_shape) * math.prod(w_shape[1:])
+    return 2 * macs * (int(output_mask[0]) + int(output_mask[1]))
 
 
 def cpu_attention_flop(query_shape, key_shape, value_shape, *args, out_shape, **kwargs) -> int:
@@ -85,5 +102,6 @@ def custom_flop_formulas() -> dict[object, Callable[..., int]]:
         torch.ops.fade.carafe_backward: carafe_backward_flop,
         torch.ops.fade.carafe_lerp: carafe_lerp_flop,
         torch.ops.fade.pointwise_conv: pointwise_conv_flop,
+        torch.ops.aten.convolution_backward: convolution_backward_flop,
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flop,
     }

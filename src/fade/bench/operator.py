@@ -30,12 +30,15 @@ from typing import TextIO
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 from ..ops.carafe import carafe
 from ..progress import Progress
 from .authors import FADEAuthors
 from .cases import Case, build_case
-from .measure import count_flops, forward_backward_call, forward_call, synchronize, time_interleaved
+from .flops import custom_flop_formulas
+from .measure import forward_backward_call, forward_call, synchronize, time_interleaved
 from .memory import MemoryJob, MemoryResult, probe_memory
 
 __all__ = ["MODULES", "MODULE_TARGETS", "TARGETS", "module_check_name", "operator_tables", "run_operator_suite"]
@@ -100,10 +103,12 @@ def run_operator_suite(
         "peak_extra_mib", "output_mib", "parts_ms"`` (per module: ``whole``, ``kernels``,
         ``reassembly``, ``rest`` = whole - kernels - reassembly, medians of the same rounds),
         ``"profile_ms"`` (per module and call: ms per call by operator, ``torch.profiler``'s
-        self time, those of at least 2% and ``other``), ``"gmacs"`` (per module, one forward),
-        ``"gemm_gmacs_per_s"`` (this machine's matrix-product rate at that thread count and dtype)
-        and ``"gemm_floor_ms"`` (per module: its multiply-adds at that rate, a floor for its forward
-        on a machine where convolutions run no faster than matrix products).
+        self time, those of at least 2% and ``other``), ``"matrix_gmacs"`` (per module and call,
+        ``fwd`` and ``fwdbwd``: the multiply-adds of its convolutions and matrix products, 1e9,
+        the reassembly's excluded), ``"gemm_gmacs_per_s"`` (this machine's matrix-product rate at
+        that thread count and dtype) and ``"gemm_floor_ms"`` (per module and call: those
+        multiply-adds at that rate; with the reassembly's own time, a floor for the call on a
+        machine where convolutions run no faster than matrix products).
 
     ``progress`` (a stream, e.g. ``sys.stderr``) is shown each step: the operator timings, each
     memory probe, each module setting (:class:`fade.progress.Progress`).
@@ -236,7 +241,7 @@ def operator_tables(result: dict) -> str:
     text += [
         "",
         (
-            "| setting | module | fwd | fwd+bwd | fwd peak | fwd+bwd peak | GEMM floor of fwd "
+            "| setting | module | fwd | fwd+bwd | fwd peak | fwd+bwd peak | GEMM floor fwd / fwd+bwd "
             "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (ms) |"
         ),
         "|---|---|---:|---:|---:|---:|---:|---|---|",
@@ -250,12 +255,14 @@ def operator_tables(result: dict) -> str:
             for check in MODULE_TARGETS:
                 entry = checks[module_check_name(module, check, b, t)]
                 cells.append("" if entry["value"] is None else f"{entry['value']:.2f}x" + (" (no)" if entry["pass"] is False else ""))
-            floor = setting["gemm_floor_ms"][module] / bilinear["bilinear_fwd"]
+            floor = " / ".join(
+                f"{setting['gemm_floor_ms'][module][call] / bilinear[f'bilinear_{call}']:.1f}x" for call in ("fwd", "fwdbwd")
+            )
             parts = setting["parts_ms"][module]
             split = " / ".join(f"{parts[k]:,.1f}" for k in ("kernels", "reassembly", "rest"))
             name = {"fade": "FADE", "fade_lite": "FADE-Lite"}.get(module, module)
             times = f"{bilinear['bilinear_fwd']:,.1f} / {bilinear['bilinear_fwdbwd']:,.1f}"
-            text.append(f"| {label} | {name} | {' | '.join(cells)} | {floor:.1f}x | {split} | {times} |")
+            text.append(f"| {label} | {name} | {' | '.join(cells)} | {floor} | {split} | {times} |")
             label = ""
     return "\n".join(text) + "\n"
 
@@ -319,7 +326,10 @@ def _measure_modules(
             whole, kernels, reassembly = (fwd[f"{name}_{part}"].median_ms for part in ("fwd", "kernels", "reassembly"))
             parts[name] = {"whole": whole, "kernels": kernels, "reassembly": reassembly}
             parts[name]["rest"] = whole - kernels - reassembly
-        gmacs = {name: count_flops(cases[name]).macs / 1e9 for name in MODULES}
+        gmacs = {
+            name: {"fwd": _matrix_gmacs(fwd_calls[f"{name}_fwd"]), "fwdbwd": _matrix_gmacs(fwdbwd_calls[f"{name}_fwdbwd"])}
+            for name in MODULES
+        }
         rate = _gemm_rate(device, dtype)
         profiles = {}
         for name in MODULES:
@@ -334,9 +344,9 @@ def _measure_modules(
             | {k: t.min_ms for k, t in fwdbwd.items()},
             "parts_ms": parts,
             "profile_ms": profiles,
-            "gmacs": gmacs,
+            "matrix_gmacs": gmacs,
             "gemm_gmacs_per_s": rate,
-            "gemm_floor_ms": {name: 1e3 * macs / rate for name, macs in gmacs.items()},
+            "gemm_floor_ms": {name: {call: 1e3 * m / rate for call, m in macs.items()} for name, macs in gmacs.items()},
         }
     finally:
         torch.set_num_threads(previous)
@@ -382,6 +392,37 @@ def _operator_profile(call: Callable[[], object], device: torch.device, calls: i
     total = sum(ms.values())
     top = {key: value for key, value in sorted(ms.items(), key=lambda kv: -kv[1]) if value >= 0.02 * total}
     return top | {"other": total - sum(top.values())}
+
+
+def _matrix_gmacs(call: Callable[[], object]) -> float:
+    """Multiply-adds (1e9) of the convolutions and matrix products of one ``call`` (a forward, or a
+    forward+backward), by ``torch.utils.flop_counter``'s formulas; the reassembly's are left out (it
+    is timed on its own) and element-wise operators count nothing."""
+    counter = _MatrixProducts()
+    with counter:
+        call()
+    return counter.flops / 2 / 1e9
+
+
+class _MatrixProducts(TorchDispatchMode):
+    """Sums the FLOPs of the operators with a formula (torch's, and :mod:`fade.bench.flops`' but the
+    reassembly's) that run inside it, the backward's included. (``FlopCounterMode``'s module tracker refuses
+    ``torch.autograd.grad`` with respect to leaf tensors, which the timed calls use.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        reassembly = {torch.ops.fade.carafe, torch.ops.fade.carafe_lerp, torch.ops.fade.carafe_backward}
+        ours = {op: shape_wrapper(f) for op, f in custom_flop_formulas().items() if op not in reassembly}
+        self.formulas = flop_registry | ours
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = self.formulas.get(func.overloadpacket)
+        if formula is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
+        return out
 
 
 def _gemm_rate(device: torch.device, dtype: torch.dtype, n: int = 1024, calls: int = 5) -> float:
