@@ -106,6 +106,7 @@ def test_module_rows_hold_times_memory_parts_and_profiles(result):
             assert result["checks"][module_check_name(m, "fwd_over_bilinear_fwd", b, t)]["value"] == ratio
             peak = setting["peak_extra_mib"][f"{m}_fwdbwd"] / setting["output_mib"]
             assert result["checks"][module_check_name(m, "fwdbwd_peak_over_output", b, t)]["value"] == peak
+            assert setting["output_fill_ms"]["fresh"] > 0 and setting["output_fill_ms"]["reused"] > 0
             parts = setting["parts_ms"][m]
             assert parts["whole"] == setting["latency_ms"][f"{m}_fwd"]
             assert parts["kernels"] > 0 and parts["reassembly"] > 0

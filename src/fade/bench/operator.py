@@ -102,6 +102,9 @@ def run_operator_suite(
         is missing. Each module setting holds ``"batch", "threads", "latency_ms", "latency_min_ms",
         "peak_extra_mib", "output_mib", "parts_ms"`` (per module: ``whole``, ``kernels``,
         ``reassembly``, ``rest`` = whole - kernels - reassembly, medians of the same rounds),
+        ``"output_fill_ms"`` (``fresh``: allocating an output-sized tensor and filling it, ``reused``:
+        filling one kept from before; their difference is what the first touch of fresh memory
+        costs, which every call that returns a new output pays),
         ``"profile_ms"`` (per module and call: ms per call by operator, ``torch.profiler``'s
         self time, those of at least 2% and ``other``), ``"matrix_gmacs"`` (per module and call,
         ``fwd`` and ``fwdbwd``: the multiply-adds of its convolutions and matrix products, 1e9,
@@ -242,9 +245,9 @@ def operator_tables(result: dict) -> str:
         "",
         (
             "| setting | module | fwd | fwd+bwd | fwd peak | fwd+bwd peak | GEMM floor fwd / fwd+bwd "
-            "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (ms) |"
+            "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (ms) | output fill fresh / reused (ms) |"
         ),
-        "|---|---|---:|---:|---:|---:|---:|---|---|",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for setting in result["modules"]:
         b, t = setting["batch"], setting["threads"]
@@ -262,7 +265,8 @@ def operator_tables(result: dict) -> str:
             split = " / ".join(f"{parts[k]:,.1f}" for k in ("kernels", "reassembly", "rest"))
             name = {"fade": "FADE", "fade_lite": "FADE-Lite"}.get(module, module)
             times = f"{bilinear['bilinear_fwd']:,.1f} / {bilinear['bilinear_fwdbwd']:,.1f}"
-            text.append(f"| {label} | {name} | {' | '.join(cells)} | {floor} | {split} | {times} |")
+            fill = f"{setting['output_fill_ms']['fresh']:,.1f} / {setting['output_fill_ms']['reused']:,.1f}"
+            text.append(f"| {label} | {name} | {' | '.join(cells)} | {floor} | {split} | {times} | {fill} |")
             label = ""
     return "\n".join(text) + "\n"
 
@@ -318,7 +322,14 @@ def _measure_modules(
         fwd_calls = {f"{name}_fwd": forward_call(case) for name, case in cases.items()}
         for name in MODULES:
             fwd_calls |= _part_calls(name, cases[name])
+        out = cases["bilinear"].output_shape
+        kept = torch.empty(out, device=device, dtype=dtype)
+        fwd_calls |= {  # writing the output's bytes into fresh memory, and into memory written before
+            "fill_fresh": lambda: torch.empty(out, device=device, dtype=dtype).fill_(1.0),
+            "fill_reused": lambda: kept.fill_(1.0),
+        }
         fwd = time_interleaved(fwd_calls, device, warmup, fast_repeats)
+        fill = {k: fwd.pop(f"fill_{k}").median_ms for k in ("fresh", "reused")}
         fwdbwd_calls = {f"{name}_fwdbwd": forward_backward_call(case) for name, case in cases.items()}
         fwdbwd = time_interleaved(fwdbwd_calls, device, warmup, fast_repeats)
         parts = {}
@@ -343,6 +354,7 @@ def _measure_modules(
             "latency_min_ms": {k: fwd[k].min_ms for k in fwd if not k.endswith(("_kernels", "_reassembly"))}
             | {k: t.min_ms for k, t in fwdbwd.items()},
             "parts_ms": parts,
+            "output_fill_ms": fill,
             "profile_ms": profiles,
             "matrix_gmacs": gmacs,
             "gemm_gmacs_per_s": rate,
