@@ -4,7 +4,6 @@ and mixed-precision options."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,18 +26,14 @@ PRESET = TINY["segmentation"].replace(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# torchrun --standalone: its rendezvous store binds a free port itself and the workers use that store,
+# so two launches at once (pytest -n 2) cannot race for a port picked in advance.
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
 def _torchrun(spec: dict) -> subprocess.Popen:
     """2 processes of the worker under torchrun, in a session of their own (so they can be killed)."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(_free_port()), str(WORKER), json.dumps(spec),
-    ]  # fmt: skip
+    command = [*TORCHRUN, str(WORKER), json.dumps(spec)]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -182,8 +177,7 @@ def test_torchrun_fade_train_command(tmp_path):
     """The user's command: ``torchrun -m fade train``; rank 0 alone prints and writes."""
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(_free_port()), "-m", "fade", "train", "--task", "reconstruction", "--preset", "quick",
+        *TORCHRUN, "-m", "fade", "train", "--task", "reconstruction", "--preset", "quick",
         "--upsampler", "bilinear", "--steps", "2", "--batch-size", "4", "--train-length", "8", "--test-length", "4",
         "--out", str(out),
     ]  # fmt: skip
