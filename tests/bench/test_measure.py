@@ -94,6 +94,17 @@ def test_time_interleaved_times_each_call_the_same_number_of_times():
     assert all(t.repeats == 3 for t in timings.values())
 
 
+def test_timings_keep_each_round_in_order():
+    """One sample per round, in the order of the rounds: the 2nd round of "slow" sleeps longest."""
+    naps = iter([0.0, 0.001, 0.03, 0.001])  # warm-up, then the 3 timed rounds
+
+    timings = time_interleaved({"slow": lambda: time.sleep(next(naps)), "fast": lambda: None}, CPU, 1, 3)
+    slow = timings["slow"]
+    assert len(slow.samples_ms) == 3 and slow.samples_ms[1] >= 30 > max(slow.samples_ms[0], slow.samples_ms[2])
+    assert slow.median_ms == sorted(slow.samples_ms)[1] and slow.min_ms == min(slow.samples_ms)
+    assert len(timings["fast"].samples_ms) == 3
+
+
 def test_forward_backward_returns_fresh_gradients_every_call():
     case = build_case("fade", 1, 4, 3, 3)
     call = forward_backward_call(case)

@@ -5,16 +5,17 @@ import io
 import pytest
 import torch
 
+from fade.bench.measure import Timing
 from fade.bench.operator import (
     MODULE_TARGETS,
     MODULES,
     TARGETS,
     _operator_profile,
+    _ratio_quartiles,
     module_check_name,
     operator_tables,
     run_operator_suite,
 )
-
 
 # Multiply-adds of the convolutions of one forward at C=16, 32x32 -> 64x64 (the reassembly's left
 # out): compressors (16 -> 64 at 64x64 and 32x32, or 16 -> 25), the content encoder (3x3, 64 -> 25,
@@ -106,6 +107,9 @@ def test_module_rows_hold_times_memory_parts_and_profiles(result):
             assert result["checks"][module_check_name(m, "fwd_over_bilinear_fwd", b, t)]["value"] == ratio
             peak = setting["peak_extra_mib"][f"{m}_fwdbwd"] / setting["output_mib"]
             assert result["checks"][module_check_name(m, "fwdbwd_peak_over_output", b, t)]["value"] == peak
+            for call in ("fwd", "fwdbwd"):
+                q1, q3 = setting["ratio_quartiles"][f"{m}_{call}"]
+                assert 0 < q1 <= q3
             assert setting["output_fill_ms"]["fresh"] > 0 and setting["output_fill_ms"]["reused"] > 0
             parts = setting["parts_ms"][m]
             assert parts["whole"] == setting["latency_ms"][f"{m}_fwd"]
@@ -146,7 +150,22 @@ def test_tables_show_each_check_with_its_target_and_mark_misses(result):
     assert len(module_rows) == len(SETTINGS) * len(MODULES)
     for row, ((b, t), module) in zip(module_rows, [(s, m) for s in SETTINGS for m in MODULES]):
         cells = [c.strip() for c in row.split("|")[3:7]]
+        setting = next(s for s in result["modules"] if (s["batch"], s["threads"]) == (b, t))
         for cell, check in zip(cells, MODULE_TARGETS):
             entry = result["checks"][module_check_name(module, check, b, t)]
-            assert cell == f"{entry['value']:.2f}x" + (" (no)" if not entry["pass"] else "")
+            spread = {"fwd_over_bilinear_fwd": "fwd", "fwdbwd_over_bilinear_fwdbwd": "fwdbwd"}.get(check)
+            if spread is not None:  # the times come with the quartiles of their per-round ratios
+                q1, q3 = setting["ratio_quartiles"][f"{module}_{spread}"]
+                spread = f" ({q1:.2f}-{q3:.2f})"
+            expected = f"{entry['value']:.2f}x" + (spread or "") + (" (no)" if not entry["pass"] else "")
+            assert cell == expected
     assert module_rows[0].startswith(f"| batch {SETTINGS[0][0]}, {SETTINGS[0][1]} threads | FADE |")
+
+
+def test_ratio_quartiles_are_those_of_the_per_round_ratios():
+    ours = Timing(6.0, 2.0, 5, (2.0, 10.0, 6.0, 4.0, 8.0))
+    bilinear = Timing(1.0, 1.0, 5, (1.0, 1.0, 1.0, 1.0, 1.0))
+    assert _ratio_quartiles(ours, bilinear) == [4.0, 8.0]
+    halved = Timing(1.0, 1.0, 5, (2.0, 2.0, 2.0, 2.0, 2.0))
+    assert _ratio_quartiles(ours, halved) == [2.0, 4.0]
+    assert _ratio_quartiles(Timing(3.0, 3.0, 1, (3.0,)), Timing(1.5, 1.5, 1, (1.5,))) == [2.0, 2.0]

@@ -92,11 +92,13 @@ def forward_backward_call(case: Case) -> Callable[[], tuple]:
 
 @dataclass
 class Timing:
-    """Median and minimum wall time of one call over ``repeats`` timed calls."""
+    """Median and minimum wall time of one call over ``repeats`` timed calls, and each of them."""
 
     median_ms: float
     min_ms: float
     repeats: int
+    samples_ms: tuple[float, ...] = ()
+    """The timed calls in the order they ran (with :func:`time_interleaved`, one per round)."""
 
 
 def _timed(call: Callable[[], object], device: torch.device) -> float:
@@ -134,7 +136,12 @@ def time_call(
     per_call = min([first] + [_timed(call, device) for _ in range(warmup - 1)])
     repeats = max(min_repeats, min(max_repeats, int(target_s / max(per_call, 1e-9))))
     times = [_timed(call, device) for _ in range(repeats)]
-    return Timing(1e3 * statistics.median(times), 1e3 * min(times), repeats)
+    return _timing(times)
+
+
+def _timing(seconds: list[float]) -> Timing:
+    ms = tuple(1e3 * t for t in seconds)
+    return Timing(statistics.median(ms), min(ms), len(ms), ms)
 
 
 def time_interleaved(
@@ -148,7 +155,7 @@ def time_interleaved(
     for _ in range(repeats):
         for name, call in calls.items():
             times[name].append(_timed(call, device))
-    return {name: Timing(1e3 * statistics.median(t), 1e3 * min(t), repeats) for name, t in times.items()}
+    return {name: _timing(t) for name, t in times.items()}
 
 
 class _OpRecorder(TorchDispatchMode):

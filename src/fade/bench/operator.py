@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +39,13 @@ from ..progress import Progress
 from .authors import FADEAuthors
 from .cases import Case, build_case
 from .flops import custom_flop_formulas
-from .measure import forward_backward_call, forward_call, synchronize, time_interleaved
+from .measure import (
+    Timing,
+    forward_backward_call,
+    forward_call,
+    synchronize,
+    time_interleaved,
+)
 from .memory import MemoryJob, MemoryResult, probe_memory
 
 __all__ = ["MODULES", "MODULE_TARGETS", "TARGETS", "module_check_name", "operator_tables", "run_operator_suite"]
@@ -102,6 +109,8 @@ def run_operator_suite(
         is missing. Each module setting holds ``"batch", "threads", "latency_ms", "latency_min_ms",
         "peak_extra_mib", "output_mib", "parts_ms"`` (per module: ``whole``, ``kernels``,
         ``reassembly``, ``rest`` = whole - kernels - reassembly, medians of the same rounds),
+        ``"ratio_quartiles"`` (``"<module>_fwd"`` and ``"<module>_fwdbwd"``: first and third
+        quartiles of the per-round ratios to bilinear, the spread behind the median ratio),
         ``"output_fill_ms"`` (``fresh``: allocating an output-sized tensor and filling it, ``reused``:
         filling one kept from before; their difference is what the first touch of fresh memory
         costs, which every call that returns a new output pays),
@@ -244,7 +253,7 @@ def operator_tables(result: dict) -> str:
     text += [
         "",
         (
-            "| setting | module | fwd | fwd+bwd | fwd peak | fwd+bwd peak | GEMM floor fwd / fwd+bwd "
+            "| setting | module | fwd (q1-q3) | fwd+bwd (q1-q3) | fwd peak | fwd+bwd peak | GEMM floor fwd / fwd+bwd "
             "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (ms) | output fill fresh / reused (ms) |"
         ),
         "|---|---|---:|---:|---:|---:|---:|---|---|---|",
@@ -257,7 +266,12 @@ def operator_tables(result: dict) -> str:
             cells = []
             for check in MODULE_TARGETS:
                 entry = checks[module_check_name(module, check, b, t)]
-                cells.append("" if entry["value"] is None else f"{entry['value']:.2f}x" + (" (no)" if entry["pass"] is False else ""))
+                cell = "" if entry["value"] is None else f"{entry['value']:.2f}x"
+                call = {"fwd_over_bilinear_fwd": "fwd", "fwdbwd_over_bilinear_fwdbwd": "fwdbwd"}.get(check)
+                if cell and call is not None:
+                    q1, q3 = setting["ratio_quartiles"][f"{module}_{call}"]
+                    cell += f" ({q1:.2f}-{q3:.2f})"
+                cells.append(cell + (" (no)" if entry["pass"] is False else ""))
             floor = " / ".join(
                 f"{setting['gemm_floor_ms'][module][call] / bilinear[f'bilinear_{call}']:.1f}x" for call in ("fwd", "fwdbwd")
             )
@@ -332,6 +346,11 @@ def _measure_modules(
         fill = {k: fwd.pop(f"fill_{k}").median_ms for k in ("fresh", "reused")}
         fwdbwd_calls = {f"{name}_fwdbwd": forward_backward_call(case) for name, case in cases.items()}
         fwdbwd = time_interleaved(fwdbwd_calls, device, warmup, fast_repeats)
+        quartiles = {
+            f"{name}_{call}": _ratio_quartiles(timings[f"{name}_{call}"], timings[f"bilinear_{call}"])
+            for name in MODULES
+            for call, timings in (("fwd", fwd), ("fwdbwd", fwdbwd))
+        }
         parts = {}
         for name in MODULES:
             whole, kernels, reassembly = (fwd[f"{name}_{part}"].median_ms for part in ("fwd", "kernels", "reassembly"))
@@ -353,6 +372,7 @@ def _measure_modules(
             | {k: t.median_ms for k, t in fwdbwd.items()},
             "latency_min_ms": {k: fwd[k].min_ms for k in fwd if not k.endswith(("_kernels", "_reassembly"))}
             | {k: t.min_ms for k, t in fwdbwd.items()},
+            "ratio_quartiles": quartiles,
             "parts_ms": parts,
             "output_fill_ms": fill,
             "profile_ms": profiles,
@@ -362,6 +382,15 @@ def _measure_modules(
         }
     finally:
         torch.set_num_threads(previous)
+
+
+def _ratio_quartiles(ours: Timing, bilinear: Timing) -> list[float]:
+    """First and third quartiles of the per-round ratios ours / bilinear (the calls ran in alternation)."""
+    ratios = [a / b for a, b in zip(ours.samples_ms, bilinear.samples_ms)]
+    if len(ratios) < 2:
+        return ratios * 2
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return [q1, q3]
 
 
 def _part_calls(name: str, case: Case) -> dict[str, Callable[[], object]]:
