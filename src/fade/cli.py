@@ -106,7 +106,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def bench(args: argparse.Namespace) -> int:
-    """``fade bench``: the upsampler sweeps, the operator checks of issue 2.2, or the network costs."""
+    """``fade bench``: the upsampler sweeps, the operator suite, or the network costs."""
     from .bench.sweeps import machine_info
     from .io import lock_folder
     from .train.trainer import resolve_device
@@ -218,7 +218,8 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
         help="measure every upsampler: parameters, FLOPs, latency, peak memory; figures",
         description="Measure every registered upsampler (and the authors' FADE formulation) the same way. "
         "--suite sweep (default): paper Fig. 7's sweeps, CSV/JSON/markdown/PNG into OUT/full or OUT/quick. "
-        "--suite operator: the issue-2.2 checks into OUT/operator.json. "
+        "--suite operator: the reassembly, FADE and FADE-Lite against bilinear upsampling and the authors' "
+        "formulation, with their targets, into OUT/operator.json and OUT/operator.md. "
         "--suite networks: parameters and GFLOPs each upsampler adds to SegFormer-B1 and A2U-R34, into OUT/networks.",
     )
     p.add_argument("--suite", choices=["sweep", "operator", "networks"], default="sweep")
