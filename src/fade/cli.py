@@ -133,9 +133,12 @@ def _elapsed(start: float) -> float:
 
 def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[Path]:
     """``--suite operator``: OUT/operator.json and its tables, OUT/operator.md."""
+    from .bench.measure import keep_freed_memory
     from .bench.operator import operator_tables, run_operator_suite
     from .io import write_file
 
+    kept = keep_freed_memory() if args.malloc == "keep" else None
+    meta["allocator"] = kept or "the C library's default"
     result = run_operator_suite(
         args.batch,
         args.base_channels or 256,
@@ -223,6 +226,13 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
         "--suite networks: parameters and GFLOPs each upsampler adds to SegFormer-B1 and A2U-R34, into OUT/networks.",
     )
     p.add_argument("--suite", choices=["sweep", "operator", "networks"], default="sweep")
+    p.add_argument(
+        "--malloc",
+        choices=["keep", "default"],
+        default="keep",
+        help="operator suite: keep (default) makes glibc keep freed memory, as a caching allocator does, so "
+        "that no call pays page faults for what its neighbours freed; default leaves the C library as it is",
+    )
     p.add_argument(
         "--quick", action="store_true", help="reduced sweep (batch 1, 3 points per sweep), <= 5 min on 2 cores"
     )

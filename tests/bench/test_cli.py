@@ -3,10 +3,13 @@
 import csv
 import json
 import re
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
 
+from fade.bench.operator import operator_tables
 from fade.bench.plots import FIGURES
 from fade.bench.sweeps import COLUMNS, QUICK, run_sweep
 from fade.cli import main
@@ -146,3 +149,35 @@ def test_table_puts_the_batches_side_by_side_with_fade_in_bold():
         "| bilinear | 1,234 | 0.500 | 1.0 | 2.0 | 3.0 | 8.0 | 16.0 | 3.0 |",
         "| **fade** | 1,234 | 0.500 | 2.0 | 4.0 | 3.0 | 16.0 | 32.0 | 3.0 |",
     ]
+
+
+def test_bench_operator_suite_writes_json_and_its_tables_in_a_kept_memory_process(tmp_path):
+    """``fade bench --suite operator`` (tiny, in its own process: it sets the allocator process-wide)."""
+    argv = ["--suite", "operator", "--base-channels", "8", "--base-size", "8", "--repeats", "1", "--out", str(tmp_path)]
+    done = subprocess.run([sys.executable, "-m", "fade", "bench", *argv], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "operator.json").read_text())
+    assert result["meta"]["command"] == "fade bench " + " ".join(argv)
+    assert result["meta"]["allocator"].startswith("glibc malloc keeps freed memory")
+    result.pop("meta")
+    assert (tmp_path / "operator.md").read_text() == operator_tables(result)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_keep_freed_memory_keeps_a_freed_block_in_the_process(keep):
+    """A freed 64 MiB tensor leaves the resident set by default (glibc unmaps it) and stays after
+    keep_freed_memory() (it goes back to the heap, which is not trimmed)."""
+    code = (
+        "import sys, torch\n"
+        "from fade.bench.measure import keep_freed_memory\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+        "assert (keep_freed_memory() is not None) if sys.argv[1] == 'keep' else True\n"
+        "x = torch.ones(64 * 2**18)\n"
+        "before = rss()\n"
+        "del x\n"
+        "print((before - rss()) / 2**20)\n"
+    )
+    mode = "keep" if keep else "default"
+    done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True)
+    released_mib = float(done.stdout)
+    assert released_mib < 8 if keep else released_mib > 56

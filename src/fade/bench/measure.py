@@ -6,6 +6,8 @@ accelerators are synchronised before a clock is read.
 
 from __future__ import annotations
 
+import ctypes
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -88,6 +90,29 @@ def forward_backward_call(case: Case) -> Callable[[], tuple]:
         return torch.autograd.grad(out, wrt, grad_out, allow_unused=True)
 
     return call
+
+
+def keep_freed_memory() -> str | None:
+    """Make glibc's malloc keep freed memory in the process, as a caching allocator does.
+
+    By default glibc maps every block over its mmap threshold (at most 32 MiB) afresh and unmaps it
+    when freed, and hands the top of its heap back to the system once enough of it is free; the
+    next allocation then pays a page fault per 4 KiB page on its first write. Whether a call pays
+    that depends on what ran before it, so ratios of calls timed in alternation swing with their
+    neighbours. After this call no block is mapped on its own and the heap is not trimmed (below
+    2 GiB free). Process-wide and permanent: for a benchmark's own process.
+
+    Returns:
+        What was set, or None where the C library is not glibc (nothing is changed) or refused.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+    if not (mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 2**31 - 1)):
+        return None
+    return "glibc malloc keeps freed memory (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2**31-1)"
 
 
 @dataclass
