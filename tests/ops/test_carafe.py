@@ -84,18 +84,6 @@ def inputs(case, dtype=D):
     return x.to(dtype), kernels.to(dtype), grad.to(dtype), _NAIVE[case]
 
 
-@pytest.fixture(params=["native", "fallback"])
-def path(request, monkeypatch):
-    """Run the test on the native kernel (which must build here) or on the pure-PyTorch path."""
-    if request.param == "native":
-        monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
-        assert _native.available(), "the native carafe kernel failed to build on this machine"
-    else:
-        monkeypatch.setenv(_native.DISABLE_ENV, "1")
-        assert not _native.available()
-    return request.param
-
-
 def forward_and_grads(x, kernels, scale, grad):
     x = x.detach().requires_grad_()
     kernels = kernels.detach().requires_grad_()

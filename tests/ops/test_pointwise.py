@@ -36,17 +36,6 @@ def loop_reference(x, weight, bias):
     return out
 
 
-@pytest.fixture(params=["native", "fallback"])
-def path(request, monkeypatch):
-    """Run a test on the native kernel (which must build here) and on the matrix product."""
-    if request.param == "native":
-        monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
-        assert _native.available(), "the native kernel failed to build on this machine"
-    else:
-        monkeypatch.setenv(_native.DISABLE_ENV, "1")
-    return request.param
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channels_last", [False, True])
