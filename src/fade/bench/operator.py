@@ -15,8 +15,9 @@ At C=256, decoder 64x64 -> 128x128, fp32, batch 1 (by default), in one run:
    against the machine's matrix-product rate.
 
 Latencies are timed in alternation (one call of each per round, median over rounds), so a change in
-machine load hits the compared calls alike. Memory comes from a fresh process
-(:mod:`fade.bench.memory`).
+machine load hits the compared calls alike; ``fade bench --suite operator`` first makes its process
+keep freed memory (:func:`fade.bench.measure.keep_freed_memory`), so that no call pays page faults
+for memory its neighbours freed. Memory comes from a fresh process (:mod:`fade.bench.memory`).
 """
 
 from __future__ import annotations
