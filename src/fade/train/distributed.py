@@ -28,6 +28,7 @@ also scales the loss (GradScaler) and is CUDA-only.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,8 +117,28 @@ def distributed_from_env(device: str) -> Iterator[Processes]:
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
         yield Processes(rank, world_size, local_rank)
+        _leave_together(cuda)
     finally:
         dist.destroy_process_group()
+
+
+# How long the other ranks wait at the end for the main one, which evaluates and writes the results
+# after training; torchrun stops them anyway if it fails.
+_FINISH_TIMEOUT = datetime.timedelta(hours=24)
+
+
+def _leave_together(cuda: bool) -> None:
+    """Wait for every rank before the group is destroyed.
+
+    The main rank evaluates after training while the others are done; a rank that destroyed its
+    end of a gloo group and exited meanwhile could abort in gloo's teardown ("terminate called
+    without an active exception", seen once in CI). NCCL has no monitored barrier; its barrier
+    waits up to the group's timeout.
+    """
+    if cuda:
+        dist.barrier()
+    else:
+        dist.monitored_barrier(timeout=_FINISH_TIMEOUT)
 
 
 def shard(indices: list[int], processes: Processes) -> list[int]:
