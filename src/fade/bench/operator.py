@@ -114,7 +114,7 @@ def run_operator_suite(
         quartiles of the per-round ratios to bilinear, the spread behind the median ratio),
         ``"output_fill_ms"`` (``fresh``: allocating an output-sized tensor and filling it, ``reused``:
         filling one kept from before; their difference is what the first touch of fresh memory
-        costs, which every call that returns a new output pays),
+        costs, which a call pays whenever the allocator hands it fresh pages),
         ``"profile_ms"`` (per module and call: ms per call by operator, ``torch.profiler``'s
         self time, those of at least 2% and ``other``), ``"matrix_gmacs"`` (per module and call,
         ``fwd`` and ``fwdbwd``: the multiply-adds of its convolutions and matrix products, 1e9,
