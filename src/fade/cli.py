@@ -107,6 +107,7 @@ class _Parser(argparse.ArgumentParser):
 
 def bench(args: argparse.Namespace) -> int:
     """``fade bench``: the upsampler sweeps, the operator suite, or the network costs."""
+    from .bench.measure import keep_freed_memory
     from .bench.sweeps import machine_info
     from .io import lock_folder
     from .train.trainer import resolve_device
@@ -120,6 +121,9 @@ def bench(args: argparse.Namespace) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "machine": machine_info(args.device),
         }
+        if args.suite != "networks":  # the timed suites
+            kept = keep_freed_memory() if args.malloc == "keep" else None
+            meta["allocator"] = kept or "the C library's default"
         suites = {"sweep": _bench_sweep, "operator": _bench_operator, "networks": _bench_networks}
         start = time.perf_counter()
         paths = suites[args.suite](args, meta, start)
@@ -133,12 +137,9 @@ def _elapsed(start: float) -> float:
 
 def _bench_operator(args: argparse.Namespace, meta: dict, start: float) -> list[Path]:
     """``--suite operator``: OUT/operator.json and its tables, OUT/operator.md."""
-    from .bench.measure import keep_freed_memory
     from .bench.operator import operator_tables, run_operator_suite
     from .io import write_file
 
-    kept = keep_freed_memory() if args.malloc == "keep" else None
-    meta["allocator"] = kept or "the C library's default"
     result = run_operator_suite(
         args.batch,
         args.base_channels or 256,
@@ -230,8 +231,9 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
         "--malloc",
         choices=["keep", "default"],
         default="keep",
-        help="operator suite: keep (default) makes glibc keep freed memory, as a caching allocator does, so "
-        "that no call pays page faults for what its neighbours freed; default leaves the C library as it is",
+        help="sweep and operator suites: keep (default) makes glibc keep freed memory, as a caching allocator "
+        "does, so that no timed call pays page faults for memory freed before it; default leaves the C library "
+        "as it is (peak memory is measured in fresh processes either way)",
     )
     p.add_argument(
         "--quick", action="store_true", help="reduced sweep (batch 1, 3 points per sweep), <= 5 min on 2 cores"

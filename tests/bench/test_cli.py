@@ -20,8 +20,11 @@ NUMERIC = ["params", "gflops", "gproducts", "fwd_ms", "fwdbwd_ms", "peak_fwd_mib
 def test_bench_tiny_sweep_writes_csv_json_table_and_figures(tmp_path, capsys):
     argv = ["bench", "--names", "fade", "fade_authors", "--channels", "4", "8", "--sizes", "2", "4"]
     argv += ["--batches", "1", "--base-channels", "8", "--base-size", "4", "--repeats", "1", "--warmup", "1"]
+    argv += ["--malloc", "default"]  # in this process: keep would change the test process's allocator for good
     assert main(argv + ["--out", str(tmp_path)]) == 0
     out = tmp_path / "full"
+    assert json.loads((out / "bench.json").read_text())["meta"]["allocator"] == "the C library's default"
+    assert "Allocator: the C library's default." in (out / "table.md").read_text().splitlines()[0]
     with open(out / "bench.csv", newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == COLUMNS
@@ -95,7 +98,7 @@ def test_zero_warmup_is_honoured_not_dropped(tmp_path):
     """`--warmup 0` was taken for "not given" (falsy) and silently replaced by the default."""
     argv = ["bench", "--names", "nearest", "--channels", "4", "--sizes", "2", "--batches", "1", "--base-channels", "4"]
     argv += ["--base-size", "2", "--repeats", "1", "--warmup", "0", "--no-plots", "--no-memory", "--out", str(tmp_path)]
-    assert main(argv) == 0
+    assert main([*argv, "--malloc", "default"]) == 0
     config = json.loads((tmp_path / "full" / "bench.json").read_text())["meta"]["config"]
     assert (config["warmup"], config["min_repeats"], config["channels"], config["sizes"]) == (0, 1, [4], [2])
 

@@ -352,7 +352,8 @@ def markdown_tables(rows: list[dict], meta: dict) -> str:
     with several batches, their times and peaks side by side (the README's table)."""
     config, machine = meta["config"], meta["machine"]
     where = f"{machine['cpu']} ({machine['cores']} cores), {machine['device']}, {machine['threads']} threads"
-    text = [f"Measured on {where}, torch {machine['torch']}.\n"]
+    allocator = f" Allocator: {meta['allocator']}." if "allocator" in meta else ""
+    text = [f"Measured on {where}, torch {machine['torch']}.{allocator}\n"]
     size, out = config["base_size"], config["scale"] * config["base_size"]
     setting = f"C={config['base_channels']}, {size}x{size} -> {out}x{out}"
     shared = {}
