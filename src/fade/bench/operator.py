@@ -70,6 +70,10 @@ MODULE_TARGETS = {
 """Per module and setting: check -> (comparison, target), named by :func:`module_check_name`."""
 
 
+_TIME_CHECK_CALLS = {"fwd_over_bilinear_fwd": "fwd", "fwdbwd_over_bilinear_fwdbwd": "fwdbwd"}
+"""The time checks of :data:`MODULE_TARGETS` and the call each compares (its ratio quartiles' key)."""
+
+
 def module_check_name(module: str, check: str, batch: int, threads: int) -> str:
     """``"fade_fwd_over_bilinear_fwd[B=8,threads=2]"``."""
     return f"{module}_{check}[B={batch},threads={threads}]"
@@ -268,7 +272,7 @@ def operator_tables(result: dict) -> str:
             for check in MODULE_TARGETS:
                 entry = checks[module_check_name(module, check, b, t)]
                 cell = "" if entry["value"] is None else f"{entry['value']:.2f}x"
-                call = {"fwd_over_bilinear_fwd": "fwd", "fwdbwd_over_bilinear_fwdbwd": "fwdbwd"}.get(check)
+                call = _TIME_CHECK_CALLS.get(check)
                 if cell and call is not None:
                     q1, q3 = setting["ratio_quartiles"][f"{module}_{call}"]
                     cell += f" ({q1:.2f}-{q3:.2f})"
