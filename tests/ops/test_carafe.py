@@ -29,6 +29,7 @@ CASES = [
     (1, 1, 2, 3, 9, 11, 5, 4),  # scale 4, floor and ceil mode, K larger than the map
     (1, 6, 3, 20, 6, 40, 5, 2),  # wide rows: full vector tiles plus remainder columns
     (1, 21, 3, 4, 7, 9, 3, 2),  # more channels than one native task group (16)
+    (2, 27, 5, 20, 10, 40, 5, 2),  # wide, narrow and single channel blocks, each over whole-vector tiles
 ]
 
 

@@ -80,8 +80,9 @@ _MIN_WORK_PER_THREAD = 1 << 20
 # Largest element count the kernel indexes, so that byte offsets of 8-byte elements fit int64
 # (the C++ entry points check the same bound, kMaxElements, and return 2 beyond it).
 _MAX_ELEMENTS = (2**63 - 1) // 8
-# Channels per forward / grad_x task and per channel block (kGroupChannels, kChannelBlock in C++).
-_GROUP_CHANNELS, _CHANNEL_BLOCK = 16, 4
+# Channels per forward / grad_x task, and the most per channel block (kGroupChannels, and
+# kWideChannelBlock with AVX-512, in C++; it is 4 on other targets, so the count below is an upper bound).
+_GROUP_CHANNELS, _CHANNEL_BLOCK = 16, 8
 _PRIVATE_MODE = 0o700
 _FOREIGN_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
@@ -286,7 +287,8 @@ def _fits(shape: tuple[int, ...], threads: int) -> bool:
     """True when every element count the kernel derives from ``shape`` fits _MAX_ELEMENTS.
 
     Counts the tensors, the scaled row extents, the row split and the scratch of ``threads``
-    workers in each phase (forward, grad_kernels, grad_x), exactly as the C++ entry points do.
+    workers in each phase (forward, grad_kernels, grad_x), as the C++ entry points do (with the
+    widest channel block, so never fewer).
     """
     b, c, h, w, ho, wo, k, s = shape
     row_len = (w + k - 1) * s

@@ -37,8 +37,10 @@
 #include <cstring>
 #include <exception>
 #include <iterator>
+#include <numeric>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -57,6 +59,15 @@ constexpr i64 kGroupChannels = 16;  // channels per forward / grad_x task (they 
 constexpr int kVectorBytes = 64;
 #else
 constexpr int kVectorBytes = 32;
+#endif
+
+// Wider channel blocks, tiled one vector of columns wide (R x CB accumulators or gradient vectors
+// in registers): they fit AVX-512's 32 registers, and each kernel vector (forward) or running sum
+// (kernels' gradient) loaded serves twice the channels.
+#if defined(__AVX512F__)
+constexpr int kWideChannelBlock = 8;
+#else
+constexpr int kWideChannelBlock = kChannelBlock;
 #endif
 
 template <typename T>
@@ -164,6 +175,29 @@ void repeat_fixed(const T* row, i64 n, T* dst) {
         for (int t = 0; t < S; ++t) dst[w * S + t] = row[w];
 }
 
+// dst[w] = the sum of the S values src[w*S .. w*S + S) for w < n (S fixed, so the loop vectorises).
+template <typename T, int S>
+void sum_runs_fixed(const T* src, i64 n, T* dst) {
+    for (i64 w = 0; w < n; ++w) {
+        T acc = src[w * S];
+        for (int t = 1; t < S; ++t) acc += src[w * S + t];
+        dst[w] = acc;
+    }
+}
+
+// The sum of each run of s values, the inverse pattern of repeat: dst[w] = sum_t src[w*s + t].
+template <typename T>
+void sum_runs(const T* src, i64 n, i64 s, T* dst) {
+    switch (s) {
+        case 1: std::copy(src, src + n, dst); return;
+        case 2: sum_runs_fixed<T, 2>(src, n, dst); return;
+        case 3: sum_runs_fixed<T, 3>(src, n, dst); return;
+        case 4: sum_runs_fixed<T, 4>(src, n, dst); return;
+        default:
+            for (i64 w = 0; w < n; ++w) dst[w] = std::accumulate(src + w * s + 1, src + w * s + s, src[w * s]);
+    }
+}
+
 template <typename T>
 void repeat(const T* row, i64 n, i64 s, T* dst) {
     switch (s) {
@@ -241,12 +275,14 @@ T direct_value(const T* xc, const T* kp, const Shape& sh, i64 sy, i64 sx) {
     return acc;
 }
 
-// Channels [c0, c1) in blocks of kChannelBlock, then one at a time.
-template <typename BlockFn, typename SingleFn>
-void channel_blocks(i64 c0, i64 c1, const BlockFn& block, const SingleFn& single) {
+// Channels [c0, c1) in blocks of kWideChannelBlock, then of kChannelBlock, then one at a time:
+// block(c, std::integral_constant<int, CB>{}) for each block of CB channels from c.
+template <typename BlockFn>
+void channel_blocks(i64 c0, i64 c1, const BlockFn& block) {
     i64 c = c0;
-    for (; c + kChannelBlock <= c1; c += kChannelBlock) block(c);
-    for (; c < c1; ++c) single(c);
+    for (; c + kWideChannelBlock <= c1; c += kWideChannelBlock) block(c, std::integral_constant<int, kWideChannelBlock>{});
+    for (; c + kChannelBlock <= c1; c += kChannelBlock) block(c, std::integral_constant<int, kChannelBlock>{});
+    for (; c < c1; ++c) block(c, std::integral_constant<int, 1>{});
 }
 
 // Task t of B * groups * parts: (b, channel range, source row range).
@@ -376,12 +412,9 @@ int forward(const T* x, const T* k, T* out, const Blend<T>& blend, const Shape& 
                 for (i64 row = t.h0 - r; row < t.h0 + r; ++row) ring.load(plane(c), c - t.c0, row);
             for (i64 sy = t.h0; sy < t.h1; ++sy) {
                 for (i64 c = t.c0; c < t.c1; ++c) ring.load(plane(c), c - t.c0, sy + r);
-                channel_blocks(
-                    t.c0, t.c1,
-                    [&](i64 c) {
-                        forward_block<T, kChannelBlock>(x, k, out, blend, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy));
-                    },
-                    [&](i64 c) { forward_block<T, 1>(x, k, out, blend, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy)); });
+                channel_blocks(t.c0, t.c1, [&](i64 c, auto cb) {
+                    forward_block<T, cb()>(x, k, out, blend, sh, t.b, sy, c, tap_rows(ring, c - t.c0, sy));
+                });
             }
         });
 }
@@ -457,7 +490,8 @@ void grad_kernel_rows(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, 
                       const TapRows<T>& u) {
     const T* gp = grad + ((b * sh.C + c) * sh.Ho + y) * sh.Wo;
     T* gkp = gk + (b * sh.kk() * sh.Ho + y) * sh.Wo;
-    i64 x0 = grad_kernel_tiles<T, R, CB, 2>(u, gp, gkp, sh, 0, sh.vec_cols());
+    i64 x0 = 0;
+    if constexpr (CB <= kChannelBlock) x0 = grad_kernel_tiles<T, R, CB, 2>(u, gp, gkp, sh, 0, sh.vec_cols());
     x0 = grad_kernel_tiles<T, R, CB, 1>(u, gp, gkp, sh, x0, sh.vec_cols());
     grad_kernel_columns<T, R, CB>(x, u, gp, gkp, sh, b, sy, c, x0);
 }
@@ -486,10 +520,9 @@ int grad_kernels(const T* grad, const T* x, T* gk, const Shape& sh, int nthreads
             for (i64 row = h0 - r; row < h0 + r; ++row) ring.load(plane(c), c, row);
         for (i64 sy = h0; sy < h1; ++sy) {
             for (i64 c = 0; c < sh.C; ++c) ring.load(plane(c), c, sy + r);
-            channel_blocks(
-                0, sh.C,
-                [&](i64 c) { grad_kernel_block<T, kChannelBlock>(grad, x, gk, sh, b, sy, c, tap_rows(ring, c, sy)); },
-                [&](i64 c) { grad_kernel_block<T, 1>(grad, x, gk, sh, b, sy, c, tap_rows(ring, c, sy)); });
+            channel_blocks(0, sh.C, [&](i64 c, auto cb) {
+                grad_kernel_block<T, cb()>(grad, x, gk, sh, b, sy, c, tap_rows(ring, c, sy));
+            });
         }
     });
 }
@@ -595,14 +628,7 @@ void grad_x_block(const T* grad, const T* k, T* gx, const Shape& sh, i64 b, i64 
                     gu[cc * stride + w * s] += grad[((b * sh.C + c + cc) * sh.Ho + y) * sh.Wo + xo] * kp[j * plane + xo];
             }
     });
-    for (int cc = 0; cc < CB; ++cc) {
-        T* dst = gx + ((b * sh.C + c + cc) * sh.H + h) * sh.W;
-        for (i64 w = 0; w < sh.W; ++w) {
-            T acc = 0;
-            for (i64 t = 0; t < s; ++t) acc += gu[cc * stride + w * s + t];
-            dst[w] = acc;
-        }
-    }
+    for (int cc = 0; cc < CB; ++cc) sum_runs(gu + cc * stride, sh.W, s, gx + ((b * sh.C + c + cc) * sh.H + h) * sh.W);
 }
 
 template <typename T>
@@ -611,7 +637,7 @@ int grad_x(const T* grad, const T* k, T* gx, const Shape& sh, int nthreads, Runn
     const i64 parts = row_parts(sh.B * groups, sh.H, nthreads);
     const i64 len = sh.row_len(), r = sh.r(), ring_rows = sh.K * sh.max_group_rows();
     const i64 ring_len = ring_rows * kGroupChannels * len, kbuf_len = ring_rows * sh.K * len;
-    const i64 scratch = ring_len + kbuf_len + kChannelBlock * sh.s * sh.W;
+    const i64 scratch = ring_len + kbuf_len + kWideChannelBlock * sh.s * sh.W;
     return parallel_tasks<T>(sh.B * groups * parts, nthreads, runner, scratch, ring_rows, [&](i64 task, T* buf, i64* slots) {
         const TaskRange t = task_range(sh, task, groups, parts);
         T *ring = buf, *kbuf = buf + ring_len, *gu = kbuf + kbuf_len;
@@ -632,9 +658,9 @@ int grad_x(const T* grad, const T* k, T* gx, const Shape& sh, int nthreads, Runn
                     padded_copy(k + ((t.b * sh.kk() + i * sh.K + j) * sh.Ho + y) * sh.Wo, sh, kbuf + (p * sh.K + j) * len);
             });
             const auto rows = [&](i64 c) { return PairRows<T>{ring + (c - t.c0) * len, slots, npairs, kGroupChannels * len, len}; };
-            channel_blocks(
-                t.c0, t.c1, [&](i64 c) { grad_x_block<T, kChannelBlock>(grad, k, gx, sh, t.b, h, c, kbuf, rows(c), gu); },
-                [&](i64 c) { grad_x_block<T, 1>(grad, k, gx, sh, t.b, h, c, kbuf, rows(c), gu); });
+            channel_blocks(t.c0, t.c1, [&](i64 c, auto cb) {
+                grad_x_block<T, cb()>(grad, k, gx, sh, t.b, h, c, kbuf, rows(c), gu);
+            });
         }
     });
 }
@@ -668,7 +694,7 @@ bool sizes_fit(const Shape& sh, int nthreads) {
     const i64 row_len = checked_mul(checked_add(sh.W, sh.K - 1), sh.s);
     const i64 ring_rows = checked_mul(sh.K, sh.Ho);  // at least K * max_group_rows()
     const i64 grad_x_scratch = checked_add(checked_mul(checked_mul(ring_rows, kGroupChannels + sh.K), row_len),
-                                           checked_mul(checked_mul(kChannelBlock, sh.s), sh.W));
+                                           checked_mul(checked_mul(kWideChannelBlock, sh.s), sh.W));
     const i64 counts[] = {
         checked_mul(checked_mul(checked_mul(sh.B, sh.C), sh.H), sh.W),
         checked_mul(checked_mul(checked_mul(sh.B, kk), sh.Ho), sh.Wo),
