@@ -524,16 +524,22 @@ def test_carafe_lerp_matches_the_naive_reassembly_blended(path, case):
     torch.testing.assert_close(out32.double(), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_carafe_lerp_with_gradients_is_carafe_then_lerp(path):
-    case = CASES[0]
+@pytest.mark.parametrize("case", [CASES[0], CASES[-1]], ids=case_id)
+def test_carafe_lerp_gradients_are_those_of_carafe_then_lerp(path, case):
     x, kernels, end, weight, _ = blend_inputs(case)
     leaves = [t.detach().requires_grad_() for t in (x, kernels, end, weight)]
     out = carafe_lerp(*leaves, case[-1])
     expected = torch.lerp(carafe(*leaves[:2], case[-1]), leaves[2], leaves[3])
-    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     grad = torch.randn_like(out)
-    for a, b in zip(torch.autograd.grad(out, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    expected_grads = torch.autograd.grad(expected, leaves, grad)
+    for a, b in zip(torch.autograd.grad(out, leaves, grad), expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # Each input alone: the others' gradients are not computed, the one asked for is the same.
+    for i, leaf in enumerate(leaves):
+        inputs = [t if j == i else t.detach() for j, t in enumerate(leaves)]
+        alone = torch.autograd.grad(carafe_lerp(*inputs, case[-1]), leaf, grad)[0]
+        torch.testing.assert_close(alone, expected_grads[i], rtol=1e-12, atol=1e-12)
 
 
 def test_carafe_lerp_takes_any_layout_and_half_precision(path):

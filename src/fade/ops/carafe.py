@@ -127,10 +127,13 @@ def carafe(x: Tensor, kernels: Tensor, scale: int | None = None) -> Tensor:
 def carafe_lerp(x: Tensor, kernels: Tensor, end: Tensor, weight: Tensor, scale: int | None = None) -> Tensor:
     """``torch.lerp(carafe(x, kernels, scale), end, weight)``: the reassembly blended with ``end``.
 
-    Where no gradient is needed and the native kernel applies, each value is blended as it is
-    written (``fade::carafe_lerp``), with no second pass over the output; otherwise it is the
-    two steps. FADE's gate blend ``en * G + up * (1 - G)`` is ``carafe_lerp(de, kernels, en, G)``.
-    Under ``torch.autocast`` all four inputs are cast to float32 and the result is float32.
+    Where the native kernel applies, each value is blended as it is written (``fade::carafe_lerp``),
+    with no second pass over the output; otherwise it is the two steps. Differentiable w.r.t. all
+    four inputs; autograd keeps no output-sized tensor (the backward reassembles nothing again: the
+    blend's gradient w.r.t. ``weight`` needs ``sum_c grad * carafe(x, kernels)``, which is
+    ``sum_t kernels_t * grad_kernels_t``). FADE's gate blend ``en * G + up * (1 - G)`` is
+    ``carafe_lerp(de, kernels, en, G)``. Under ``torch.autocast`` all four inputs are cast to
+    float32 and the result is float32.
 
     Args:
         x, kernels, scale: as :func:`carafe`.
@@ -152,8 +155,7 @@ def carafe_lerp(x: Tensor, kernels: Tensor, end: Tensor, weight: Tensor, scale: 
     """
     _, scale = _check_inputs(x, kernels, scale)
     _check_blend(x, kernels, end, weight)
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, kernels, end, weight))
-    if needs_grad or torch.onnx.is_in_onnx_export():
+    if torch.onnx.is_in_onnx_export():
         up = carafe(x, kernels, scale)
         return torch.lerp(up, end.to(up.dtype), weight.to(up.dtype))
     return torch.ops.fade.carafe_lerp(x, kernels, end, weight, scale)
@@ -301,11 +303,37 @@ def _backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
     return grad_x, grad_kernels, None
 
 
+def _lerp_setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor, Tensor, int], output: Tensor) -> None:
+    x, kernels, end, weight, scale = inputs
+    ctx.save_for_backward(x, kernels, end, weight)
+    ctx.scale = scale
+
+
+def _lerp_backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+    """Gradients of ``up + weight * (end - up)``, ``up = carafe(x, kernels)``, with no output-sized
+    temporary but ``grad * weight``: ``up * (1 - weight)`` is the reassembly with the kernels
+    ``kernels * (1 - weight)``, and ``sum_c grad * up = sum_t kernels_t * grad_kernels_t``."""
+    x, kernels, end, weight = ctx.saved_tensors
+    need_x, need_kernels, need_end, need_weight = ctx.needs_input_grad[:4]
+    grad_x = grad_kernels = grad_end = grad_weight = None
+    if need_x or need_kernels or need_weight:
+        keep = (1 - weight).to(kernels.dtype)
+        grad_x, taps = torch.ops.fade.carafe_backward(grad, x, kernels * keep, ctx.scale)
+        grad_kernels = taps * keep if need_kernels else None
+        if need_weight:  # sum over channels of grad * (end - up), 16 channels at a time
+            ends = zip(grad.split(16, 1), end.split(16, 1))
+            grad_weight = sum((g * e).sum(1, keepdim=True) for g, e in ends) - (taps * kernels).sum(1, keepdim=True)
+    if need_end:
+        grad_end = grad * weight
+    return grad_x if need_x else None, grad_kernels, grad_end, grad_weight, None
+
+
 def _no_double_backward(ctx, grad_x: Tensor, grad_kernels: Tensor) -> None:
     raise NotImplementedError("fade.ops.carafe: second-order gradients (through its backward) are not supported")
 
 
 _carafe_op.register_autograd(_backward, setup_context=_setup_context)
+_carafe_lerp_op.register_autograd(_lerp_backward, setup_context=_lerp_setup_context)
 # Under autocast both operators run in float32 (as torch's precision-sensitive ops do): the kernels
 # a half-precision conv predicts and a float32 feature meet in one dtype, accumulated in float32.
 for _device_type in ("cpu", "cuda"):

@@ -106,10 +106,6 @@ class KernelUpsampler(nn.Module):
             en = pointwise(self.aligner, en)
         if self.fusion == "gate":
             gate = nearest_upsample(torch.sigmoid(pointwise(self.gate, de)), en.shape[-2:], self.scale)
-            if torch.is_grad_enabled() and any(t.requires_grad for t in (en, de, kernels, gate)):
-                # The reassembly is linear in each pixel's kernel: up * (1 - G) is the reassembly with
-                # kernels * (1 - G), so autograd keeps no full-size tensor.
-                return _AddGated.apply(carafe(de, kernels * (1 - gate), self.scale), en, gate)
             return carafe_lerp(de, kernels, en, gate, self.scale)  # blended as written: no second pass
         up = carafe(de, kernels, self.scale)
         return up.add_(en) if self.fusion == "skip" else up
@@ -179,31 +175,6 @@ class FADELite(KernelUpsampler):
         de_channels = en_channels if de_channels is None else de_channels
         generator = SemiShiftLiteKernels(en_channels, de_channels, kernel_size, encoder_kernel_size, device, dtype)
         super().__init__(generator, en_channels, de_channels, scale, fusion, device, dtype)
-
-
-class _AddGated(torch.autograd.Function):
-    """``out.addcmul_(en, gate)`` in place, with a backward that makes no full-size temporary.
-
-    Shapes: out, en (B, C, H, W); gate (B, 1, H, W), broadcast over channels. (The backward of
-    ``addcmul_`` would build two full-size temporaries for the gate's gradient, ``out + en * gate``
-    one in the forward and one in the backward.)
-    """
-
-    @staticmethod
-    def forward(ctx, out: Tensor, en: Tensor, gate: Tensor) -> Tensor:
-        ctx.mark_dirty(out)
-        ctx.save_for_backward(en, gate)
-        out.addcmul_(en, gate)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        en, gate = ctx.saved_tensors
-        grad_en = grad * gate if ctx.needs_input_grad[1] else None
-        grad_gate = None
-        if ctx.needs_input_grad[2]:  # sum over channels of grad * en, 16 channels at a time
-            grad_gate = sum((g * e).sum(1, keepdim=True) for g, e in zip(grad.split(16, 1), en.split(16, 1)))
-        return grad, grad_en, grad_gate
 
 
 # The paper's variants (Tables 2 and 4), each from the same parts. B2 (decoder-only kernels) is
