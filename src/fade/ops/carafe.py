@@ -1,11 +1,11 @@
 """Content-aware reassembly (CARAFE semantics): the upsampling step shared by FADE and CARAFE.
 
 :func:`carafe` is the entry point; :func:`carafe_lerp` blends its result with a second tensor as it
-is written (FADE's gate), in one pass where no gradient is needed. :func:`carafe` dispatches to the
-custom operator ``fade::carafe``
-(``torch.library.custom_op`` with a fake kernel and an autograd formula whose backward is the
-second operator ``fade::carafe_backward``), so ``torch.compile(fullgraph=True)`` sees one opaque
-node. Each operator runs
+is written (FADE's gate), in one pass. :func:`carafe` dispatches to the custom operator
+``fade::carafe`` (``torch.library.custom_op`` with a fake kernel and an autograd formula whose
+backward is the second operator ``fade::carafe_backward``), :func:`carafe_lerp` to
+``fade::carafe_lerp`` (whose autograd formula uses the same backward), so
+``torch.compile(fullgraph=True)`` sees one opaque node. Each operator runs
 
 - the fused native CPU kernel (:mod:`fade.ops._native`) for float32/float64 CPU tensors (float16
   and bfloat16 are converted to float32 and back), or
