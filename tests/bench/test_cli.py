@@ -5,10 +5,12 @@ import json
 import re
 import subprocess
 import sys
+import types
 from dataclasses import replace
 
 import pytest
 
+from fade.bench import measure
 from fade.bench.operator import operator_tables
 from fade.bench.plots import FIGURES
 from fade.bench.sweeps import COLUMNS, QUICK, run_sweep
@@ -164,6 +166,32 @@ def test_bench_operator_suite_writes_json_and_its_tables_in_a_kept_memory_proces
     assert result["meta"]["allocator"].startswith("glibc malloc keeps freed memory")
     result.pop("meta")
     assert (tmp_path / "operator.md").read_text() == operator_tables(result)
+
+
+@pytest.mark.parametrize(
+    ("accepts", "expected"),
+    [
+        ({-4, -1}, "glibc malloc keeps freed memory (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2**31-1)"),
+        (
+            {-4},
+            "glibc malloc keeps only part of freed memory (mallopt M_MMAP_MAX=0; refused M_TRIM_THRESHOLD=2**31-1)",
+        ),
+        (set(), None),
+    ],
+)
+def test_keep_freed_memory_says_what_glibc_took(monkeypatch, accepts, expected):
+    """Each setting is asked for and reported on its own (mallopt returns 0 for one it refuses)."""
+    asked = []
+
+    def mallopt(option, value):
+        asked.append((option, value))
+        return int(option in accepts)
+
+    monkeypatch.setattr(measure.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(measure.platform, "libc_ver", lambda: ("glibc", "2.36"))
+    monkeypatch.setattr(measure.ctypes, "CDLL", lambda name: types.SimpleNamespace(mallopt=mallopt))
+    assert measure.keep_freed_memory() == expected
+    assert asked == [(-4, 0), (-1, 2**31 - 1)]
 
 
 @pytest.mark.parametrize("keep", [False, True])

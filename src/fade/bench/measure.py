@@ -103,16 +103,21 @@ def keep_freed_memory() -> str | None:
     2 GiB free). Process-wide and permanent: for a benchmark's own process.
 
     Returns:
-        What was set, or None where the C library is not glibc (nothing is changed) or refused.
+        What was set (and what glibc refused, if it took only one of the two settings), or None
+        where the C library is not glibc (nothing is changed) or refused both.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
-    if not (mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 2**31 - 1)):
+    settings = {"M_MMAP_MAX=0": (-4, 0), "M_TRIM_THRESHOLD=2**31-1": (-1, 2**31 - 1)}  # <malloc.h>
+    refused = [name for name, (option, value) in settings.items() if not mallopt(option, value)]
+    taken = [name for name in settings if name not in refused]
+    if not taken:
         return None
-    return "glibc malloc keeps freed memory (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2**31-1)"
+    if refused:
+        return f"glibc malloc keeps only part of freed memory (mallopt {', '.join(taken)}; refused {', '.join(refused)})"
+    return f"glibc malloc keeps freed memory (mallopt {', '.join(taken)})"
 
 
 @dataclass
