@@ -29,13 +29,16 @@ PRESET = TINY["segmentation"].replace(
 # torchrun --standalone: its rendezvous store binds a free port itself and the workers use that store,
 # so two launches at once (pytest -n 2) cannot race for a port picked in advance.
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+# Gloo on the loopback interface, one thread per rank (the two ranks share the machine's cores).
+TORCHRUN_ENV = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
 
 
 def _torchrun(spec: dict) -> subprocess.Popen:
     """2 processes of the worker under torchrun, in a session of their own (so they can be killed)."""
     command = [*TORCHRUN, str(WORKER), json.dumps(spec)]
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        command, env=TORCHRUN_ENV, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def _finish(process: subprocess.Popen) -> None:
@@ -181,8 +184,7 @@ def test_torchrun_fade_train_command(tmp_path):
         "--upsampler", "bilinear", "--steps", "2", "--batch-size", "4", "--train-length", "8", "--test-length", "4",
         "--out", str(out),
     ]  # fmt: skip
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, check=False, env=TORCHRUN_ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("results.json") == 1
     results = _results(out)
