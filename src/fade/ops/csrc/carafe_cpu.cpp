@@ -61,9 +61,9 @@ constexpr int kVectorBytes = 64;
 constexpr int kVectorBytes = 32;
 #endif
 
-// Wider channel blocks, tiled one vector of columns wide (R x CB accumulators or gradient vectors
-// in registers): they fit AVX-512's 32 registers, and each kernel vector (forward) or running sum
-// (kernels' gradient) loaded serves twice the channels.
+// Wider channel blocks, tiled one vector of columns wide only (R x CB accumulators or gradient
+// vectors in registers; two vectors wide would spill them): they fit AVX-512's 32 registers, and
+// each kernel vector (forward) or running sum (kernels' gradient) loaded serves twice the channels.
 #if defined(__AVX512F__)
 constexpr int kWideChannelBlock = 8;
 #else
@@ -385,7 +385,8 @@ void forward_rows(const T* x, const T* k, T* out, const Blend<T>& blend, const S
     T* op = out + at;
     const T* ep = blend.en == nullptr ? nullptr : blend.en + at;
     const T* gp = blend.en == nullptr ? nullptr : blend.gate + (b * sh.Ho + y) * sh.Wo;
-    i64 x0 = forward_tiles<T, R, CB, 2>(u, kp, op, ep, gp, sh, 0, sh.vec_cols());
+    i64 x0 = 0;
+    if constexpr (CB <= kChannelBlock) x0 = forward_tiles<T, R, CB, 2>(u, kp, op, ep, gp, sh, 0, sh.vec_cols());
     x0 = forward_tiles<T, R, CB, 1>(u, kp, op, ep, gp, sh, x0, sh.vec_cols());
     forward_columns<T, R, CB>(x, u, kp, op, ep, gp, sh, b, sy, c, x0);
 }
