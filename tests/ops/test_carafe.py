@@ -579,3 +579,52 @@ def test_carafe_lerp_compiles_fullgraph(path):
     x, kernels, end, weight, _ = blend_inputs(CASES[8], torch.float32)
     compiled = torch.compile(carafe_lerp, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(x, kernels, end, weight), carafe_lerp(x, kernels, end, weight))
+
+
+# (B, C, H, W) for the blend gradients: channel counts off the kernel's 4-channel sweep, pixel
+# counts with partial vectors and beyond one 1024-pixel task, one pixel, an empty batch.
+BLEND_SHAPES = [(2, 5, 3, 7), (1, 1, 1, 1), (3, 9, 33, 35), (1, 4, 1, 17), (0, 3, 2, 2)]
+
+
+@pytest.mark.parametrize("shape", BLEND_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blend_grads_match_a_float64_loop(path, shape, dtype):
+    b, c, h, w = shape
+    grad, end = torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)
+    weight = torch.rand(b, 1, h, w, dtype=dtype)
+    grad_end, dot = torch.ops.fade.blend_grads(grad, end, weight)
+    expected_dot = torch.zeros(b, 1, h, w, dtype=torch.float64)
+    for ci in range(c):
+        expected_dot[:, 0] += grad[:, ci].double() * end[:, ci].double()
+    assert grad_end.dtype == dot.dtype == dtype and dot.shape == (b, 1, h, w)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(grad_end.double(), grad.double() * weight.double(), rtol=tol, atol=tol)
+    torch.testing.assert_close(dot.double(), expected_dot, rtol=tol, atol=tol)
+
+
+def test_blend_grads_native_kernel_is_used_and_any_layout_takes_the_fallback(monkeypatch):
+    monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
+    grad, end, weight = torch.randn(2, 6, 9, 40), torch.randn(2, 6, 9, 40), torch.rand(2, 1, 9, 40)
+    assert _native.supports_blend_grads(grad, end, weight)
+    native = _native.blend_grads(grad, end, weight)
+    cl = end.contiguous(memory_format=torch.channels_last)
+    assert not _native.supports_blend_grads(grad, cl, weight)
+    for a, b in zip(torch.ops.fade.blend_grads(grad, cl, weight), native):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert not _native.supports_blend_grads(grad, end.double(), weight)
+    monkeypatch.setattr(_native, "_MIN_WORK_PER_THREAD", 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        double = _native.blend_grads(grad, end, weight)
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(double, native))  # each pixel's sum in one order
+
+
+def test_blend_grads_entry_points_refuse_invalid_shapes():
+    lib, null = _native._library(), ctypes.c_void_p()
+    for shape in [(-1, 1, 1), (1, 0, 1), (1, 1, 0), (2**40, 2**20, 2**10)]:  # (B, C, P)
+        assert lib.fade_blend_grads_f32(null, null, null, null, null, *shape, 1, null) == 2
+        assert lib.fade_blend_grads_f64(null, null, null, null, null, *shape, 2, null) == 2
+    assert lib.fade_blend_grads_f32(null, null, null, null, null, 0, 3, 5, 1, null) == 0  # empty batch

@@ -10,16 +10,18 @@ from fade.ops import _native, pointwise_conv
 from fade.ops.pointwise import _matrix_product
 
 # (B, C_in, C_out, H, W): output blocks with and without a remainder, pixel counts with a partial
-# vector and a scalar tail, one pixel, an empty batch, C_out outside the native range.
+# vector and a scalar tail, one pixel, many outputs from few inputs (the compressors' input
+# gradient), an empty batch, C_out outside the native range (one, or many from many inputs).
 CASES = [
     (2, 7, 25, 5, 9),
     (1, 33, 64, 17, 13),
     (3, 3, 2, 1, 1),
     (2, 16, 6, 8, 8),
     (1, 9, 13, 31, 29),
+    (2, 64, 70, 9, 11),
     (0, 4, 5, 3, 3),
     (2, 5, 1, 6, 7),
-    (1, 5, 65, 4, 6),
+    (1, 65, 66, 4, 6),
 ]
 
 
@@ -40,9 +42,11 @@ def loop_reference(x, weight, bias):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_matches_the_loop_reference(path, case, dtype, channels_last, bias):
+@pytest.mark.parametrize("x_layout", [torch.contiguous_format, torch.channels_last])
+def test_matches_the_loop_reference(path, case, dtype, channels_last, bias, x_layout):
     b, c, o, h, w = case
-    x, weight = torch.randn(b, c, h, w, dtype=dtype), torch.randn(o, c, dtype=dtype)
+    x = torch.randn(b, c, h, w, dtype=dtype).contiguous(memory_format=x_layout)
+    weight = torch.randn(o, c, dtype=dtype)
     bias_ = torch.randn(o, dtype=dtype) if bias else None
     out = pointwise_conv(x, weight, bias_, channels_last)
     assert out.shape == (b, o, h, w) and out.dtype == dtype
@@ -52,11 +56,12 @@ def test_matches_the_loop_reference(path, case, dtype, channels_last, bias):
     torch.testing.assert_close(out.double(), loop_reference(x, weight, bias_), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("case", CASES[:5], ids=lambda c: "x".join(map(str, c)))
-def test_native_kernel_is_used_and_agrees_with_the_matrix_product(case, monkeypatch):
+@pytest.mark.parametrize("case", CASES[:6], ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("x_layout", [torch.contiguous_format, torch.channels_last])
+def test_native_kernel_is_used_and_agrees_with_the_matrix_product(case, x_layout, monkeypatch):
     monkeypatch.delenv(_native.DISABLE_ENV, raising=False)
     b, c, o, h, w = case
-    x, weight, bias = torch.randn(b, c, h, w), torch.randn(o, c), torch.randn(o)
+    x, weight, bias = torch.randn(b, c, h, w).contiguous(memory_format=x_layout), torch.randn(o, c), torch.randn(o)
     assert _native.supports_pointwise(x, weight, bias)
     for channels_last in (False, True):
         native = _native.pointwise(x, weight, bias, channels_last)
@@ -66,9 +71,11 @@ def test_native_kernel_is_used_and_agrees_with_the_matrix_product(case, monkeypa
 def test_what_the_native_kernel_takes():
     x, weight = torch.randn(1, 4, 3, 3), torch.randn(8, 4)
     assert _native.supports_pointwise(x, weight, None)
-    assert not _native.supports_pointwise(x.contiguous(memory_format=torch.channels_last), weight, None)
+    assert _native.supports_pointwise(x.contiguous(memory_format=torch.channels_last), weight, None)
+    assert _native.supports_pointwise(x, torch.randn(300, 4), None)  # many outputs from few inputs
+    assert not _native.supports_pointwise(x[..., ::2], weight, None)  # neither layout
     assert not _native.supports_pointwise(x, torch.randn(1, 4), None)  # one output: a matrix-vector product
-    assert not _native.supports_pointwise(x, torch.randn(65, 4), None)
+    assert not _native.supports_pointwise(torch.randn(1, 65, 3, 3), torch.randn(65, 65), None)
     assert not _native.supports_pointwise(x.half(), weight.half(), None)
     assert not _native.supports_pointwise(x, weight, torch.randn(8, dtype=torch.float64))
 
@@ -79,12 +86,13 @@ def test_two_threads_give_the_single_thread_result(threads_from, monkeypatch):
     if threads_from == "started per call":
         monkeypatch.setattr(_native, "_openmp_runner", lambda: None)
     x, weight, bias = torch.randn(3, 11, 9, 21), torch.randn(25, 11), torch.randn(25)
+    inputs = (x, x.contiguous(memory_format=torch.channels_last))
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        single = [_native.pointwise(x, weight, bias, cl) for cl in (False, True)]
+        single = [_native.pointwise(xx, weight, bias, cl) for xx in inputs for cl in (False, True)]
         torch.set_num_threads(2)
-        double = [_native.pointwise(x, weight, bias, cl) for cl in (False, True)]
+        double = [_native.pointwise(xx, weight, bias, cl) for xx in inputs for cl in (False, True)]
     finally:
         torch.set_num_threads(before)
     for a, b in zip(single, double):
@@ -95,9 +103,9 @@ def test_the_entry_points_refuse_invalid_shapes():
     lib, null = _native._library(), ctypes.c_void_p()
     # (B, C, O, P): negative batch, no channel, no output, no pixel, counts beyond int64 byte offsets.
     for shape in [(-1, 1, 1, 1), (1, 0, 1, 1), (1, 1, 0, 1), (1, 1, 1, 0), (2**40, 2**20, 2, 2**10)]:
-        assert lib.fade_pointwise_f32(null, null, null, null, *shape, 0, 1, null) == 2
-        assert lib.fade_pointwise_f64(null, null, null, null, *shape, 1, 2, null) == 2
-    assert lib.fade_pointwise_f32(null, null, null, null, 0, 3, 4, 5, 0, 1, null) == 0  # empty batch: no work
+        assert lib.fade_pointwise_f32(null, null, null, null, *shape, 0, 0, 1, null) == 2
+        assert lib.fade_pointwise_f64(null, null, null, null, *shape, 1, 1, 2, null) == 2
+    assert lib.fade_pointwise_f32(null, null, null, null, 0, 3, 4, 5, 1, 0, 1, null) == 0  # empty batch: no work
 
 
 def test_gradients_flow_through_the_module_helper():

@@ -52,12 +52,15 @@ from torch import Tensor
 __all__ = [
     "CACHE_ENV",
     "DISABLE_ENV",
+    "POINTWISE_INPUTS",
     "POINTWISE_OUTPUTS",
     "available",
     "backward",
+    "blend_grads",
     "forward",
     "pointwise",
     "supports",
+    "supports_blend_grads",
     "supports_pointwise",
 ]
 
@@ -72,9 +75,10 @@ _MAX_DETAIL_CHARS = 2000
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 _CONVERTED_DTYPES = (torch.float16, torch.bfloat16)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-# Output channels :func:`pointwise` takes: a matrix-vector product is as fast for one, a general
-# matrix product beyond 64.
+# :func:`pointwise` takes 2 to 64 output channels (a matrix-vector product is as fast for one, a
+# general matrix product beyond 64), or more from at most 64 input channels.
 POINTWISE_OUTPUTS = range(2, 65)
+POINTWISE_INPUTS = range(1, 65)
 # Multiply-adds that make starting one more thread worthwhile (a thread start costs ~20-50 us).
 _MIN_WORK_PER_THREAD = 1 << 20
 # Largest element count the kernel indexes, so that byte offsets of 8-byte elements fit int64
@@ -141,16 +145,18 @@ def _cache_folder() -> tuple[Path, str | None]:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    """Set the argument types of the six entry points (AttributeError if one is missing)."""
+    """Set the argument types of the eight entry points (AttributeError if one is missing)."""
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     shape = [i64] * 8
     for suffix in _SUFFIX.values():
         conv = getattr(lib, f"fade_pointwise_{suffix}")
-        conv.argtypes, conv.restype = [p, p, p, p, *shape[:4], ctypes.c_int, ctypes.c_int, p], ctypes.c_int
+        conv.argtypes, conv.restype = [p, p, p, p, *shape[:4], ctypes.c_int, ctypes.c_int, ctypes.c_int, p], ctypes.c_int
         fwd = getattr(lib, f"fade_carafe_forward_{suffix}")
         fwd.argtypes, fwd.restype = [p, p, p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
         bwd = getattr(lib, f"fade_carafe_backward_{suffix}")
         bwd.argtypes, bwd.restype = [p, p, p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
+        blend = getattr(lib, f"fade_blend_grads_{suffix}")
+        blend.argtypes, blend.restype = [p, p, p, p, p, *shape[:3], ctypes.c_int, p], ctypes.c_int
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -412,9 +418,10 @@ def backward(grad: Tensor, x: Tensor, kernels: Tensor, k: int, scale: int) -> tu
 def supports_pointwise(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
     """True when :func:`pointwise` can take these inputs right now.
 
-    x: contiguous (NCHW) float32/float64 Tensor[B, C_in, H, W] on the CPU with C_in, H, W >= 1;
-    weight: Tensor[C_out, C_in] with C_out in POINTWISE_OUTPUTS; bias: Tensor[C_out] or
-    None; all three of one dtype on the CPU; element counts within the kernel's indexing.
+    x: float32/float64 Tensor[B, C_in, H, W] on the CPU, contiguous or channels-last, with
+    C_in, H, W >= 1; weight: Tensor[C_out, C_in] with C_out in POINTWISE_OUTPUTS, or C_in in
+    POINTWISE_INPUTS and C_out >= 2; bias: Tensor[C_out] or None; all three of one dtype on the
+    CPU; element counts within the kernel's indexing.
     """
     tensors = (x, weight) if bias is None else (x, weight, bias)
     b, c, h, w = x.shape
@@ -422,10 +429,10 @@ def supports_pointwise(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
     return (
         all(t.device.type == "cpu" and t.dtype == x.dtype for t in tensors)
         and x.dtype in _NATIVE_DTYPES
-        and x.is_contiguous()
+        and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
         and weight.shape == (o, c)
         and (bias is None or bias.shape == (o,))
-        and o in POINTWISE_OUTPUTS
+        and (o in POINTWISE_OUTPUTS or (o >= 2 and c in POINTWISE_INPUTS))
         and min(c, h, w) >= 1
         and max(b * c * h * w, b * o * h * w) <= _MAX_ELEMENTS
         and available()
@@ -437,7 +444,8 @@ def pointwise(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: boo
     :func:`supports_pointwise`).
 
     Args:
-        x: Tensor[B, C_in, H, W]. weight: Tensor[C_out, C_in]. bias: Tensor[C_out] or None.
+        x: Tensor[B, C_in, H, W], contiguous or channels-last. weight: Tensor[C_out, C_in].
+            bias: Tensor[C_out] or None.
         channels_last: write the result in the channels-last layout instead of the contiguous one.
 
     Returns:
@@ -451,5 +459,41 @@ def pointwise(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: boo
     threads = max(1, min(torch.get_num_threads(), b * c * o * h * w // _MIN_WORK_PER_THREAD))
     fn = getattr(_library(), f"fade_pointwise_{_SUFFIX[x.dtype]}")
     pointers = (x.data_ptr(), transposed.data_ptr(), None if bias is None else bias.data_ptr(), out.data_ptr())
-    status = fn(*pointers, b, c, o, h * w, int(channels_last), threads, _openmp_runner())
+    x_channels_last = not x.is_contiguous()
+    status = fn(*pointers, b, c, o, h * w, int(x_channels_last), int(channels_last), threads, _openmp_runner())
     return out if status == 0 else None
+
+
+def supports_blend_grads(grad: Tensor, end: Tensor, weight: Tensor) -> bool:
+    """True when :func:`blend_grads` can take these inputs right now: contiguous float32/float64
+    CPU tensors of one dtype, grad and end Tensor[B, C, H, W] alike, weight Tensor[B, 1, H, W]."""
+    b, _, h, w = grad.shape
+    return (
+        all(t.device.type == "cpu" and t.dtype == grad.dtype and t.is_contiguous() for t in (grad, end, weight))
+        and grad.dtype in _NATIVE_DTYPES
+        and end.shape == grad.shape
+        and weight.shape == (b, 1, h, w)
+        and min(grad.shape[1:]) >= 1
+        and grad.numel() <= _MAX_ELEMENTS
+        and available()
+    )
+
+
+def blend_grads(grad: Tensor, end: Tensor, weight: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``grad * weight`` and ``(grad * end).sum(1, keepdim=True)`` in one pass over grad (inputs
+    accepted by :func:`supports_blend_grads`): the gradients of ``torch.lerp(up, end, weight)``
+    that involve ``end``.
+
+    Args:
+        grad, end: Tensor[B, C, H, W]. weight: Tensor[B, 1, H, W].
+
+    Returns:
+        (Tensor[B, C, H, W], Tensor[B, 1, H, W]); None when the kernel refused the shape.
+    """
+    b, c, h, w = grad.shape
+    grad_end, dot = torch.empty_like(grad), torch.empty_like(weight)
+    threads = max(1, min(torch.get_num_threads(), grad.numel() // _MIN_WORK_PER_THREAD))
+    fn = getattr(_library(), f"fade_blend_grads_{_SUFFIX[grad.dtype]}")
+    pointers = (grad.data_ptr(), end.data_ptr(), weight.data_ptr(), grad_end.data_ptr(), dot.data_ptr())
+    status = fn(*pointers, b, c, h * w, threads, _openmp_runner())
+    return (grad_end, dot) if status == 0 else None

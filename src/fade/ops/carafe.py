@@ -291,6 +291,23 @@ def _carafe_backward_fake(grad: Tensor, x: Tensor, kernels: Tensor, scale: int) 
     return x.new_empty(x.shape), kernels.new_empty(kernels.shape)
 
 
+@torch.library.custom_op("fade::blend_grads", mutates_args=())
+def _blend_grads_op(grad: Tensor, end: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    """fade::blend_grads: ``grad * weight`` and ``(grad * end).sum(1, keepdim=True)``, the gradients
+    of ``torch.lerp(up, end, weight)`` that involve ``end``: by the native kernel in one pass over
+    grad where it applies, else with channels summed 16 at a time (no output-sized temporary)."""
+    done = _native.blend_grads(grad, end, weight) if _native.supports_blend_grads(grad, end, weight) else None
+    if done is not None:
+        return done
+    dot = sum((g * e).sum(1, keepdim=True) for g, e in zip(grad.split(16, 1), end.split(16, 1)))
+    return grad * weight, dot
+
+
+@_blend_grads_op.register_fake
+def _blend_grads_fake(grad: Tensor, end: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(grad), grad.new_empty((grad.shape[0], 1, *grad.shape[2:]))
+
+
 def _setup_context(ctx, inputs: tuple[Tensor, Tensor, int], output: Tensor) -> None:
     x, kernels, scale = inputs
     ctx.save_for_backward(x, kernels)
@@ -320,12 +337,14 @@ def _lerp_backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         keep = (1 - weight).to(kernels.dtype)
         grad_x, taps = torch.ops.fade.carafe_backward(grad, x, kernels * keep, ctx.scale)
         grad_kernels = taps * keep if need_kernels else None
-        if need_weight:  # sum over channels of grad * (end - up), 16 channels at a time
-            ends = zip(grad.split(16, 1), end.split(16, 1))
-            grad_weight = sum((g * e).sum(1, keepdim=True) for g, e in ends) - (taps * kernels).sum(1, keepdim=True)
-    if need_end:
-        grad_end = grad * weight
-    return grad_x if need_x else None, grad_kernels, grad_end, grad_weight, None
+    if need_end or need_weight:
+        grad_end, dot = torch.ops.fade.blend_grads(grad, end, weight.to(grad.dtype))
+        if need_weight:  # sum over channels of grad * (end - up)
+            grad_weight = dot - (taps * kernels).sum(1, keepdim=True)
+    return grad_x if need_x else None, grad_kernels, grad_end if need_end else None, grad_weight, None
+
+
+
 
 
 def _no_double_backward(ctx, grad_x: Tensor, grad_kernels: Tensor) -> None:
@@ -337,6 +356,6 @@ _carafe_lerp_op.register_autograd(_lerp_backward, setup_context=_lerp_setup_cont
 # Under autocast both operators run in float32 (as torch's precision-sensitive ops do): the kernels
 # a half-precision conv predicts and a float32 feature meet in one dtype, accumulated in float32.
 for _device_type in ("cpu", "cuda"):
-    for _op in (_carafe_op, _carafe_backward_op, _carafe_lerp_op):
+    for _op in (_carafe_op, _carafe_backward_op, _carafe_lerp_op, _blend_grads_op):
         _op.register_autocast(_device_type, torch.float32)
 _carafe_backward_op.register_autograd(_no_double_backward)

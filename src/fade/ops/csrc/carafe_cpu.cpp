@@ -712,11 +712,13 @@ bool sizes_fit(const Shape& sh, int nthreads) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pointwise (1x1) convolution with few output channels (FADE's compressors, C_out = K*K or d):
-// out[b, o, p] = bias[o] + sum_c wt[c, o] * x[b, c, p] over the P = H*W pixels of NCHW-contiguous x,
-// wt being the weight transposed to (C, O). A general matrix product first packs x, which costs
-// about as much as the product itself when O is small; here a tile of OB outputs by NV vectors of
-// pixels stays in registers while c runs over the channels. Tasks are (b, pixel tile); the output
+// Pointwise (1x1) convolution with few output channels (FADE's compressors, C_out = K*K or d) or
+// few input channels (the input gradients of the compressors, C_in = d):
+// out[b, o, p] = bias[o] + sum_c wt[c, o] * x[b, c, p] over the P = H*W pixels of x, wt being the
+// weight transposed to (C, O). A general matrix product first packs x, which costs about as much
+// as the product itself when O or C is small; here a tile of OB outputs by NV vectors of pixels
+// stays in registers while c runs over the channels. Tasks are (b, pixel tile). x is NCHW, or
+// channels-last (x[b, p, c]), whose tile is first transposed into the worker's scratch; the output
 // is NCHW, or channels-last (out[b, p, o]) when asked.
 // ---------------------------------------------------------------------------------------------
 
@@ -728,59 +730,67 @@ constexpr int kPointwiseOutputs = 4, kPointwiseVectors = 3;  // 12 accumulators 
 
 struct PointwiseShape {
     i64 B, C, O, P;
-    bool channels_last;
+    bool x_channels_last, channels_last;
 
     i64 at(i64 b, i64 o, i64 p) const { return channels_last ? (b * P + p) * O + o : (b * O + o) * P + p; }
 };
 
-// Outputs [o0, o0 + OB) at pixels [p0, p0 + NV * lanes) of batch b.
+// The pixels of one task: xp points at channel 0 of its first pixel, channels `stride` apart.
+template <typename T>
+struct PixelTile {
+    const T* xp;
+    i64 stride, b, p0;
+};
+
+// Outputs [o0, o0 + OB) at the NV * lanes pixels from `at` pixels into the tile.
 template <typename T, int OB, int NV>
-void pointwise_tile(const T* x, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 b, i64 o0,
-                    i64 p0) {
+void pointwise_tile(const PixelTile<T>& t, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 o0,
+                    i64 at) {
     constexpr i64 L = Simd<T>::lanes;
     Vec<T> acc[OB][NV];
     for (int o = 0; o < OB; ++o)
         for (int n = 0; n < NV; ++n) acc[o][n] = Vec<T>{} + (bias != nullptr ? bias[o0 + o] : T(0));
-    const T* xp = x + b * sh.C * sh.P + p0;
-    for (i64 c = 0; c < sh.C; ++c, xp += sh.P) {
+    const T* xp = t.xp + at;
+    for (i64 c = 0; c < sh.C; ++c, xp += t.stride) {
         Vec<T> xv[NV];
         for (int n = 0; n < NV; ++n) xv[n] = loadu(xp + n * L);
         const T* w = wt + c * sh.O + o0;
         for (int o = 0; o < OB; ++o)
             for (int n = 0; n < NV; ++n) acc[o][n] += w[o] * xv[n];
     }
+    const i64 p0 = t.p0 + at;
     if (!sh.channels_last) {
         for (int o = 0; o < OB; ++o)
-            for (int n = 0; n < NV; ++n) storeu(out + sh.at(b, o0 + o, p0 + n * L), acc[o][n]);
+            for (int n = 0; n < NV; ++n) storeu(out + sh.at(t.b, o0 + o, p0 + n * L), acc[o][n]);
         return;
     }
     T tile[OB][NV * L];
     for (int o = 0; o < OB; ++o)
         for (int n = 0; n < NV; ++n) storeu(tile[o] + n * L, acc[o][n]);
     for (i64 p = 0; p < NV * L; ++p)
-        for (int o = 0; o < OB; ++o) out[sh.at(b, o0 + o, p0 + p)] = tile[o][p];
+        for (int o = 0; o < OB; ++o) out[sh.at(t.b, o0 + o, p0 + p)] = tile[o][p];
 }
 
-// Every output at pixels [p0, p0 + NV * lanes): blocks of kPointwiseOutputs, then the R < that left.
+// Every output at the NV * lanes pixels from `at`: blocks of kPointwiseOutputs, then the R < that left.
 template <typename T, int NV, int R = kPointwiseOutputs - 1>
-void pointwise_outputs(const T* x, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 b, i64 p0,
+void pointwise_outputs(const PixelTile<T>& t, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 at,
                        i64 o0 = 0) {
     if constexpr (R == kPointwiseOutputs - 1)
         for (; o0 + kPointwiseOutputs <= sh.O; o0 += kPointwiseOutputs)
-            pointwise_tile<T, kPointwiseOutputs, NV>(x, wt, bias, out, sh, b, o0, p0);
+            pointwise_tile<T, kPointwiseOutputs, NV>(t, wt, bias, out, sh, o0, at);
     if constexpr (R > 0) {
         if (sh.O - o0 == R)
-            pointwise_tile<T, R, NV>(x, wt, bias, out, sh, b, o0, p0);
+            pointwise_tile<T, R, NV>(t, wt, bias, out, sh, o0, at);
         else
-            pointwise_outputs<T, NV, R - 1>(x, wt, bias, out, sh, b, p0, o0);
+            pointwise_outputs<T, NV, R - 1>(t, wt, bias, out, sh, at, o0);
     }
 }
 
 // One output value, c in the same order as the tiles.
 template <typename T>
-T pointwise_value(const T* x, const T* wt, const T* bias, const PointwiseShape& sh, i64 b, i64 o, i64 p) {
+T pointwise_value(const PixelTile<T>& t, const T* wt, const T* bias, const PointwiseShape& sh, i64 o, i64 at) {
     T acc = bias != nullptr ? bias[o] : T(0);
-    for (i64 c = 0; c < sh.C; ++c) acc += wt[c * sh.O + o] * x[(b * sh.C + c) * sh.P + p];
+    for (i64 c = 0; c < sh.C; ++c) acc += wt[c * sh.O + o] * t.xp[c * t.stride + at];
     return acc;
 }
 
@@ -788,23 +798,82 @@ template <typename T>
 int pointwise(const T* x, const T* wt, const T* bias, T* out, const PointwiseShape& sh, int nthreads, Runner runner) {
     constexpr i64 L = Simd<T>::lanes, tile = kPointwiseVectors * L;
     const i64 tiles = (sh.P + tile - 1) / tile;
-    return parallel_tasks<T>(sh.B * tiles, nthreads, runner, 0, 0, [&](i64 task, T*, i64*) {
-        const i64 b = task / tiles;
-        i64 p = task % tiles * tile;
-        const i64 end = std::min(sh.P, p + tile);
-        if (end - p == tile) return pointwise_outputs<T, kPointwiseVectors>(x, wt, bias, out, sh, b, p);
-        for (; p + L <= end; p += L) pointwise_outputs<T, 1>(x, wt, bias, out, sh, b, p);
-        for (; p < end; ++p)
-            for (i64 o = 0; o < sh.O; ++o) out[sh.at(b, o, p)] = pointwise_value(x, wt, bias, sh, b, o, p);
+    const i64 scratch = sh.x_channels_last ? sh.C * tile : 0;
+    return parallel_tasks<T>(sh.B * tiles, nthreads, runner, scratch, 0, [&](i64 task, T* buf, i64*) {
+        const i64 b = task / tiles, p0 = task % tiles * tile, n = std::min(sh.P - p0, tile);
+        PixelTile<T> t{x + b * sh.C * sh.P + p0, sh.P, b, p0};
+        if (sh.x_channels_last) {  // x[b, p0 + i, c] -> buf[c * tile + i]
+            const T* src = x + (b * sh.P + p0) * sh.C;
+            for (i64 i = 0; i < n; ++i)
+                for (i64 c = 0; c < sh.C; ++c) buf[c * tile + i] = src[i * sh.C + c];
+            t = PixelTile<T>{buf, tile, b, p0};
+        }
+        if (n == tile) return pointwise_outputs<T, kPointwiseVectors>(t, wt, bias, out, sh, 0);
+        i64 at = 0;
+        for (; at + L <= n; at += L) pointwise_outputs<T, 1>(t, wt, bias, out, sh, at);
+        for (; at < n; ++at)
+            for (i64 o = 0; o < sh.O; ++o) out[sh.at(b, o, p0 + at)] = pointwise_value(t, wt, bias, sh, o, at);
     });
 }
 
-// True when the shape is valid (B >= 0, C, O, P >= 1) and x, out and wt hold at most kMaxElements.
-bool pointwise_fits(const PointwiseShape& sh) {
+// True when the shape is valid (B >= 0, C, O, P >= 1) and x, out, wt and the scratch hold at most kMaxElements.
+bool pointwise_fits(const PointwiseShape& sh, int nthreads) {
     if (sh.B < 0 || sh.C < 1 || sh.O < 1 || sh.P < 1) return false;
     const i64 counts[] = {checked_mul(checked_mul(sh.B, sh.C), sh.P), checked_mul(checked_mul(sh.B, sh.O), sh.P),
-                          checked_mul(sh.C, sh.O)};
+                          checked_mul(sh.C, sh.O),
+                          checked_mul(std::max(nthreads, 1), checked_mul(sh.C, kPointwiseVectors * Simd<float>::lanes))};
     return std::all_of(std::begin(counts), std::end(counts), [](i64 n) { return n >= 0; });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients of the blend out = up + w * (end - up) that involve `end` (B, C, P), in one pass over
+// the output gradient: grad_end = grad * w, and dot[b, p] = sum_c grad * end, the part of w's
+// gradient that the reassembly does not give. Tasks are (b, tile of pixels); c runs in order.
+// ---------------------------------------------------------------------------------------------
+
+constexpr i64 kBlendTile = 1024;  // pixels per task: a row of each operand per channel, from L1
+
+template <typename T>
+int blend_grads(const T* grad, const T* end, const T* w, T* grad_end, T* dot, i64 B, i64 C, i64 P, int nthreads,
+                Runner runner) {
+    constexpr i64 L = Simd<T>::lanes;
+    constexpr int CB = 4;  // channels per sweep of the tile: four rows of each operand in flight
+    const i64 tiles = (P + kBlendTile - 1) / kBlendTile;
+    return parallel_tasks<T>(B * tiles, nthreads, runner, 0, 0, [&](i64 task, T*, i64*) {
+        const i64 b = task / tiles, p0 = task % tiles * kBlendTile, n = std::min(P - p0, kBlendTile);
+        const i64 vec_end = n / L * L;
+        const T* wp = w + b * P + p0;
+        T* dp = dot + b * P + p0;
+        std::fill(dp, dp + n, T(0));
+        for (i64 c0 = 0; c0 < C; c0 += CB) {
+            const int cb = static_cast<int>(std::min<i64>(CB, C - c0));
+            const i64 at = (b * C + c0) * P + p0;
+            const T *gp = grad + at, *ep = end + at;
+            T* op = grad_end + at;
+            if (cb == CB) {
+                for (i64 i = 0; i < vec_end; i += L) {
+                    const Vec<T> wv = loadu(wp + i);
+                    Vec<T> acc = loadu(dp + i);
+                    for (int j = 0; j < CB; ++j) {
+                        const Vec<T> g = loadu(gp + j * P + i);
+                        storeu(op + j * P + i, g * wv);
+                        acc += g * loadu(ep + j * P + i);
+                    }
+                    storeu(dp + i, acc);
+                }
+            }
+            for (i64 i = cb == CB ? vec_end : 0; i < n; ++i)
+                for (int j = 0; j < cb; ++j) {
+                    op[j * P + i] = gp[j * P + i] * wp[i];
+                    dp[i] += gp[j * P + i] * ep[j * P + i];
+                }
+        }
+    });
+}
+
+// True when the shape is valid (B >= 0, C, P >= 1) and the operands hold at most kMaxElements.
+bool blend_fits(i64 B, i64 C, i64 P) {
+    return B >= 0 && C >= 1 && P >= 1 && checked_mul(checked_mul(B, C), P) >= 0;
 }
 
 }  // namespace
@@ -839,10 +908,11 @@ int fade_carafe_backward_f64(const double* grad, const double* x, const double* 
     return sizes_fit(FADE_SHAPE, nthreads) ? backward(grad, x, k, gx, gk, FADE_SHAPE, nthreads, reinterpret_cast<Runner>(runner)) : 2;
 }
 
-#define FADE_POINTWISE_ARGS i64 B, i64 C, i64 O, i64 P, int channels_last, int nthreads, void* runner
+#define FADE_POINTWISE_ARGS \
+    i64 B, i64 C, i64 O, i64 P, int x_channels_last, int channels_last, int nthreads, void* runner
 #define FADE_POINTWISE(x, wt, bias, out)                                                             \
-    const PointwiseShape sh{B, C, O, P, channels_last != 0};                                         \
-    return pointwise_fits(sh) ? pointwise(x, wt, bias, out, sh, nthreads, reinterpret_cast<Runner>(runner)) : 2
+    const PointwiseShape sh{B, C, O, P, x_channels_last != 0, channels_last != 0};                   \
+    return pointwise_fits(sh, nthreads) ? pointwise(x, wt, bias, out, sh, nthreads, reinterpret_cast<Runner>(runner)) : 2
 
 int fade_pointwise_f32(const float* x, const float* wt, const float* bias, float* out, FADE_POINTWISE_ARGS) {
     FADE_POINTWISE(x, wt, bias, out);
@@ -850,6 +920,22 @@ int fade_pointwise_f32(const float* x, const float* wt, const float* bias, float
 
 int fade_pointwise_f64(const double* x, const double* wt, const double* bias, double* out, FADE_POINTWISE_ARGS) {
     FADE_POINTWISE(x, wt, bias, out);
+}
+
+#define FADE_BLEND_ARGS i64 B, i64 C, i64 P, int nthreads, void* runner
+#define FADE_BLEND_GRADS                                                                             \
+    return blend_fits(B, C, P) ? blend_grads(grad, end, w, grad_end, dot, B, C, P, nthreads,       \
+                                             reinterpret_cast<Runner>(runner))                      \
+                               : 2
+
+int fade_blend_grads_f32(const float* grad, const float* end, const float* w, float* grad_end, float* dot,
+                         FADE_BLEND_ARGS) {
+    FADE_BLEND_GRADS;
+}
+
+int fade_blend_grads_f64(const double* grad, const double* end, const double* w, double* grad_end, double* dot,
+                         FADE_BLEND_ARGS) {
+    FADE_BLEND_GRADS;
 }
 
 }  // extern "C"
