@@ -344,9 +344,6 @@ def _lerp_backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
     return grad_x if need_x else None, grad_kernels, grad_end if need_end else None, grad_weight, None
 
 
-
-
-
 def _no_double_backward(ctx, grad_x: Tensor, grad_kernels: Tensor) -> None:
     raise NotImplementedError("fade.ops.carafe: second-order gradients (through its backward) are not supported")
 
