@@ -1,7 +1,8 @@
 """The native CPU kernels (``csrc/carafe_cpu.cpp``): built on first use, called by ctypes.
 
 :func:`forward` and :func:`backward` reassemble (CARAFE); :func:`pointwise` is the 1x1 convolution
-with few output channels of FADE's kernel generators.
+with few output (or input) channels of FADE's kernel generators; :func:`blend_grads` gives the
+gradients of the gate's blend that involve the encoder feature.
 
 The C++ source has no torch headers, so the system C++ compiler builds it in seconds. The shared
 library is cached in ``$FADE_CACHE_DIR`` (default ``~/.cache/fade``) under a name that hashes the

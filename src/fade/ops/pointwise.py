@@ -2,8 +2,8 @@
 
 :func:`pointwise_conv` dispatches to the custom operator ``fade::pointwise_conv`` (opaque to
 ``torch.compile``), which runs the native kernel (:func:`fade.ops._native.pointwise`) for a
-contiguous float32/float64 CPU input and 2 to 64 output channels, and one batched matrix
-product otherwise. Under autocast and during ONNX export it is the matrix product itself (so
+float32/float64 CPU input, contiguous or channels-last, with 2 to 64 output channels or at most
+64 input channels (the compressors' input gradients), and one batched matrix product otherwise. Under autocast and during ONNX export it is the matrix product itself (so
 autocast casts it, and the exporter sees standard operators). Its backward (an autograd Function)
 returns the input's gradient in the input's own memory layout.
 """

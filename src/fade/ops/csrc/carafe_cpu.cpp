@@ -1,5 +1,6 @@
 // Fused CPU kernels for CARAFE reassembly (forward, grad w.r.t. x and kernels), NCHW contiguous, and
-// the pointwise (1x1) convolution with few output channels that feeds FADE's kernel generators.
+// the pointwise (1x1) convolution with few output or input channels that feeds FADE's kernel
+// generators, and the gradients of the gate's blend that involve the encoder feature.
 //
 // out[b,c,y,x] = sum_{i,j<K} x[b,c, sy+i-r, sx+j-r] * k[b, i*K+j, y, x],  r = K/2,
 // sy = min(y/s, H-1), sx = min(x/s, W-1), zero outside x.
