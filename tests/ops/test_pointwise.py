@@ -1,6 +1,7 @@
 """fade.ops.pointwise_conv: the native 1x1 kernel and the matrix product against a float64 loop."""
 
 import ctypes
+from functools import partial
 
 import pytest
 import torch
@@ -108,12 +109,29 @@ def test_the_entry_points_refuse_invalid_shapes():
     assert lib.fade_pointwise_f32(null, null, null, null, 0, 3, 4, 5, 1, 0, 1, null) == 0  # empty batch: no work
 
 
-def test_gradients_flow_through_the_module_helper():
-    """The op has no autograd formula of its own; fade.upsamplers.kernels.pointwise supplies it."""
+def _call_op(x, weight, bias, channels_last):
+    return torch.ops.fade.pointwise_conv(x, weight, bias, channels_last)
+
+
+@pytest.mark.parametrize("x_layout", [torch.contiguous_format, torch.channels_last])
+def test_gradients_and_second_order_gradients(path, x_layout):
+    """The operator's own autograd formula (its input gradient is the operator again), directly
+    and through the module helper fade.upsamplers.kernels.pointwise."""
     from fade.upsamplers.kernels import pointwise
 
+    x = torch.randn(2, 2, 3, 2, dtype=torch.float64).contiguous(memory_format=x_layout).requires_grad_()
+    for outputs in (66, 3):  # many outputs from few inputs; few outputs
+        weight = torch.randn(outputs, 2, dtype=torch.float64, requires_grad=True)
+        bias = torch.randn(outputs, dtype=torch.float64, requires_grad=True)
+        for channels_last in (False, True):
+            fn = partial(_call_op, channels_last=channels_last)
+            assert torch.autograd.gradcheck(fn, (x, weight, bias))
+            if outputs == 3:  # second order (its cost grows with the outputs)
+                assert torch.autograd.gradgradcheck(fn, (x, weight, bias))
+    x = torch.randn(1, 12, 3, 4, dtype=torch.float64).contiguous(memory_format=x_layout).requires_grad_()
+    grad_x = torch.autograd.grad(pointwise_conv(x, torch.randn(25, 12, dtype=torch.float64)).sum(), x)[0]
+    assert grad_x.is_contiguous(memory_format=x_layout)
     conv = torch.nn.Conv2d(12, 25, 1).double()
-    x = torch.randn(2, 12, 5, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: pointwise(conv, t, True), (x,))
 
 

@@ -3,9 +3,10 @@
 :func:`pointwise_conv` dispatches to the custom operator ``fade::pointwise_conv`` (opaque to
 ``torch.compile``), which runs the native kernel (:func:`fade.ops._native.pointwise`) for a
 float32/float64 CPU input, contiguous or channels-last, with 2 to 64 output channels or at most
-64 input channels (the compressors' input gradients), and one batched matrix product otherwise. Under autocast and during ONNX export it is the matrix product itself (so
-autocast casts it, and the exporter sees standard operators). Its backward (an autograd Function)
-returns the input's gradient in the input's own memory layout.
+64 input channels (the compressors' input gradients), and one batched matrix product otherwise.
+Under autocast and during ONNX export it is the matrix product itself (so autocast casts it, and
+the exporter sees standard operators). The operator's autograd formula returns the input's
+gradient in the input's own memory layout, computed by the operator again.
 """
 
 from __future__ import annotations
@@ -37,43 +38,9 @@ def pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None, channe
             (C_out,), or mismatched devices.
     """
     _check_inputs(x, weight, bias)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
-        return _PointwiseConv.apply(x, weight, bias, channels_last)
-    return _product(x, weight, bias, channels_last)
-
-
-def _product(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
-    """:func:`pointwise_conv` of checked inputs, without autograd."""
     if autocast_enabled(x.device.type) or torch.onnx.is_in_onnx_export():
         return _matrix_product(x, weight, bias, channels_last)
     return torch.ops.fade.pointwise_conv(x, weight, bias, channels_last)
-
-
-class _PointwiseConv(torch.autograd.Function):
-    """:func:`_product` with a backward that returns the input's gradient in the input's layout
-    (so adding it to another gradient of x needs no transposition; the conv's backward on CPU also
-    builds an input-sized buffer)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        return _product(x, weight, bias, channels_last)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
-        x, weight = x.to(grad.dtype), weight.to(grad.dtype)  # autocast ran the forward in grad's dtype
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            x_channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-            grad_x = _product(grad, weight.t(), None, x_channels_last)
-        if ctx.needs_input_grad[1]:  # sum over the batch of (x (C_in, H*W) @ grad^T (H*W, C_out))^T
-            # (this order reads both operands of a contiguous x and a channels-last grad row by row,
-            # the compressors' case: about 20% faster than grad @ x^T)
-            grad_weight = torch.bmm(x.flatten(2), grad.flatten(2).transpose(1, 2)).sum(0).t()
-        if ctx.needs_input_grad[2]:
-            grad_bias = grad.sum((0, 2, 3))
-        return grad_x, grad_weight, grad_bias, None
 
 
 def _check_inputs(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
@@ -122,3 +89,29 @@ def _pointwise_fake(x: Tensor, weight: Tensor, bias: Tensor | None, channels_las
     if channels_last:
         return x.new_empty((b, h, w, weight.shape[0])).permute(0, 3, 1, 2)
     return x.new_empty((b, weight.shape[0], h, w))
+
+
+def _setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor | None, bool], output: Tensor) -> None:
+    x, weight, _, _ = inputs
+    ctx.save_for_backward(x, weight)
+
+
+def _backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+    """Gradients of the 1x1 convolution; the input's comes in the input's own memory layout (so
+    adding it to another gradient of x needs no transposition; the conv's backward on CPU also
+    builds an input-sized buffer)."""
+    x, weight = ctx.saved_tensors
+    grad_x = grad_weight = grad_bias = None
+    if ctx.needs_input_grad[0]:
+        x_channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        grad_x = torch.ops.fade.pointwise_conv(grad, weight.t(), None, x_channels_last)
+    if ctx.needs_input_grad[1]:  # sum over the batch of (x (C_in, H*W) @ grad^T (H*W, C_out))^T
+        # (this order reads both operands of a contiguous x and a channels-last grad row by row,
+        # the compressors' case: about 20% faster than grad @ x^T)
+        grad_weight = torch.bmm(x.flatten(2), grad.flatten(2).transpose(1, 2)).sum(0).t()
+    if ctx.needs_input_grad[2]:
+        grad_bias = grad.sum((0, 2, 3))
+    return grad_x, grad_weight, grad_bias, None
+
+
+_pointwise_op.register_autograd(_backward, setup_context=_setup_context)
