@@ -156,6 +156,6 @@ def test_bad_root_normalize_and_index():
         FashionMNIST(SYSTEM_DIR, "test", normalize="yes")
     dataset = FashionMNIST(SYSTEM_DIR, "test")
     for index in (-1, 10_000, 1.5, "0", None, True):
-        with pytest.raises(IndexError, match=rf"index: expected an integer in \[0, 10000\), got "):
+        with pytest.raises(IndexError, match=r"index: expected an integer in \[0, 10000\), got "):
             dataset[index]
     assert torch.equal(dataset[np.int64(3)][0], dataset[torch.tensor(3)][0])

@@ -9,7 +9,7 @@ the identity. ``en`` only gives the output size.
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..ops.resize import check_scale, check_sizes, fit_to_size, nearest_upsample, source_index
 from ._checks import check_ints, check_tensors, conv2d, conv_transpose2d, factory_kwargs
