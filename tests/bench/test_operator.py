@@ -110,6 +110,8 @@ def test_module_rows_hold_times_memory_parts_and_profiles(result):
             for call in ("fwd", "fwdbwd"):
                 q1, q3 = setting["ratio_quartiles"][f"{m}_{call}"]
                 assert 0 < q1 <= q3
+                low, high = setting["bilinear_quartiles_ms"][call]  # bilinear's own spread
+                assert 0 < low <= setting["latency_ms"][f"bilinear_{call}"] <= high
             assert setting["output_fill_ms"]["fresh"] > 0 and setting["output_fill_ms"]["reused"] > 0
             parts = setting["parts_ms"][m]
             assert parts["whole"] == setting["latency_ms"][f"{m}_fwd"]
@@ -159,6 +161,12 @@ def test_tables_show_each_check_with_its_target_and_mark_misses(result):
                 spread = f" ({q1:.2f}-{q3:.2f})"
             expected = f"{entry['value']:.2f}x" + (spread or "") + (" (no)" if not entry["pass"] else "")
             assert cell == expected
+        yardstick = row.split("|")[9].strip()  # bilinear's median times with their quartiles
+        times = []
+        for call in ("fwd", "fwdbwd"):
+            q1, q3 = setting["bilinear_quartiles_ms"][call]
+            times.append(f"{setting['latency_ms'][f'bilinear_{call}']:,.1f} ({q1:,.1f}-{q3:,.1f})")
+        assert yardstick == " / ".join(times)
     assert module_rows[0].startswith(f"| batch {SETTINGS[0][0]}, {SETTINGS[0][1]} threads | FADE |")
 
 

@@ -116,6 +116,8 @@ def run_operator_suite(
         ``reassembly``, ``rest`` = whole - kernels - reassembly, medians of the same rounds),
         ``"ratio_quartiles"`` (``"<module>_fwd"`` and ``"<module>_fwdbwd"``: first and third
         quartiles of the per-round ratios to bilinear, the spread behind the median ratio),
+        ``"bilinear_quartiles_ms"`` (``fwd`` and ``fwdbwd``: first and third quartiles of the
+        yardstick's own times over the rounds: how much it moved while the modules were timed),
         ``"output_fill_ms"`` (``fresh``: allocating an output-sized tensor and filling it, ``reused``:
         filling one kept from before; their difference is what the first touch of fresh memory
         costs, which a call pays whenever the allocator hands it fresh pages),
@@ -259,7 +261,7 @@ def operator_tables(result: dict) -> str:
         "",
         (
             "| setting | module | fwd (q1-q3) | fwd+bwd (q1-q3) | fwd peak | fwd+bwd peak | GEMM floor fwd / fwd+bwd "
-            "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (ms) | output fill fresh / reused (ms) |"
+            "| kernels / reassembly / rest (ms) | bilinear fwd / fwd+bwd (q1-q3) (ms) | output fill fresh / reused (ms) |"
         ),
         "|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
@@ -283,7 +285,10 @@ def operator_tables(result: dict) -> str:
             parts = setting["parts_ms"][module]
             split = " / ".join(f"{parts[k]:,.1f}" for k in ("kernels", "reassembly", "rest"))
             name = {"fade": "FADE", "fade_lite": "FADE-Lite"}.get(module, module)
-            times = f"{bilinear['bilinear_fwd']:,.1f} / {bilinear['bilinear_fwdbwd']:,.1f}"
+            times = " / ".join(
+                f"{bilinear[f'bilinear_{call}']:,.1f} ({q1:,.1f}-{q3:,.1f})"
+                for call, (q1, q3) in setting["bilinear_quartiles_ms"].items()
+            )
             fill = f"{setting['output_fill_ms']['fresh']:,.1f} / {setting['output_fill_ms']['reused']:,.1f}"
             text.append(f"| {label} | {name} | {' | '.join(cells)} | {floor} | {split} | {times} | {fill} |")
             label = ""
@@ -378,6 +383,10 @@ def _measure_modules(
             "latency_min_ms": {k: fwd[k].min_ms for k in fwd if not k.endswith(("_kernels", "_reassembly"))}
             | {k: t.min_ms for k, t in fwdbwd.items()},
             "ratio_quartiles": quartiles,
+            "bilinear_quartiles_ms": {
+                call: _quartiles(list(timings[f"bilinear_{call}"].samples_ms))
+                for call, timings in (("fwd", fwd), ("fwdbwd", fwdbwd))
+            },
             "parts_ms": parts,
             "output_fill_ms": fill,
             "profile_ms": profiles,
@@ -391,10 +400,14 @@ def _measure_modules(
 
 def _ratio_quartiles(ours: Timing, bilinear: Timing) -> list[float]:
     """First and third quartiles of the per-round ratios ours / bilinear (the calls ran in alternation)."""
-    ratios = [a / b for a, b in zip(ours.samples_ms, bilinear.samples_ms)]
-    if len(ratios) < 2:
-        return ratios * 2
-    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return _quartiles([a / b for a, b in zip(ours.samples_ms, bilinear.samples_ms)])
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    """[first quartile, third quartile] of the values (the value twice when there is one)."""
+    if len(values) < 2:
+        return list(values) * 2
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return [q1, q3]
 
 
