@@ -582,8 +582,8 @@ def test_carafe_lerp_compiles_fullgraph(path):
 
 
 # (B, C, H, W) for the blend gradients: channel counts off the kernel's 4-channel sweep, pixel
-# counts with partial vectors and beyond one 1024-pixel task, one pixel, an empty batch.
-BLEND_SHAPES = [(2, 5, 3, 7), (1, 1, 1, 1), (3, 9, 33, 35), (1, 4, 1, 17), (0, 3, 2, 2)]
+# counts with partial vectors and beyond one 1024-pixel task, one pixel, an empty batch, no channel.
+BLEND_SHAPES = [(2, 5, 3, 7), (1, 1, 1, 1), (3, 9, 33, 35), (1, 4, 1, 17), (0, 3, 2, 2), (2, 0, 3, 2)]
 
 
 @pytest.mark.parametrize("shape", BLEND_SHAPES, ids=lambda s: "x".join(map(str, s)))
