@@ -297,10 +297,12 @@ def _blend_grads_op(grad: Tensor, end: Tensor, weight: Tensor) -> tuple[Tensor, 
     of ``torch.lerp(up, end, weight)`` that involve ``end``: by the native kernel in one pass over
     grad where it applies, else with channels summed 16 at a time (no output-sized temporary)."""
     done = _native.blend_grads(grad, end, weight) if _native.supports_blend_grads(grad, end, weight) else None
-    if done is not None:
-        return done
-    dot = sum((g * e).sum(1, keepdim=True) for g, e in zip(grad.split(16, 1), end.split(16, 1)))
-    return grad * weight, dot
+    return (grad * weight, _channel_dot(grad, end)) if done is None else done
+
+
+def _channel_dot(grad: Tensor, end: Tensor) -> Tensor:
+    """``(grad * end).sum(1, keepdim=True)``, 16 channels at a time (no output-sized temporary)."""
+    return sum((g * e).sum(1, keepdim=True) for g, e in zip(grad.split(16, 1), end.split(16, 1)))
 
 
 @_blend_grads_op.register_fake
@@ -337,11 +339,13 @@ def _lerp_backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         keep = (1 - weight).to(kernels.dtype)
         grad_x, taps = torch.ops.fade.carafe_backward(grad, x, kernels * keep, ctx.scale)
         grad_kernels = taps * keep if need_kernels else None
-    if need_end or need_weight:
+    if need_end:  # with the channel sum of grad * end in the same pass
         grad_end, dot = torch.ops.fade.blend_grads(grad, end, weight.to(grad.dtype))
-        if need_weight:  # sum over channels of grad * (end - up)
-            grad_weight = dot - (taps * kernels).sum(1, keepdim=True)
-    return grad_x if need_x else None, grad_kernels, grad_end if need_end else None, grad_weight, None
+    elif need_weight:  # (a frozen end: no output-sized grad * weight is written for nothing)
+        dot = _channel_dot(grad, end)
+    if need_weight:  # sum over channels of grad * (end - up)
+        grad_weight = dot - (taps * kernels).sum(1, keepdim=True)
+    return grad_x if need_x else None, grad_kernels, grad_end, grad_weight, None
 
 
 def _no_double_backward(ctx, grad_x: Tensor, grad_kernels: Tensor) -> None:
