@@ -30,6 +30,7 @@ CASES = [
     (1, 6, 3, 20, 6, 40, 5, 2),  # wide rows: full vector tiles plus remainder columns
     (1, 21, 3, 4, 7, 9, 3, 2),  # more channels than one native task group (16)
     (2, 27, 5, 20, 10, 40, 5, 2),  # wide, narrow and single channel blocks, each over whole-vector tiles
+    (2, 13, 3, 23, 6, 47, 5, 2),  # every channel block over whole and part vectors (float32 and 64), floor mode
 ]
 
 

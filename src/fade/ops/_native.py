@@ -88,6 +88,8 @@ _MAX_ELEMENTS = (2**63 - 1) // 8
 # Channels per forward / grad_x task, and the most per channel block (kGroupChannels, and
 # kWideChannelBlock with AVX-512, in C++; it is 4 on other targets, so the count below is an upper bound).
 _GROUP_CHANNELS, _CHANNEL_BLOCK = 16, 8
+# Elements after each worker's scratch (kScratchSlack: kVectorBytes, at most 64).
+_SCRATCH_SLACK = 64
 _PRIVATE_MODE = 0o700
 _FOREIGN_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
@@ -307,9 +309,9 @@ def _fits(shape: tuple[int, ...], threads: int) -> bool:
         s * (h + 1),
         4 * threads * (h + 1),
         s * (w + k),
-        threads * _GROUP_CHANNELS * k * row_len,
-        threads * c * k * row_len,
-        threads * (ring_rows * (_GROUP_CHANNELS + k) * row_len + _CHANNEL_BLOCK * s * w),
+        threads * (_GROUP_CHANNELS * k * row_len + _SCRATCH_SLACK),
+        threads * (c * k * row_len + _SCRATCH_SLACK),
+        threads * (ring_rows * (_GROUP_CHANNELS + k) * row_len + _CHANNEL_BLOCK * s * w + _SCRATCH_SLACK),
         threads * ring_rows,
     )
     return max(counts) <= _MAX_ELEMENTS

@@ -9,8 +9,9 @@
 // neighbour and zero-padded by r*s on each side, u_t[q] = x[.., t, q/s - r] (zero rows for t
 // outside [0, H)). For columns x < min(W_out, s*W), where sx = x/s, tap (i, j) of output row y
 // reads u_{sy+i-r}[x + j*s], so an output row is a sum of K*K contiguous products
-// k_ij[y, :] * u_{sy+i-r}[j*s : j*s + W_out]. The few floor-mode columns x >= s*W (sx = W-1
-// there) are computed by the definition.
+// k_ij[y, :] * u_{sy+i-r}[j*s : j*s + W_out]. Tiles cover whole vectors of columns; the last
+// columns of a row, fewer than a vector, are one tile with masked loads and stores (Lanes). The
+// few floor-mode columns x >= s*W (sx = W-1 there) are computed by the definition.
 //
 // grad_k[ij,y,x] = sum_c grad[c,y,x] * u_{sy+i-r}[c][x + j*s] uses the same rows. grad_x of
 // source row h gathers g_u[q] = sum over the output rows y that reach h through tap row i
@@ -37,6 +38,9 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <iterator>
 #include <numeric>
 #include <system_error>
@@ -61,6 +65,8 @@ constexpr int kVectorBytes = 64;
 #else
 constexpr int kVectorBytes = 32;
 #endif
+// Elements every scratch buffer has after its last row (more than a vector's lanes; see Lanes).
+constexpr i64 kScratchSlack = kVectorBytes;
 
 // Wider channel blocks, tiled one vector of columns wide only (R x CB accumulators or gradient
 // vectors in registers; two vectors wide would spill them): they fit AVX-512's 32 registers, and
@@ -79,6 +85,15 @@ struct Simd {
 template <typename T>
 using Vec = typename Simd<T>::vec;
 
+#if !defined(__AVX512F__) && defined(__AVX2__)
+// AVX2's mask of the first n lanes of a vector of T: all bits set in those lanes.
+template <typename T>
+inline __m256i first_lanes_mask(i64 n) {
+    if constexpr (sizeof(T) == 4) return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    else return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+#endif
+
 template <typename T>
 inline Vec<T> loadu(const T* p) {
     Vec<T> v;
@@ -90,6 +105,58 @@ template <typename T>
 inline void storeu(T* p, const Vec<T>& v) {
     std::memcpy(p, &v, sizeof v);
 }
+
+// The n < lanes values at p in the first lanes of a vector (the others zero); reads nothing past
+// p + n. Masked moves where the target has them (a vector loaded from scalars just stored would
+// wait for them: a store-forwarding stall on every load).
+template <typename T>
+inline Vec<T> load_first(const T* p, i64 n) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) return Vec<T>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p));
+    else return Vec<T>(_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p));
+#elif defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) return Vec<T>(_mm256_maskload_ps(p, first_lanes_mask<T>(n)));
+    else return Vec<T>(_mm256_maskload_pd(p, first_lanes_mask<T>(n)));
+#else
+    T lanes[Simd<T>::lanes] = {};
+    std::copy(p, p + n, lanes);
+    return loadu(lanes);
+#endif
+}
+
+// Store the first n < lanes lanes of v at p; writes nothing past p + n.
+template <typename T>
+inline void store_first(T* p, const Vec<T>& v, i64 n) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), __m512(v));
+    else _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), __m512d(v));
+#elif defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) _mm256_maskstore_ps(p, first_lanes_mask<T>(n), __m256(v));
+    else _mm256_maskstore_pd(p, first_lanes_mask<T>(n), __m256d(v));
+#else
+    T lanes[Simd<T>::lanes];
+    storeu(lanes, v);
+    std::copy(lanes, lanes + n, p);
+#endif
+}
+
+// A tile's loads and stores of a tensor's rows: whole vectors, or (Partial) only the first n lanes
+// of one vector, for the last columns of a row. Scratch rows are read whole in both cases: a partial
+// tile's lanes are independent, so values read past the row's end only reach lanes it discards
+// (every scratch buffer has kScratchSlack elements after its last row for them).
+template <typename T, bool Partial>
+struct Lanes {
+    i64 n;
+
+    Vec<T> load(const T* p) const {
+        if constexpr (Partial) return load_first(p, n);
+        return loadu(p);
+    }
+    void store(T* p, const Vec<T>& v) const {
+        if constexpr (Partial) return store_first(p, v, n);
+        storeu(p, v);
+    }
+};
 
 struct Shape {
     i64 B, C, H, W, Ho, Wo, K, s;
@@ -259,21 +326,22 @@ TapRows<T> tap_rows(const RowRing<T>& ring, i64 ch0, i64 sy) {
     return TapRows<T>{ring.buf + ch0 * len, ring.channels * len, ring.slot(sy - ring.sh.r()), ring.sh.K, len};
 }
 
-// One output value by the definition (used for floor-mode columns x >= s*W).
-// xc: channel plane (H, W); kp: kernels at (b, 0, y, x), tap stride = Ho*Wo.
-template <typename T>
-T direct_value(const T* xc, const T* kp, const Shape& sh, i64 sy, i64 sx) {
-    const i64 r = sh.r(), K = sh.K, plane = sh.plane();
-    T acc = 0;
+// The output values of CB channels at one pixel by the definition (used for floor-mode columns
+// x >= s*W), one accumulator per channel. xc: plane (H, W) of the first channel; kp: kernels at
+// (b, 0, y, x), tap stride = Ho*Wo.
+template <typename T, int CB>
+void direct_values(const T* xc, const T* kp, const Shape& sh, i64 sy, i64 sx, T (&acc)[CB]) {
+    const i64 r = sh.r(), K = sh.K, plane = sh.plane(), hw = sh.H * sh.W;
+    for (int cc = 0; cc < CB; ++cc) acc[cc] = T(0);
     for (i64 i = 0; i < K; ++i) {
         const i64 yy = sy + i - r;
         for (i64 j = 0; j < K; ++j) {
             const i64 xx = sx + j - r;
             const bool inside = yy >= 0 && yy < sh.H && xx >= 0 && xx < sh.W;
-            acc += (inside ? xc[yy * sh.W + xx] : T(0)) * kp[(i * K + j) * plane];
+            const T kv = kp[(i * K + j) * plane];
+            for (int cc = 0; cc < CB; ++cc) acc[cc] += (inside ? xc[cc * hw + yy * sh.W + xx] : T(0)) * kv;
         }
     }
-    return acc;
 }
 
 // Channels [c0, c1) in blocks of kWideChannelBlock, then of kChannelBlock, then one at a time:
@@ -318,62 +386,63 @@ T blend_value(T v, const T* ep, const T* gp, i64 e_at, i64 g_at) {
     return ep == nullptr ? v : v + gp[g_at] * (ep[e_at] - v);
 }
 
-template <typename T, int R, int CB, int NV>
-i64 forward_tiles(const TapRows<T>& u, const T* kp, T* op, const T* ep, const T* gp, const Shape& sh, i64 x0,
-                  i64 x1) {
-    constexpr i64 L = Simd<T>::lanes, XB = NV * L;
+// One tile: R rows x CB channels x NV vectors of columns from x0 (Partial: one vector, its first
+// io.n columns).
+template <typename T, int R, int CB, int NV, bool Partial = false>
+void forward_tile(const TapRows<T>& u, const T* kp, T* op, const T* ep, const T* gp, const Shape& sh, i64 x0,
+                  const Lanes<T, Partial>& io) {
+    constexpr i64 L = Simd<T>::lanes;
     const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
-    for (; x0 + XB <= x1; x0 += XB) {
-        Vec<T> acc[R][CB][NV];
-        for (int rr = 0; rr < R; ++rr)
-            for (int cc = 0; cc < CB; ++cc)
-                for (int n = 0; n < NV; ++n) acc[rr][cc][n] = Vec<T>{};
-        for (i64 i = 0; i < K; ++i) {
-            for (i64 j = 0; j < K; ++j) {
-                const T* kv = kp + (i * K + j) * plane + x0;
-                Vec<T> kvec[R][NV];
-                for (int rr = 0; rr < R; ++rr)
-                    for (int n = 0; n < NV; ++n) kvec[rr][n] = loadu(kv + rr * wo + n * L);
-                for (int cc = 0; cc < CB; ++cc) {
-                    const T* uv = u.at(i, cc) + x0 + j * s;
-                    for (int n = 0; n < NV; ++n) {
-                        const Vec<T> uvec = loadu(uv + n * L);
-                        for (int rr = 0; rr < R; ++rr) acc[rr][cc][n] += kvec[rr][n] * uvec;
-                    }
+    Vec<T> acc[R][CB][NV];
+    for (int rr = 0; rr < R; ++rr)
+        for (int cc = 0; cc < CB; ++cc)
+            for (int n = 0; n < NV; ++n) acc[rr][cc][n] = Vec<T>{};
+    for (i64 i = 0; i < K; ++i) {
+        for (i64 j = 0; j < K; ++j) {
+            const T* kv = kp + (i * K + j) * plane + x0;
+            Vec<T> kvec[R][NV];
+            for (int rr = 0; rr < R; ++rr)
+                for (int n = 0; n < NV; ++n) kvec[rr][n] = io.load(kv + rr * wo + n * L);
+            for (int cc = 0; cc < CB; ++cc) {
+                const T* uv = u.at(i, cc) + x0 + j * s;
+                for (int n = 0; n < NV; ++n) {
+                    const Vec<T> uvec = loadu(uv + n * L);
+                    for (int rr = 0; rr < R; ++rr) acc[rr][cc][n] += kvec[rr][n] * uvec;
                 }
             }
         }
-        for (int rr = 0; rr < R; ++rr)
-            for (int cc = 0; cc < CB; ++cc)
-                for (int n = 0; n < NV; ++n) {
-                    const i64 at = rr * wo + x0 + n * L;
-                    Vec<T> v = acc[rr][cc][n];
-                    if (ep != nullptr) v += loadu(gp + at) * (loadu(ep + cc * plane + at) - v);
-                    storeu(op + cc * plane + at, v);
-                }
     }
+    for (int rr = 0; rr < R; ++rr)
+        for (int cc = 0; cc < CB; ++cc)
+            for (int n = 0; n < NV; ++n) {
+                const i64 at = rr * wo + x0 + n * L;
+                Vec<T> v = acc[rr][cc][n];
+                if (ep != nullptr) v += io.load(gp + at) * (io.load(ep + cc * plane + at) - v);
+                io.store(op + cc * plane + at, v);
+            }
+}
+
+// Whole tiles of NV vectors over columns [x0, x1); returns the first column not done.
+template <typename T, int R, int CB, int NV>
+i64 forward_tiles(const TapRows<T>& u, const T* kp, T* op, const T* ep, const T* gp, const Shape& sh, i64 x0,
+                  i64 x1) {
+    for (; x0 + NV * Simd<T>::lanes <= x1; x0 += NV * Simd<T>::lanes)
+        forward_tile<T, R, CB, NV>(u, kp, op, ep, gp, sh, x0, Lanes<T, false>{});
     return x0;
 }
 
-// Columns [x0, vec_cols()) left over by the tiles, then the floor-mode columns, of R rows.
+// The floor-mode columns x >= s*W of R rows (they read source column W-1), by the definition.
 template <typename T, int R, int CB>
-void forward_columns(const T* x, const TapRows<T>& u, const T* kp, T* op, const T* ep, const T* gp, const Shape& sh,
-                     i64 b, i64 sy, i64 c, i64 x0) {
-    const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
+void forward_floor_columns(const T* x, const T* kp, T* op, const T* ep, const T* gp, const Shape& sh, i64 b, i64 sy,
+                           i64 c) {
+    const i64 plane = sh.plane(), wo = sh.Wo;
     for (int rr = 0; rr < R; ++rr)
-        for (int cc = 0; cc < CB; ++cc) {
-            const T* kr = kp + rr * wo;
-            T* orow = op + cc * plane + rr * wo;
-            for (i64 xo = x0; xo < sh.vec_cols(); ++xo) {
-                T acc = 0;
-                for (i64 i = 0; i < K; ++i)
-                    for (i64 j = 0; j < K; ++j) acc += kr[(i * K + j) * plane + xo] * u.at(i, cc)[xo + j * s];
-                orow[xo] = blend_value(acc, ep, gp, cc * plane + rr * wo + xo, rr * wo + xo);
-            }
-            const T* xc = x + (b * sh.C + c + cc) * sh.H * sh.W;
-            for (i64 xo = sh.vec_cols(); xo < wo; ++xo) {
-                const T v = direct_value(xc, kr + xo, sh, sy, sh.W - 1);
-                orow[xo] = blend_value(v, ep, gp, cc * plane + rr * wo + xo, rr * wo + xo);
+        for (i64 xo = sh.vec_cols(); xo < wo; ++xo) {
+            T values[CB];
+            direct_values(x + (b * sh.C + c) * sh.H * sh.W, kp + rr * wo + xo, sh, sy, sh.W - 1, values);
+            for (int cc = 0; cc < CB; ++cc) {
+                const i64 at = cc * plane + rr * wo + xo;
+                op[at] = blend_value(values[cc], ep, gp, at, rr * wo + xo);
             }
         }
 }
@@ -389,7 +458,9 @@ void forward_rows(const T* x, const T* k, T* out, const Blend<T>& blend, const S
     i64 x0 = 0;
     if constexpr (CB <= kChannelBlock) x0 = forward_tiles<T, R, CB, 2>(u, kp, op, ep, gp, sh, 0, sh.vec_cols());
     x0 = forward_tiles<T, R, CB, 1>(u, kp, op, ep, gp, sh, x0, sh.vec_cols());
-    forward_columns<T, R, CB>(x, u, kp, op, ep, gp, sh, b, sy, c, x0);
+    if (x0 < sh.vec_cols())
+        forward_tile<T, R, CB, 1, true>(u, kp, op, ep, gp, sh, x0, Lanes<T, true>{sh.vec_cols() - x0});
+    forward_floor_columns<T, R, CB>(x, kp, op, ep, gp, sh, b, sy, c);
 }
 
 template <typename T, int CB>
@@ -406,7 +477,7 @@ int forward(const T* x, const T* k, T* out, const Blend<T>& blend, const Shape& 
     const i64 parts = row_parts(sh.B * groups, sh.H, nthreads);
     const i64 r = sh.r();
     return parallel_tasks<T>(
-        sh.B * groups * parts, nthreads, runner, kGroupChannels * sh.K * sh.row_len(), 0, [&](i64 task, T* buf, i64*) {
+        sh.B * groups * parts, nthreads, runner, kGroupChannels * sh.K * sh.row_len() + kScratchSlack, 0, [&](i64 task, T* buf, i64*) {
             const TaskRange t = task_range(sh, task, groups, parts);
             const RowRing<T> ring{buf, kGroupChannels, sh};
             const auto plane = [&](i64 c) { return x + (t.b * sh.C + c) * sh.H * sh.W; };
@@ -427,63 +498,65 @@ int forward(const T* x, const T* k, T* out, const Blend<T>& blend, const Shape& 
 // tile as in the forward. gp: grad at (b, c, y, 0); gkp: grad_k at (b, 0, y, 0).
 // ---------------------------------------------------------------------------------------------
 
-template <typename T, int R, int CB, int NV>
-i64 grad_kernel_tiles(const TapRows<T>& u, const T* gp, T* gkp, const Shape& sh, i64 x0, i64 x1) {
-    constexpr i64 L = Simd<T>::lanes, XB = NV * L;
+// One tile: R rows x CB channels x NV vectors of columns from x0 (Partial: one vector, its first
+// io.n columns).
+template <typename T, int R, int CB, int NV, bool Partial = false>
+void grad_kernel_tile(const TapRows<T>& u, const T* gp, T* gkp, const Shape& sh, i64 x0, const Lanes<T, Partial>& io) {
+    constexpr i64 L = Simd<T>::lanes;
     const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
-    for (; x0 + XB <= x1; x0 += XB) {
-        Vec<T> gv[R][CB][NV];
-        for (int rr = 0; rr < R; ++rr)
-            for (int cc = 0; cc < CB; ++cc)
-                for (int n = 0; n < NV; ++n) gv[rr][cc][n] = loadu(gp + cc * plane + rr * wo + x0 + n * L);
-        for (i64 i = 0; i < K; ++i) {
-            for (i64 j = 0; j < K; ++j) {
-                T* dst = gkp + (i * K + j) * plane + x0;
-                Vec<T> acc[R][NV];
-                for (int rr = 0; rr < R; ++rr)
-                    for (int n = 0; n < NV; ++n) acc[rr][n] = loadu(dst + rr * wo + n * L);
-                for (int cc = 0; cc < CB; ++cc) {
-                    const T* uv = u.at(i, cc) + x0 + j * s;
-                    for (int n = 0; n < NV; ++n) {
-                        const Vec<T> uvec = loadu(uv + n * L);
-                        for (int rr = 0; rr < R; ++rr) acc[rr][n] += gv[rr][cc][n] * uvec;
-                    }
+    Vec<T> gv[R][CB][NV];
+    for (int rr = 0; rr < R; ++rr)
+        for (int cc = 0; cc < CB; ++cc)
+            for (int n = 0; n < NV; ++n) gv[rr][cc][n] = io.load(gp + cc * plane + rr * wo + x0 + n * L);
+    for (i64 i = 0; i < K; ++i) {
+        for (i64 j = 0; j < K; ++j) {
+            T* dst = gkp + (i * K + j) * plane + x0;
+            Vec<T> acc[R][NV];
+            for (int rr = 0; rr < R; ++rr)
+                for (int n = 0; n < NV; ++n) acc[rr][n] = io.load(dst + rr * wo + n * L);
+            for (int cc = 0; cc < CB; ++cc) {
+                const T* uv = u.at(i, cc) + x0 + j * s;
+                for (int n = 0; n < NV; ++n) {
+                    const Vec<T> uvec = loadu(uv + n * L);
+                    for (int rr = 0; rr < R; ++rr) acc[rr][n] += gv[rr][cc][n] * uvec;
                 }
-                for (int rr = 0; rr < R; ++rr)
-                    for (int n = 0; n < NV; ++n) storeu(dst + rr * wo + n * L, acc[rr][n]);
             }
+            for (int rr = 0; rr < R; ++rr)
+                for (int n = 0; n < NV; ++n) io.store(dst + rr * wo + n * L, acc[rr][n]);
         }
     }
+}
+
+// Whole tiles of NV vectors over columns [x0, x1); returns the first column not done.
+template <typename T, int R, int CB, int NV>
+i64 grad_kernel_tiles(const TapRows<T>& u, const T* gp, T* gkp, const Shape& sh, i64 x0, i64 x1) {
+    for (; x0 + NV * Simd<T>::lanes <= x1; x0 += NV * Simd<T>::lanes)
+        grad_kernel_tile<T, R, CB, NV>(u, gp, gkp, sh, x0, Lanes<T, false>{});
     return x0;
 }
 
-// Columns [x0, vec_cols()) left over by the tiles, then the floor-mode columns, of R rows.
+// The floor-mode columns x >= s*W of R rows (they read source column W-1), by the definition.
 template <typename T, int R, int CB>
-void grad_kernel_columns(const T* x, const TapRows<T>& u, const T* gp, T* gkp, const Shape& sh, i64 b, i64 sy,
-                         i64 c, i64 x0) {
-    const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo, r = sh.r();
+void grad_kernel_floor_columns(const T* x, const T* gp, T* gkp, const Shape& sh, i64 b, i64 sy, i64 c) {
+    const i64 K = sh.K, plane = sh.plane(), wo = sh.Wo, r = sh.r();
     for (int rr = 0; rr < R; ++rr) {
         T* gkr = gkp + rr * wo;
         const T* gr = gp + rr * wo;
-        for (i64 xo = x0; xo < sh.vec_cols(); ++xo)
-            for (i64 i = 0; i < K; ++i)
-                for (i64 j = 0; j < K; ++j) {
-                    T acc = gkr[(i * K + j) * plane + xo];
-                    for (int cc = 0; cc < CB; ++cc) acc += gr[cc * plane + xo] * u.at(i, cc)[xo + j * s];
-                    gkr[(i * K + j) * plane + xo] = acc;
-                }
-        for (i64 xo = sh.vec_cols(); xo < wo; ++xo)
+        for (i64 xo = sh.vec_cols(); xo < wo; ++xo) {
+            T g[CB];  // read once for all taps
+            for (int cc = 0; cc < CB; ++cc) g[cc] = gr[cc * plane + xo];
+            const T* xc = x + (b * sh.C + c) * sh.H * sh.W;
             for (i64 i = 0; i < K; ++i) {
                 const i64 yy = sy + i - r;
                 for (i64 j = 0; j < K; ++j) {
                     const i64 xx = sh.W - 1 + j - r;
                     const bool inside = yy >= 0 && yy < sh.H && xx >= 0 && xx < sh.W;
                     T acc = 0;
-                    for (int cc = 0; cc < CB; ++cc)
-                        acc += gr[cc * plane + xo] * (inside ? x[((b * sh.C + c + cc) * sh.H + yy) * sh.W + xx] : T(0));
+                    for (int cc = 0; cc < CB; ++cc) acc += g[cc] * (inside ? xc[(cc * sh.H + yy) * sh.W + xx] : T(0));
                     gkr[(i * K + j) * plane + xo] += acc;
                 }
             }
+        }
     }
 }
 
@@ -495,7 +568,8 @@ void grad_kernel_rows(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, 
     i64 x0 = 0;
     if constexpr (CB <= kChannelBlock) x0 = grad_kernel_tiles<T, R, CB, 2>(u, gp, gkp, sh, 0, sh.vec_cols());
     x0 = grad_kernel_tiles<T, R, CB, 1>(u, gp, gkp, sh, x0, sh.vec_cols());
-    grad_kernel_columns<T, R, CB>(x, u, gp, gkp, sh, b, sy, c, x0);
+    if (x0 < sh.vec_cols()) grad_kernel_tile<T, R, CB, 1, true>(u, gp, gkp, sh, x0, Lanes<T, true>{sh.vec_cols() - x0});
+    grad_kernel_floor_columns<T, R, CB>(x, gp, gkp, sh, b, sy, c);
 }
 
 template <typename T, int CB>
@@ -510,7 +584,8 @@ template <typename T>
 int grad_kernels(const T* grad, const T* x, T* gk, const Shape& sh, int nthreads, Runner runner) {
     const i64 parts = row_parts(sh.B, sh.H, nthreads);
     const i64 r = sh.r();
-    return parallel_tasks<T>(sh.B * parts, nthreads, runner, sh.C * sh.K * sh.row_len(), 0, [&](i64 task, T* buf, i64*) {
+    const i64 scratch = sh.C * sh.K * sh.row_len() + kScratchSlack;
+    return parallel_tasks<T>(sh.B * parts, nthreads, runner, scratch, 0, [&](i64 task, T* buf, i64*) {
         const i64 part = task % parts, b = task / parts;
         const i64 h0 = part * sh.H / parts, h1 = (part + 1) * sh.H / parts;
         const RowRing<T> ring{buf, sh.C, sh};
@@ -569,45 +644,37 @@ struct PairRows {
 
 // g_u[cc][q] = sum_{p, j} kbuf[p][j][at] * g[p][cc][at] with at = q + (2r - j)*s, the padded
 // position of column x = q + (r - j)*s; tiles in [q0, q1), returns the first q not done.
-template <typename T, int CB, int NV>
-i64 grad_x_tiles(const T* kbuf, const PairRows<T>& g, T* gu, const Shape& sh, i64 q0, i64 q1) {
-    constexpr i64 L = Simd<T>::lanes, XB = NV * L;
+// One tile: CB channels x NV vectors from q0 (Partial: one vector, of which only the first io.n
+// columns are stored; kbuf and g are scratch rows, read whole).
+template <typename T, int CB, int NV, bool Partial = false>
+void grad_x_tile(const T* kbuf, const PairRows<T>& g, T* gu, const Shape& sh, i64 q0, const Lanes<T, Partial>& io) {
+    constexpr i64 L = Simd<T>::lanes;
     const i64 K = sh.K, s = sh.s, len = sh.row_len(), r = sh.r(), stride = s * sh.W;
-    for (; q0 + XB <= q1; q0 += XB) {
-        Vec<T> acc[CB][NV];
-        for (int cc = 0; cc < CB; ++cc)
-            for (int n = 0; n < NV; ++n) acc[cc][n] = Vec<T>{};
-        for (i64 p = 0; p < g.npairs; ++p) {
-            for (i64 j = 0; j < K; ++j) {
-                const i64 at = q0 + (2 * r - j) * s;
-                const T* kv = kbuf + (p * K + j) * len + at;
-                Vec<T> kvec[NV];
-                for (int n = 0; n < NV; ++n) kvec[n] = loadu(kv + n * L);
-                for (int cc = 0; cc < CB; ++cc) {
-                    const T* gv = g.at(p, cc) + at;
-                    for (int n = 0; n < NV; ++n) acc[cc][n] += kvec[n] * loadu(gv + n * L);
-                }
+    Vec<T> acc[CB][NV];
+    for (int cc = 0; cc < CB; ++cc)
+        for (int n = 0; n < NV; ++n) acc[cc][n] = Vec<T>{};
+    for (i64 p = 0; p < g.npairs; ++p) {
+        for (i64 j = 0; j < K; ++j) {
+            const i64 at = q0 + (2 * r - j) * s;
+            const T* kv = kbuf + (p * K + j) * len + at;
+            Vec<T> kvec[NV];
+            for (int n = 0; n < NV; ++n) kvec[n] = loadu(kv + n * L);
+            for (int cc = 0; cc < CB; ++cc) {
+                const T* gv = g.at(p, cc) + at;
+                for (int n = 0; n < NV; ++n) acc[cc][n] += kvec[n] * loadu(gv + n * L);
             }
         }
-        for (int cc = 0; cc < CB; ++cc)
-            for (int n = 0; n < NV; ++n) storeu(gu + cc * stride + q0 + n * L, acc[cc][n]);
     }
-    return q0;
+    for (int cc = 0; cc < CB; ++cc)
+        for (int n = 0; n < NV; ++n) io.store(gu + cc * stride + q0 + n * L, acc[cc][n]);
 }
 
-template <typename T, int CB>
-void grad_x_columns(const T* kbuf, const PairRows<T>& g, T* gu, const Shape& sh, i64 q0, i64 q1) {
-    const i64 K = sh.K, s = sh.s, len = sh.row_len(), r = sh.r(), stride = s * sh.W;
-    for (i64 q = q0; q < q1; ++q)
-        for (int cc = 0; cc < CB; ++cc) {
-            T acc = 0;
-            for (i64 p = 0; p < g.npairs; ++p)
-                for (i64 j = 0; j < K; ++j) {
-                    const i64 at = q + (2 * r - j) * s;
-                    acc += kbuf[(p * K + j) * len + at] * g.at(p, cc)[at];
-                }
-            gu[cc * stride + q] = acc;
-        }
+// Whole tiles of NV vectors over [q0, q1); returns the first q not done.
+template <typename T, int CB, int NV>
+i64 grad_x_tiles(const T* kbuf, const PairRows<T>& g, T* gu, const Shape& sh, i64 q0, i64 q1) {
+    for (; q0 + NV * Simd<T>::lanes <= q1; q0 += NV * Simd<T>::lanes)
+        grad_x_tile<T, CB, NV>(kbuf, g, gu, sh, q0, Lanes<T, false>{});
+    return q0;
 }
 
 // Rows h of grad_x for CB channels from c. gu: CB x s*W scratch.
@@ -618,7 +685,7 @@ void grad_x_block(const T* grad, const T* k, T* gx, const Shape& sh, i64 b, i64 
     const i64 stride = s * sh.W;
     i64 q0 = grad_x_tiles<T, CB, 2>(kbuf, g, gu, sh, 0, stride);
     q0 = grad_x_tiles<T, CB, 1>(kbuf, g, gu, sh, q0, stride);
-    grad_x_columns<T, CB>(kbuf, g, gu, sh, q0, stride);
+    if (q0 < stride) grad_x_tile<T, CB, 1, true>(kbuf, g, gu, sh, q0, Lanes<T, true>{stride - q0});
     // Floor-mode columns x >= s*W read source column W-1+j-r.
     for_each_pair(sh, h, [&](i64, i64 i, i64 y) {
         const T* kp = k + ((b * sh.kk() + i * K) * sh.Ho + y) * sh.Wo;
@@ -639,7 +706,7 @@ int grad_x(const T* grad, const T* k, T* gx, const Shape& sh, int nthreads, Runn
     const i64 parts = row_parts(sh.B * groups, sh.H, nthreads);
     const i64 len = sh.row_len(), r = sh.r(), ring_rows = sh.K * sh.max_group_rows();
     const i64 ring_len = ring_rows * kGroupChannels * len, kbuf_len = ring_rows * sh.K * len;
-    const i64 scratch = ring_len + kbuf_len + kWideChannelBlock * sh.s * sh.W;
+    const i64 scratch = ring_len + kbuf_len + kWideChannelBlock * sh.s * sh.W + kScratchSlack;
     return parallel_tasks<T>(sh.B * groups * parts, nthreads, runner, scratch, ring_rows, [&](i64 task, T* buf, i64* slots) {
         const TaskRange t = task_range(sh, task, groups, parts);
         T *ring = buf, *kbuf = buf + ring_len, *gu = kbuf + kbuf_len;
@@ -696,7 +763,7 @@ bool sizes_fit(const Shape& sh, int nthreads) {
     const i64 row_len = checked_mul(checked_add(sh.W, sh.K - 1), sh.s);
     const i64 ring_rows = checked_mul(sh.K, sh.Ho);  // at least K * max_group_rows()
     const i64 grad_x_scratch = checked_add(checked_mul(checked_mul(ring_rows, kGroupChannels + sh.K), row_len),
-                                           checked_mul(checked_mul(kWideChannelBlock, sh.s), sh.W));
+                                           checked_mul(checked_mul(kWideChannelBlock, sh.s), sh.W) + kScratchSlack);
     const i64 counts[] = {
         checked_mul(checked_mul(checked_mul(sh.B, sh.C), sh.H), sh.W),
         checked_mul(checked_mul(checked_mul(sh.B, kk), sh.Ho), sh.Wo),
@@ -704,8 +771,8 @@ bool sizes_fit(const Shape& sh, int nthreads) {
         checked_mul(sh.s, checked_add(sh.H, 1)),
         checked_mul(checked_mul(4, workers), checked_add(sh.H, 1)),  // part * H in task_range
         checked_mul(sh.s, checked_add(sh.W, sh.K)),
-        checked_mul(workers, checked_mul(checked_mul(kGroupChannels, sh.K), row_len)),
-        checked_mul(workers, checked_mul(checked_mul(sh.C, sh.K), row_len)),
+        checked_mul(workers, checked_add(checked_mul(checked_mul(kGroupChannels, sh.K), row_len), kScratchSlack)),
+        checked_mul(workers, checked_add(checked_mul(checked_mul(sh.C, sh.K), row_len), kScratchSlack)),
         checked_mul(workers, grad_x_scratch),
         checked_mul(workers, ring_rows),
     };
