@@ -12,7 +12,8 @@ from fade.ops.pointwise import _matrix_product
 
 # (B, C_in, C_out, H, W): output blocks with and without a remainder, pixel counts with a partial
 # vector and a scalar tail, one pixel, many outputs from few inputs (the compressors' input
-# gradient), an empty batch, C_out outside the native range (one, or many from many inputs).
+# gradient), an empty batch, C_out outside the native range (one, or many from many inputs), one
+# input channel (a broadcast multiply: a gate's input gradient).
 CASES = [
     (2, 7, 25, 5, 9),
     (1, 33, 64, 17, 13),
@@ -23,6 +24,8 @@ CASES = [
     (0, 4, 5, 3, 3),
     (2, 5, 1, 6, 7),
     (1, 65, 66, 4, 6),
+    (2, 1, 40, 5, 7),
+    (1, 1, 1, 3, 4),
 ]
 
 

@@ -3,7 +3,8 @@
 :func:`pointwise_conv` dispatches to the custom operator ``fade::pointwise_conv`` (opaque to
 ``torch.compile``), which runs the native kernel (:func:`fade.ops._native.pointwise`) for a
 float32/float64 CPU input, contiguous or channels-last, with 2 to 64 output channels or at most
-64 input channels (the compressors' input gradients), and one batched matrix product otherwise.
+64 input channels (the compressors' input gradients), a broadcast multiply for one input channel
+(a gate's input gradient), and one batched matrix product otherwise.
 Under autocast and during ONNX export it is the matrix product itself (so autocast casts it, and
 the exporter sees standard operators). The operator's autograd formula returns the input's
 gradient in the input's own memory layout, computed by the operator again.
@@ -76,9 +77,22 @@ def _matrix_product(x: Tensor, weight: Tensor, bias: Tensor | None, channels_las
     return out.view(b, weight.shape[0], h, w)
 
 
+def _outer_product(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
+    """:func:`pointwise_conv` of a one-channel x: ``weight[:, 0]`` times x at every pixel, one
+    broadcast multiply (e.g. the input gradient of a gate's C -> 1 conv)."""
+    b, _, h, w = x.shape
+    o = weight.shape[0]
+    out = x.new_empty((b, h, w, o)).permute(0, 3, 1, 2) if channels_last else x.new_empty((b, o, h, w))
+    torch.mul(x, weight.view(1, o, 1, 1), out=out)
+    return out if bias is None else out.add_(bias.view(1, o, 1, 1))
+
+
 @torch.library.custom_op("fade::pointwise_conv", mutates_args=())
 def _pointwise_op(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
-    """fade::pointwise_conv: the native kernel where it applies, else the matrix product."""
+    """fade::pointwise_conv: a broadcast multiply for one input channel, else the native kernel
+    where it applies, else the matrix product."""
+    if x.shape[1] == 1:
+        return _outer_product(x, weight, bias, channels_last)
     out = _native.pointwise(x, weight, bias, channels_last) if _native.supports_pointwise(x, weight, bias) else None
     return _matrix_product(x, weight, bias, channels_last) if out is None else out
 
