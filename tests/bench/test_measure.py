@@ -157,3 +157,15 @@ def test_convolution_backward_counts_each_gradient_at_the_forwards_cost(groups, 
         with FlopCounterMode(display=False) as torchs:
             torch.autograd.backward(conv(x), torch.randn_like(out))
         assert torchs.get_flop_counts()["Global"][torch.ops.aten.convolution_backward] == 2 * 2 * macs
+
+
+@pytest.mark.parametrize("name", ["op:bilinear", "op:carafe", "fade"])
+def test_build_case_upsamples_to_a_given_output_size(name):
+    """out_size: the floor-mode sizes of a stride-2 encoder (2H+1), for operators and upsamplers alike."""
+    case = build_case(name, 1, 3, 4, 5, out_size=(9, 11))
+    assert case.output_shape == (1, 3, 9, 11)
+    assert case.module(*case.inputs).shape == (1, 3, 9, 11)
+    if name == "op:bilinear":
+        (de,) = case.inputs
+        expected = torch.nn.functional.interpolate(de, size=(9, 11), mode="bilinear")
+        torch.testing.assert_close(case.module(de), expected, rtol=0, atol=0)

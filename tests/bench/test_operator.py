@@ -83,6 +83,8 @@ def test_each_check_is_reported_against_its_target(result):
     assert set(result["latency_ms"]) == {
         "carafe_fwd",
         "bilinear_fwd",
+        "carafe_odd_fwd",
+        "bilinear_odd_fwd",
         "fade_fwdbwd",
         "fade_authors_fwdbwd",
         "carafe_fwdbwd",
@@ -144,10 +146,11 @@ def test_tables_show_each_check_with_its_target_and_mark_misses(result):
     """operator.md (the README's tables): one row per check and per module and setting, each ratio
     the one in ``checks``, "(no)" exactly on the missed targets."""
     lines = operator_tables(result).splitlines()
-    first = [line for line in lines if line.startswith(("| reassembly", "| FADE forward+"))]
-    assert len(first) == 2
-    value = result["checks"]["carafe_fwd_over_bilinear_fwd"]["value"]
-    assert f"| {value:.2f}x | <= 3 |" in first[0]
+    first = [line for line in lines if line.startswith(("| reassembly", "| the same at an odd size", "| FADE forward+"))]
+    assert len(first) == 3
+    for line, check in zip(first, ("carafe_fwd_over_bilinear_fwd", "carafe_odd_fwd_over_bilinear_odd_fwd")):
+        assert f"| {result['checks'][check]['value']:.2f}x | <= 3 |" in line
+    assert "(31x31 -> 63x63)" in first[1]
     module_rows = [line for line in lines if line.count("|") > 3 and line.split("|")[2].strip() in ("FADE", "FADE-Lite")]
     assert len(module_rows) == len(SETTINGS) * len(MODULES)
     for row, ((b, t), module) in zip(module_rows, [(s, m) for s in SETTINGS for m in MODULES]):

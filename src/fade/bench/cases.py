@@ -77,23 +77,27 @@ def build_case(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
+    out_size: tuple[int, int] | None = None,
 ) -> Case:
     """Build ``name`` for a decoder feature (batch, channels, height, width) and its inputs.
 
-    Upsamplers get ``en`` (batch, channels, scale*height, scale*width) and ``de``; the operators of
-    :data:`OPERATORS` get x = de (and normalised 5x5 kernels for ``op:carafe``).
+    Upsamplers get ``en`` (batch, channels, *out_size) and ``de``; the operators of
+    :data:`OPERATORS` get x = de (and normalised 5x5 kernels for ``op:carafe``) and upsample it to
+    ``out_size``. ``out_size`` defaults to (scale*height, scale*width); e.g. (2H+1, 2W+1) is the
+    floor-mode size of a stride-2 encoder.
 
     Raises:
         KeyError: for an unknown name.
     """
     gen = torch.Generator().manual_seed(seed)
     f = {"device": device, "dtype": dtype}
-    hi = (scale * height, scale * width)
+    hi = (scale * height, scale * width) if out_size is None else tuple(out_size)
     out = (batch, channels, *hi)
     de = torch.randn(batch, channels, height, width, generator=gen).to(**f)
     if name in OPERATORS:
         if name == "op:bilinear":
-            return Case(name, _Function(partial(F.interpolate, scale_factor=scale, mode="bilinear")), (de,), out)
+            resize = {"scale_factor": scale} if out_size is None else {"size": hi}
+            return Case(name, _Function(partial(F.interpolate, mode="bilinear", **resize)), (de,), out)
         kernels = torch.randn(batch, 25, *hi, generator=gen).softmax(dim=1).to(**f)
         return Case(name, _Function(partial(carafe, scale=scale)), (de, kernels), out)
     torch.manual_seed(seed)

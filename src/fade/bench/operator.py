@@ -3,6 +3,8 @@
 At C=256, decoder 64x64 -> 128x128, fp32, batch 1 (by default), in one run:
 
 1. ``carafe`` inference time / ``F.interpolate(bilinear)`` time on the same tensor: target <= 3;
+   the same at an odd size, (size-1)^2 -> (2 size-1)^2 (rows of partial vectors and a floor-mode
+   column: the sizes a stride-2 encoder gives an odd input);
 2. authors' FADE formulation forward+backward time / ``fade.FADE`` forward+backward time (same
    parameters): target >= 30;
 3. peak extra memory of ``carafe`` forward+backward / bytes of its output: target <= 6;
@@ -53,6 +55,7 @@ __all__ = ["MODULES", "MODULE_TARGETS", "TARGETS", "module_check_name", "operato
 
 TARGETS = {
     "carafe_fwd_over_bilinear_fwd": ("<=", 3.0),
+    "carafe_odd_fwd_over_bilinear_odd_fwd": ("<=", 3.0),
     "authors_fwdbwd_over_fade_fwdbwd": (">=", 30.0),
     "carafe_fwdbwd_peak_over_output": ("<=", 6.0),
 }
@@ -141,6 +144,9 @@ def run_operator_suite(
     carafe_op = build_case("op:carafe", *shape, device=device, dtype=dtype)
     bilinear = build_case("op:bilinear", *shape, device=device, dtype=dtype)
     fade_case = build_case("fade", *shape, device=device, dtype=dtype)
+    odd_shape, odd_out = (batch, channels, size - 1, size - 1), (2 * size - 1, 2 * size - 1)
+    carafe_odd = build_case("op:carafe", *odd_shape, device=device, dtype=dtype, out_size=odd_out)
+    bilinear_odd = build_case("op:bilinear", *odd_shape, device=device, dtype=dtype, out_size=odd_out)
     authors = Case("fade_authors", FADEAuthors(fade_case.module), fade_case.inputs, fade_case.output_shape)
     threads = torch.get_num_threads()
     if module_settings is None:
@@ -158,7 +164,15 @@ def run_operator_suite(
         diff = (fade_case.module(*fade_case.inputs) - authors.module(*authors.inputs)).abs().max().item()
 
     fwd = time_interleaved(
-        {"carafe_fwd": forward_call(carafe_op), "bilinear_fwd": forward_call(bilinear)}, device, warmup, fast_repeats
+        {
+            "carafe_fwd": forward_call(carafe_op),
+            "bilinear_fwd": forward_call(bilinear),
+            "carafe_odd_fwd": forward_call(carafe_odd),
+            "bilinear_odd_fwd": forward_call(bilinear_odd),
+        },
+        device,
+        warmup,
+        fast_repeats,
     )
     fwdbwd = time_interleaved(
         {
@@ -185,6 +199,7 @@ def run_operator_suite(
 
     values = {
         "carafe_fwd_over_bilinear_fwd": latency["carafe_fwd"] / latency["bilinear_fwd"],
+        "carafe_odd_fwd_over_bilinear_odd_fwd": latency["carafe_odd_fwd"] / latency["bilinear_odd_fwd"],
         "authors_fwdbwd_over_fade_fwdbwd": latency["fade_authors_fwdbwd"] / latency["fade_fwdbwd"],
         "carafe_fwdbwd_peak_over_output": None if peak["carafe_fwdbwd"] is None else peak["carafe_fwdbwd"] / output_mib,
     }
@@ -241,9 +256,12 @@ def operator_tables(result: dict) -> str:
         return "" if value is None else f"{value:,.1f} ms"
 
     peak = result["peak_extra_mib"]["carafe_fwdbwd"]
+    size = result["setting"]["size"][0]
     rows = [
         ("reassembly forward (`fade.ops.carafe`) vs `F.interpolate(bilinear)`", "carafe_fwd_over_bilinear_fwd",
          ms(latency["carafe_fwd"]), ms(latency["bilinear_fwd"]), "x"),
+        (f"the same at an odd size ({size - 1}x{size - 1} -> {2 * size - 1}x{2 * size - 1})",
+         "carafe_odd_fwd_over_bilinear_odd_fwd", ms(latency["carafe_odd_fwd"]), ms(latency["bilinear_odd_fwd"]), "x"),
         ("FADE forward+backward vs the authors' formulation", "authors_fwdbwd_over_fade_fwdbwd",
          ms(latency["fade_fwdbwd"]), ms(latency["fade_authors_fwdbwd"]), "x faster"),
         (f"peak extra memory of carafe forward+backward vs its {result['output_mib']:g} MiB output",
