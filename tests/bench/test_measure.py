@@ -27,10 +27,11 @@ def test_fade_multiply_adds_match_a_count_by_hand():
     hi, lo = s * h * s * w, h * w
     by_hand = c * d * hi + c * d * lo + d * k2 * 9 * (hi + lo) + c * lo + k2 * c * hi
     assert macs == by_hand
-    # the gate's en * G and up * (1 - G); and the index arithmetic of the two nearest upsamplings
-    # (kernel logits, gate), which torch's counter decomposes into one product per output row and column
-    assert products == 2 * c * hi + 2 * (s * h + s * w)
-    assert "_softmax" in uncounted and "sigmoid" in uncounted and "add" in uncounted
+    # the gate's en * G and up * (1 - G); and the index arithmetic of the gate's nearest upsampling,
+    # which torch's counter decomposes into one product per output row and column (the kernel
+    # logits' upsampling is inside fade::semi_shift_softmax, with their sum and softmax)
+    assert products == 2 * c * hi + (s * h + s * w)
+    assert "fade.semi_shift_softmax" in uncounted and "sigmoid" in uncounted
     assert not any("conv" in op or op in ("carafe", "mul") for op in uncounted)
 
 

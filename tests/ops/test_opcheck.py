@@ -19,6 +19,9 @@ def _operators():
     weight = torch.rand(2, 1, 10, 12, generator=gen, **f64).requires_grad_()
     w, b = randn(4, 3, grad=True), randn(4, grad=True)
     cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    high = randn(2, 25, 10, 12).contiguous(memory_format=torch.channels_last).requires_grad_()
+    low = randn(2, 25, 5, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad_k = randn(2, 25, 10, 12)
     ops = torch.ops.fade
     return {
         "carafe": (ops.carafe.default, (x, kernels, 2)),
@@ -27,6 +30,9 @@ def _operators():
         "blend_grads": (ops.blend_grads.default, (grad, end.detach(), weight.detach())),
         "pointwise_conv": (ops.pointwise_conv.default, (x, w, b, False)),
         "pointwise_conv_channels_last": (ops.pointwise_conv.default, (cl, w, None, True)),
+        "semi_shift_softmax": (ops.semi_shift_softmax.default, (high, low, 2)),
+        "semi_shift_softmax_contiguous": (ops.semi_shift_softmax.default, (high.detach().contiguous(), low, 2)),
+        "semi_shift_softmax_backward": (ops.semi_shift_softmax_backward.default, (grad_k, kernels.detach(), 5, 6, 2)),
     }
 
 

@@ -1,7 +1,8 @@
-"""Functional kernels: reassembly, the 1x1 convolution of the kernel generators, the shared nearest mapping."""
+"""Functional kernels: reassembly, the 1x1 convolution and the softmax of the kernel generators, the shared nearest mapping."""
 
 from .carafe import carafe, carafe_lerp
 from .pointwise import pointwise_conv
 from .resize import nearest_upsample
+from .softmax import semi_shift_softmax
 
-__all__ = ["carafe", "carafe_lerp", "nearest_upsample", "pointwise_conv"]
+__all__ = ["carafe", "carafe_lerp", "nearest_upsample", "pointwise_conv", "semi_shift_softmax"]

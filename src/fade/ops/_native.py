@@ -148,7 +148,7 @@ def _cache_folder() -> tuple[Path, str | None]:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    """Set the argument types of the eight entry points (AttributeError if one is missing)."""
+    """Set the argument types of the twelve entry points (AttributeError if one is missing)."""
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     shape = [i64] * 8
     for suffix in _SUFFIX.values():
@@ -160,6 +160,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         bwd.argtypes, bwd.restype = [p, p, p, p, p, *shape, ctypes.c_int, p], ctypes.c_int
         blend = getattr(lib, f"fade_blend_grads_{suffix}")
         blend.argtypes, blend.restype = [p, p, p, p, p, *shape[:3], ctypes.c_int, p], ctypes.c_int
+        softmax = getattr(lib, f"fade_semi_shift_softmax_{suffix}")
+        softmax.argtypes, softmax.restype = [p, p, p, *shape[:7], ctypes.c_int, p], ctypes.c_int
+        softmax_bwd = getattr(lib, f"fade_semi_shift_softmax_backward_{suffix}")
+        softmax_bwd.argtypes, softmax_bwd.restype = [p, p, p, p, *shape[:7], ctypes.c_int, p], ctypes.c_int
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -500,3 +504,83 @@ def blend_grads(grad: Tensor, end: Tensor, weight: Tensor) -> tuple[Tensor, Tens
     pointers = (grad.data_ptr(), end.data_ptr(), weight.data_ptr(), grad_end.data_ptr(), dot.data_ptr())
     status = fn(*pointers, b, c, h * w, threads, _openmp_runner())
     return (grad_end, dot) if status == 0 else None
+
+
+def _channels_last(t: Tensor) -> bool:
+    """True when the memory of t (B, N, H, W) is laid out (B, H, W, N) without gaps."""
+    return t.permute(0, 2, 3, 1).is_contiguous()
+
+
+def _softmax_fits(shape: tuple[int, ...], threads: int) -> bool:
+    """True when the softmax kernels can index ``shape`` (B, N, H, W, H_out, W_out, s), as the C++
+    entry points check (softmax_fits)."""
+    b, n, h, w, ho, wo, s = shape
+    return max(b * n * ho * wo, b * n * h * w, threads * n * (wo + _SCRATCH_SLACK)) <= _MAX_ELEMENTS
+
+
+def supports_semi_shift_softmax(high: Tensor, low: Tensor, scale: int) -> bool:
+    """True when :func:`semi_shift_softmax` can take these (validated) inputs right now: float32 or
+    float64 CPU tensors of one dtype, both channels-last."""
+    b, n, ho, wo = high.shape
+    return (
+        all(t.device.type == "cpu" and t.dtype == high.dtype and _channels_last(t) for t in (high, low))
+        and high.dtype in _NATIVE_DTYPES
+        and min(n, ho, wo) >= 1
+        and _softmax_fits((b, n, *low.shape[-2:], ho, wo, scale), _softmax_threads(high))
+        and available()
+    )
+
+
+def _softmax_threads(t: Tensor) -> int:
+    """Threads for a softmax call on t (B, N, H_out, W_out): fewer for small problems."""
+    return max(1, min(torch.get_num_threads(), 16 * t.numel() // _MIN_WORK_PER_THREAD))
+
+
+def semi_shift_softmax(high: Tensor, low: Tensor, scale: int) -> Tensor | None:
+    """Native ``softmax(high + nearest_upsample(low), dim=1)`` (inputs accepted by
+    :func:`supports_semi_shift_softmax`; ``scale`` the effective one).
+
+    Returns:
+        Tensor[B, N, H_out, W_out], contiguous; None when the kernel refused the shape.
+    """
+    b, n, ho, wo = high.shape
+    out = torch.empty_like(high, memory_format=torch.contiguous_format)
+    threads = _softmax_threads(high)
+    fn = getattr(_library(), f"fade_semi_shift_softmax_{_SUFFIX[high.dtype]}")
+    status = fn(high.data_ptr(), low.data_ptr(), out.data_ptr(), b, n, *low.shape[-2:], ho, wo, scale, threads, _openmp_runner())
+    return out if status == 0 else None
+
+
+def supports_semi_shift_softmax_backward(grad: Tensor, kernels: Tensor, low_hw: tuple[int, int], scale: int) -> bool:
+    """True when :func:`semi_shift_softmax_backward` can take these inputs right now: contiguous
+    float32 or float64 CPU tensors of one dtype and shape, positive sizes."""
+    b, n, ho, wo = grad.shape
+    return (
+        all(t.device.type == "cpu" and t.dtype == grad.dtype and t.is_contiguous() for t in (grad, kernels))
+        and grad.dtype in _NATIVE_DTYPES
+        and kernels.shape == grad.shape
+        and min(n, ho, wo, *low_hw) >= 1
+        and _softmax_fits((b, n, *low_hw, ho, wo, scale), _softmax_threads(grad))
+        and available()
+    )
+
+
+def semi_shift_softmax_backward(
+    grad: Tensor, kernels: Tensor, low_hw: tuple[int, int], scale: int
+) -> tuple[Tensor, Tensor] | None:
+    """Gradients of :func:`semi_shift_softmax` w.r.t. high and low from the output's gradient and the
+    output (inputs accepted by :func:`supports_semi_shift_softmax_backward`).
+
+    Returns:
+        (Tensor[B, N, H_out, W_out], Tensor[B, N, H, W]), both channels-last; None when the kernel
+        refused the shape.
+    """
+    b, n, ho, wo = grad.shape
+    h, w = low_hw
+    grad_high = grad.new_empty((b, ho, wo, n)).permute(0, 3, 1, 2)
+    grad_low = grad.new_empty((b, h, w, n)).permute(0, 3, 1, 2)
+    threads = _softmax_threads(grad)
+    fn = getattr(_library(), f"fade_semi_shift_softmax_backward_{_SUFFIX[grad.dtype]}")
+    pointers = (grad.data_ptr(), kernels.data_ptr(), grad_high.data_ptr(), grad_low.data_ptr())
+    status = fn(*pointers, b, n, h, w, ho, wo, scale, threads, _openmp_runner())
+    return (grad_high, grad_low) if status == 0 else None

@@ -43,7 +43,9 @@ class KernelUpsampler(nn.Module):
 
     Args:
         kernel_generator: module mapping (en, de, scale) to kernel logits (B, K*K, H_en, W_en);
-            None upsamples ``de`` by nearest neighbour instead.
+            None upsamples ``de`` by nearest neighbour instead. A generator with a method
+            ``softmax_kernels(en, de, scale)`` gives the normalised kernels through it (the
+            semi-shift generators: their softmax in one pass with their sum).
         en_channels: C_en. de_channels: C_de.
         scale: integer upsampling factor s.
         fusion: ``"none"``, ``"skip"`` or ``"gate"``.
@@ -97,6 +99,9 @@ class KernelUpsampler(nn.Module):
     def _kernels(self, en: Tensor, de: Tensor) -> Tensor:
         if self.kernel_generator is None:
             return de.new_ones(de.shape[0], 1, *en.shape[-2:])
+        softmax_kernels = getattr(self.kernel_generator, "softmax_kernels", None)
+        if softmax_kernels is not None:
+            return softmax_kernels(en, de, self.scale)
         return self.kernel_generator(en, de, self.scale).softmax(dim=1)
 
     def forward(self, en: Tensor, de: Tensor) -> Tensor:

@@ -3,7 +3,9 @@
 Each generator is one way of predicting the per-pixel upsampling kernels studied in the FADE paper
 (Table 4): from both features by semi-shift convolution (FADE), from both with the lighter
 FADE-Lite layers, from the encoder only, from the decoder only (CARAFE), and from the naive
-interpolate-and-concatenate of the two. They return logits; the caller normalises them.
+interpolate-and-concatenate of the two. They return logits; the caller normalises them. The
+semi-shift generators also give the normalised kernels directly (``softmax_kernels``): their sum of
+two halves and the softmax in one pass.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 
 from ..ops.pointwise import pointwise_conv
 from ..ops.resize import check_scale, nearest_upsample, source_index
+from ..ops.softmax import semi_shift_softmax
 from ._checks import check_en_de, check_ints, conv2d, factory_kwargs
 
 __all__ = [
@@ -98,10 +101,21 @@ class SemiShiftKernels(nn.Module):
         xavier_init_(self)
 
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        high, low = self._halves(en, de, scale)
+        return high + nearest_upsample(low, en.shape[-2:], scale)
+
+    def softmax_kernels(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
+        """``self(en, de, scale).softmax(dim=1)``, contiguous, with the sum and the softmax in one
+        pass (:func:`fade.ops.semi_shift_softmax`)."""
+        high, low = self._halves(en, de, scale)
+        return semi_shift_softmax(high, low, scale)
+
+    def _halves(self, en: Tensor, de: Tensor, scale: int) -> tuple[Tensor, Tensor]:
+        """The content encoder at the encoder's resolution and at the decoder's (channels-last)."""
         check_en_de(en, de, self.en_channels, self.de_channels, scale, self)
         high = self.content_encoder(pointwise(self.compress_en, en, channels_last=True))
         low = self.content_encoder(pointwise(self.compress_de, de, channels_last=True))
-        return high + nearest_upsample(low, en.shape[-2:], scale)
+        return high, low
 
 
 class SemiShiftLiteKernels(SemiShiftKernels):

@@ -35,6 +35,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -944,6 +945,149 @@ bool blend_fits(i64 B, i64 C, i64 P) {
     return B >= 0 && C >= 1 && P >= 1 && checked_mul(checked_mul(B, C), P) >= 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The semi-shift generators' kernels: out[b, t, y, x] = softmax over t of high[b, t, y, x] +
+// low[b, t, sy, sx] (sy = min(y/s, H-1), sx likewise: the shared nearest mapping), and its
+// gradient. high and low are channels-last (high[b, y, x, t], what the content encoder's conv gives
+// from a channels-last input), out and its gradient contiguous (what the reassembly reads and
+// writes). Tasks are (b, source row sy) and own its output rows, and row sy of low's gradient.
+// Each output row goes through a scratch block of n rows (one per t, padded to whole vectors):
+// transposed in or out there, everything else runs along the row in vectors.
+// ---------------------------------------------------------------------------------------------
+
+struct SoftmaxShape {
+    i64 B, n, H, W, Ho, Wo, s;  // n: channels (K*K)
+
+    i64 sx(i64 x) const { return std::min(x / s, W - 1); }
+    i64 rows_begin(i64 sy) const { return sy * s; }
+    i64 rows_end(i64 sy) const { return sy == H - 1 ? Ho : std::min(Ho, sy * s + s); }
+    // Scratch row stride: the output width in whole vectors of T.
+    template <typename T>
+    i64 stride() const {
+        return (Wo + Simd<T>::lanes - 1) / Simd<T>::lanes * Simd<T>::lanes;
+    }
+};
+
+// e^x for x <= 0 (softmax's shifted logits), NaN for NaN. float: Cephes' expf (about 1 ulp; 0 below
+// the smallest normal's logarithm); double: std::exp per lane.
+template <typename T>
+Vec<T> exp_nonpositive(Vec<T> x) {
+    if constexpr (sizeof(T) == 4) {
+        using Bits = int32_t __attribute__((vector_size(kVectorBytes)));
+        const Vec<T> lowest = Vec<T>{} - 87.33654475f;  // log(FLT_MIN)
+        const Bits under = x < lowest, nan = x != x;
+        x = under ? lowest : x;
+        Vec<T> k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / log 2)
+        k = nan ? Vec<T>{} : k;
+        const Vec<T> r = (x - k * 0.693359375f) - k * -2.12194440e-4f;
+        Vec<T> p = Vec<T>{} + 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        const Vec<T> e = p * (r * r) + r + 1.0f;
+        const Bits pow2_bits = (__builtin_convertvector(k, Bits) + 127) << 23;  // 2^k
+        Vec<T> pow2;
+        std::memcpy(&pow2, &pow2_bits, sizeof pow2);
+        return under ? Vec<T>{} : e * pow2;
+    } else {
+        for (i64 l = 0; l < Simd<T>::lanes; ++l) x[l] = std::exp(x[l]);
+        return x;
+    }
+}
+
+// The softmax over the n scratch rows of logits (their exponentials left there) at one vector of
+// columns, into the n output rows.
+template <typename T, bool Partial>
+void softmax_tile(T* logits, i64 stride, T* out, i64 plane, i64 n, const Lanes<T, Partial>& io) {
+    Vec<T> m = loadu(logits);
+    for (i64 t = 1; t < n; ++t) {
+        const Vec<T> v = loadu(logits + t * stride);
+        m = (v > m) | (v != v) ? v : m;  // a NaN logit makes the maximum NaN
+    }
+    Vec<T> sum{};
+    for (i64 t = 0; t < n; ++t) {
+        const Vec<T> e = exp_nonpositive<T>(loadu(logits + t * stride) - m);
+        storeu(logits + t * stride, e);
+        sum += e;
+    }
+    const Vec<T> inv = T(1) / sum;
+    for (i64 t = 0; t < n; ++t) io.store(out + t * plane, loadu(logits + t * stride) * inv);
+}
+
+template <typename T>
+int semi_shift_softmax(const T* high, const T* low, T* out, const SoftmaxShape& sh, int nthreads, Runner runner) {
+    constexpr i64 L = Simd<T>::lanes;
+    const i64 stride = sh.stride<T>(), n = sh.n, plane = sh.Ho * sh.Wo;
+    return parallel_tasks<T>(sh.B * sh.H, nthreads, runner, n * stride, 0, [&](i64 task, T* buf, i64*) {
+        const i64 b = task / sh.H, sy = task % sh.H;
+        for (i64 y = sh.rows_begin(sy); y < sh.rows_end(sy); ++y) {
+            for (i64 x = 0; x < sh.Wo; ++x) {  // logits, transposed to buf[t][x]
+                const T* hp = high + ((b * sh.Ho + y) * sh.Wo + x) * n;
+                const T* lp = low + ((b * sh.H + sy) * sh.W + sh.sx(x)) * n;
+                for (i64 t = 0; t < n; ++t) buf[t * stride + x] = hp[t] + lp[t];
+            }
+            T* op = out + b * n * plane + y * sh.Wo;
+            i64 x0 = 0;
+            for (; x0 + L <= sh.Wo; x0 += L) softmax_tile(buf + x0, stride, op + x0, plane, n, Lanes<T, false>{});
+            if (x0 < sh.Wo) softmax_tile(buf + x0, stride, op + x0, plane, n, Lanes<T, true>{sh.Wo - x0});
+        }
+    });
+}
+
+// grad_logits[t] = k[t] * (g[t] - sum_t' k[t'] * g[t']) at one vector of columns, into buf[t][.].
+template <typename T, bool Partial>
+void softmax_grad_tile(const T* kp, const T* gp, i64 plane, i64 n, T* buf, i64 stride, const Lanes<T, Partial>& io) {
+    Vec<T> dot{};
+    for (i64 t = 0; t < n; ++t) dot += io.load(kp + t * plane) * io.load(gp + t * plane);
+    for (i64 t = 0; t < n; ++t) {
+        const Vec<T> k = io.load(kp + t * plane);
+        storeu(buf + t * stride, k * (io.load(gp + t * plane) - dot));
+    }
+}
+
+template <typename T>
+int semi_shift_softmax_backward(const T* grad, const T* k, T* grad_high, T* grad_low, const SoftmaxShape& sh,
+                                int nthreads, Runner runner) {
+    constexpr i64 L = Simd<T>::lanes;
+    const i64 stride = sh.stride<T>(), n = sh.n, plane = sh.Ho * sh.Wo;
+    return parallel_tasks<T>(sh.B * sh.H, nthreads, runner, n * stride, 0, [&](i64 task, T* buf, i64*) {
+        const i64 b = task / sh.H, sy = task % sh.H;
+        T* lp = grad_low + (b * sh.H + sy) * sh.W * n;
+        std::fill(lp, lp + sh.W * n, T(0));
+        for (i64 y = sh.rows_begin(sy); y < sh.rows_end(sy); ++y) {
+            const i64 at = b * n * plane + y * sh.Wo;
+            i64 x0 = 0;
+            for (; x0 + L <= sh.Wo; x0 += L)
+                softmax_grad_tile(k + at + x0, grad + at + x0, plane, n, buf + x0, stride, Lanes<T, false>{});
+            if (x0 < sh.Wo)
+                softmax_grad_tile(k + at + x0, grad + at + x0, plane, n, buf + x0, stride, Lanes<T, true>{sh.Wo - x0});
+            for (i64 x = 0; x < sh.Wo; ++x) {  // transposed out: high's gradient, summed into low's
+                T* hp = grad_high + ((b * sh.Ho + y) * sh.Wo + x) * n;
+                T* gl = lp + sh.sx(x) * n;
+                for (i64 t = 0; t < n; ++t) {
+                    hp[t] = buf[t * stride + x];
+                    gl[t] += buf[t * stride + x];
+                }
+            }
+        }
+    });
+}
+
+// True when the shape is valid (B >= 0, n, H, W >= 1, output within s - 1 of s times the input)
+// and the tensors and the scratch of nthreads workers hold at most kMaxElements.
+bool softmax_fits(const SoftmaxShape& sh, int nthreads) {
+    if (sh.B < 0 || sh.n < 1 || sh.H < 1 || sh.W < 1 || sh.s < 1 || sh.Ho < 1 || sh.Wo < 1) return false;
+    const i64 high_rows = checked_mul(sh.s, sh.H), high_cols = checked_mul(sh.s, sh.W);
+    if (high_rows < 0 || high_cols < 0 || std::abs(sh.Ho - high_rows) >= sh.s || std::abs(sh.Wo - high_cols) >= sh.s)
+        return false;
+    const i64 counts[] = {checked_mul(checked_mul(checked_mul(sh.B, sh.n), sh.Ho), sh.Wo),
+                          checked_mul(checked_mul(checked_mul(sh.B, sh.n), sh.H), sh.W),
+                          checked_mul(std::max(nthreads, 1), checked_mul(sh.n, checked_add(sh.Wo, kScratchSlack)))};
+    return std::all_of(std::begin(counts), std::end(counts), [](i64 c) { return c >= 0; });
+}
+
 }  // namespace
 
 #define FADE_SHAPE_ARGS i64 B, i64 C, i64 H, i64 W, i64 Ho, i64 Wo, i64 K, i64 s
@@ -1004,6 +1148,37 @@ int fade_blend_grads_f32(const float* grad, const float* end, const float* w, fl
 int fade_blend_grads_f64(const double* grad, const double* end, const double* w, double* grad_end, double* dot,
                          FADE_BLEND_ARGS) {
     FADE_BLEND_GRADS;
+}
+
+#define FADE_SOFTMAX_ARGS i64 B, i64 n, i64 H, i64 W, i64 Ho, i64 Wo, i64 s, int nthreads, void* runner
+#define FADE_SOFTMAX_SHAPE SoftmaxShape{B, n, H, W, Ho, Wo, s}
+
+int fade_semi_shift_softmax_f32(const float* high, const float* low, float* out, FADE_SOFTMAX_ARGS) {
+    return softmax_fits(FADE_SOFTMAX_SHAPE, nthreads)
+               ? semi_shift_softmax(high, low, out, FADE_SOFTMAX_SHAPE, nthreads, reinterpret_cast<Runner>(runner))
+               : 2;
+}
+
+int fade_semi_shift_softmax_f64(const double* high, const double* low, double* out, FADE_SOFTMAX_ARGS) {
+    return softmax_fits(FADE_SOFTMAX_SHAPE, nthreads)
+               ? semi_shift_softmax(high, low, out, FADE_SOFTMAX_SHAPE, nthreads, reinterpret_cast<Runner>(runner))
+               : 2;
+}
+
+int fade_semi_shift_softmax_backward_f32(const float* grad, const float* k, float* grad_high, float* grad_low,
+                                         FADE_SOFTMAX_ARGS) {
+    return softmax_fits(FADE_SOFTMAX_SHAPE, nthreads)
+               ? semi_shift_softmax_backward(grad, k, grad_high, grad_low, FADE_SOFTMAX_SHAPE, nthreads,
+                                             reinterpret_cast<Runner>(runner))
+               : 2;
+}
+
+int fade_semi_shift_softmax_backward_f64(const double* grad, const double* k, double* grad_high, double* grad_low,
+                                         FADE_SOFTMAX_ARGS) {
+    return softmax_fits(FADE_SOFTMAX_SHAPE, nthreads)
+               ? semi_shift_softmax_backward(grad, k, grad_high, grad_low, FADE_SOFTMAX_SHAPE, nthreads,
+                                             reinterpret_cast<Runner>(runner))
+               : 2;
 }
 
 }  // extern "C"
