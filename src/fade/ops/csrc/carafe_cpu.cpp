@@ -1151,34 +1151,26 @@ int fade_blend_grads_f64(const double* grad, const double* end, const double* w,
 }
 
 #define FADE_SOFTMAX_ARGS i64 B, i64 n, i64 H, i64 W, i64 Ho, i64 Wo, i64 s, int nthreads, void* runner
-#define FADE_SOFTMAX_SHAPE SoftmaxShape{B, n, H, W, Ho, Wo, s}
+#define FADE_SOFTMAX(call, ...)                                                                    \
+    const SoftmaxShape sh{B, n, H, W, Ho, Wo, s};                                                  \
+    return softmax_fits(sh, nthreads) ? call(__VA_ARGS__, sh, nthreads, reinterpret_cast<Runner>(runner)) : 2
 
 int fade_semi_shift_softmax_f32(const float* high, const float* low, float* out, FADE_SOFTMAX_ARGS) {
-    return softmax_fits(FADE_SOFTMAX_SHAPE, nthreads)
-               ? semi_shift_softmax(high, low, out, FADE_SOFTMAX_SHAPE, nthreads, reinterpret_cast<Runner>(runner))
-               : 2;
+    FADE_SOFTMAX(semi_shift_softmax, high, low, out);
 }
 
 int fade_semi_shift_softmax_f64(const double* high, const double* low, double* out, FADE_SOFTMAX_ARGS) {
-    return softmax_fits(FADE_SOFTMAX_SHAPE, nthreads)
-               ? semi_shift_softmax(high, low, out, FADE_SOFTMAX_SHAPE, nthreads, reinterpret_cast<Runner>(runner))
-               : 2;
+    FADE_SOFTMAX(semi_shift_softmax, high, low, out);
 }
 
 int fade_semi_shift_softmax_backward_f32(const float* grad, const float* k, float* grad_high, float* grad_low,
                                          FADE_SOFTMAX_ARGS) {
-    return softmax_fits(FADE_SOFTMAX_SHAPE, nthreads)
-               ? semi_shift_softmax_backward(grad, k, grad_high, grad_low, FADE_SOFTMAX_SHAPE, nthreads,
-                                             reinterpret_cast<Runner>(runner))
-               : 2;
+    FADE_SOFTMAX(semi_shift_softmax_backward, grad, k, grad_high, grad_low);
 }
 
 int fade_semi_shift_softmax_backward_f64(const double* grad, const double* k, double* grad_high, double* grad_low,
                                          FADE_SOFTMAX_ARGS) {
-    return softmax_fits(FADE_SOFTMAX_SHAPE, nthreads)
-               ? semi_shift_softmax_backward(grad, k, grad_high, grad_low, FADE_SOFTMAX_SHAPE, nthreads,
-                                             reinterpret_cast<Runner>(runner))
-               : 2;
+    FADE_SOFTMAX(semi_shift_softmax_backward, grad, k, grad_high, grad_low);
 }
 
 }  // extern "C"
