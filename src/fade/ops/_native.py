@@ -515,7 +515,7 @@ def _softmax_fits(shape: tuple[int, ...], threads: int) -> bool:
     """True when the softmax kernels can index ``shape`` (B, N, H, W, H_out, W_out, s), as the C++
     entry points check (softmax_fits)."""
     b, n, h, w, ho, wo, s = shape
-    return max(b * n * ho * wo, b * n * h * w, threads * n * (wo + _SCRATCH_SLACK)) <= _MAX_ELEMENTS
+    return max(b * n * ho * wo, b * n * h * w, s * h, s * w, threads * n * (wo + _SCRATCH_SLACK)) <= _MAX_ELEMENTS
 
 
 def supports_semi_shift_softmax(high: Tensor, low: Tensor, scale: int) -> bool:
