@@ -180,3 +180,12 @@ def test_ratio_quartiles_are_those_of_the_per_round_ratios():
     halved = Timing(1.0, 1.0, 5, (2.0, 2.0, 2.0, 2.0, 2.0))
     assert _ratio_quartiles(ours, halved) == [2.0, 4.0]
     assert _ratio_quartiles(Timing(3.0, 3.0, 1, (3.0,)), Timing(1.5, 1.5, 1, (1.5,))) == [2.0, 2.0]
+
+
+def test_a_one_pixel_decoder_still_has_an_odd_size_check():
+    """size 1: the odd-size check upsamples 1x1 to 3x3 (floor mode) instead of an empty map."""
+    result = run_operator_suite(
+        batch=1, channels=4, size=1, warmup=0, repeats=1, fast_repeats=1, module_settings=[], profile_calls=1
+    )
+    assert result["checks"]["carafe_odd_fwd_over_bilinear_odd_fwd"]["value"] > 0
+    assert "(1x1 -> 3x3)" in operator_tables(result)

@@ -4,7 +4,7 @@ At C=256, decoder 64x64 -> 128x128, fp32, batch 1 (by default), in one run:
 
 1. ``carafe`` inference time / ``F.interpolate(bilinear)`` time on the same tensor: target <= 3;
    the same at an odd size, (size-1)^2 -> (2 size-1)^2 (rows of partial vectors and a floor-mode
-   column: the sizes a stride-2 encoder gives an odd input);
+   column: the sizes a stride-2 encoder gives an odd input; 1 -> 3 for size 1);
 2. authors' FADE formulation forward+backward time / ``fade.FADE`` forward+backward time (same
    parameters): target >= 30;
 3. peak extra memory of ``carafe`` forward+backward / bytes of its output: target <= 6;
@@ -144,7 +144,8 @@ def run_operator_suite(
     carafe_op = build_case("op:carafe", *shape, device=device, dtype=dtype)
     bilinear = build_case("op:bilinear", *shape, device=device, dtype=dtype)
     fade_case = build_case("fade", *shape, device=device, dtype=dtype)
-    odd_shape, odd_out = (batch, channels, size - 1, size - 1), (2 * size - 1, 2 * size - 1)
+    odd = max(size - 1, 1)  # decoder side of the odd-size check, upsampled in floor mode
+    odd_shape, odd_out = (batch, channels, odd, odd), (2 * odd + 1, 2 * odd + 1)
     carafe_odd = build_case("op:carafe", *odd_shape, device=device, dtype=dtype, out_size=odd_out)
     bilinear_odd = build_case("op:bilinear", *odd_shape, device=device, dtype=dtype, out_size=odd_out)
     authors = Case("fade_authors", FADEAuthors(fade_case.module), fade_case.inputs, fade_case.output_shape)
@@ -256,11 +257,11 @@ def operator_tables(result: dict) -> str:
         return "" if value is None else f"{value:,.1f} ms"
 
     peak = result["peak_extra_mib"]["carafe_fwdbwd"]
-    size = result["setting"]["size"][0]
+    odd = max(result["setting"]["size"][0] - 1, 1)
     rows = [
         ("reassembly forward (`fade.ops.carafe`) vs `F.interpolate(bilinear)`", "carafe_fwd_over_bilinear_fwd",
          ms(latency["carafe_fwd"]), ms(latency["bilinear_fwd"]), "x"),
-        (f"the same at an odd size ({size - 1}x{size - 1} -> {2 * size - 1}x{2 * size - 1})",
+        (f"the same at an odd size ({odd}x{odd} -> {2 * odd + 1}x{2 * odd + 1})",
          "carafe_odd_fwd_over_bilinear_odd_fwd", ms(latency["carafe_odd_fwd"]), ms(latency["bilinear_odd_fwd"]), "x"),
         ("FADE forward+backward vs the authors' formulation", "authors_fwdbwd_over_fade_fwdbwd",
          ms(latency["fade_fwdbwd"]), ms(latency["fade_authors_fwdbwd"]), "x faster"),
