@@ -204,3 +204,20 @@ def test_the_modules_kernels_are_the_softmax_of_their_logits(name):
     logits = up.kernel_generator(en, de, 2)
     torch.testing.assert_close(up.kernels(en, de), logits.softmax(1), rtol=1e-12, atol=1e-12)
     assert math.isclose(up.kernels(en, de).sum(1).mean().item(), 1.0, rel_tol=1e-12)
+
+
+def test_a_generator_subclass_with_its_own_logits_gets_their_softmax():
+    """softmax_kernels fuses the semi-shift sum only for the logits it knows: a subclass that
+    changes forward (here, a temperature) gets the softmax of what its forward returns."""
+    from fade import FADE
+    from fade.upsamplers.kernels import SemiShiftKernels
+
+    class Sharper(SemiShiftKernels):
+        def forward(self, en, de, scale):
+            return 3.0 * super().forward(en, de, scale)
+
+    up = FADE(8).double()
+    up.kernel_generator.__class__ = Sharper
+    en, de = torch.randn(1, 8, 9, 7, dtype=D), torch.randn(1, 8, 5, 4, dtype=D)
+    expected = (3.0 * SemiShiftKernels.forward(up.kernel_generator, en, de, 2)).softmax(1)
+    torch.testing.assert_close(up.kernels(en, de), expected, rtol=1e-12, atol=1e-12)

@@ -106,7 +106,10 @@ class SemiShiftKernels(nn.Module):
 
     def softmax_kernels(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
         """``self(en, de, scale).softmax(dim=1)``, contiguous, with the sum and the softmax in one
-        pass (:func:`fade.ops.semi_shift_softmax`)."""
+        pass (:func:`fade.ops.semi_shift_softmax`); a subclass that changes :meth:`forward` gets
+        the softmax of its own logits."""
+        if type(self).forward is not SemiShiftKernels.forward:
+            return self(en, de, scale).softmax(dim=1).contiguous()
         high, low = self._halves(en, de, scale)
         return semi_shift_softmax(high, low, scale)
 
