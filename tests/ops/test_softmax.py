@@ -32,7 +32,7 @@ def case_id(case):
 def loop_reference(high, low, scale, grad):
     """Kernels and the gradients w.r.t. high and low, one pixel at a time, in float64."""
     high, low, grad = high.double(), low.double(), grad.double()
-    b, n, ho, wo = high.shape
+    b, _, ho, wo = high.shape
     h, w = low.shape[-2:]
     out, grad_high, grad_low = torch.zeros_like(high), torch.zeros_like(high), torch.zeros_like(low)
     for bb in range(b):
