@@ -171,6 +171,8 @@ struct Shape {
     i64 row_len() const { return (W + 2 * r()) * s; }
     i64 rows_begin(i64 sy) const { return sy * s; }
     i64 rows_end(i64 sy) const { return sy == H - 1 ? Ho : std::min(Ho, sy * s + s); }
+    // Source column of output column x.
+    i64 source_col(i64 x) const { return std::min(x / s, W - 1); }
     // Most output rows that share one source row (the last one takes the floor-mode rows).
     i64 max_group_rows() const { return std::max(std::min(s, Ho), Ho - s * (H - 1)); }
 };
@@ -952,21 +954,15 @@ bool blend_fits(i64 B, i64 C, i64 P) {
 // from a channels-last input), out and its gradient contiguous (what the reassembly reads and
 // writes). Tasks are (b, source row sy) and own its output rows, and row sy of low's gradient.
 // Each output row goes through a scratch block of n rows (one per t, padded to whole vectors):
-// transposed in or out there, everything else runs along the row in vectors.
+// transposed in or out there, everything else runs along the row in vectors. The shape is the
+// reassembly's (Shape, and so its mapping) with C = n channels and K = 1.
 // ---------------------------------------------------------------------------------------------
 
-struct SoftmaxShape {
-    i64 B, n, H, W, Ho, Wo, s;  // n: channels (K*K)
-
-    i64 sx(i64 x) const { return std::min(x / s, W - 1); }
-    i64 rows_begin(i64 sy) const { return sy * s; }
-    i64 rows_end(i64 sy) const { return sy == H - 1 ? Ho : std::min(Ho, sy * s + s); }
-    // Scratch row stride: the output width in whole vectors of T.
-    template <typename T>
-    i64 stride() const {
-        return (Wo + Simd<T>::lanes - 1) / Simd<T>::lanes * Simd<T>::lanes;
-    }
-};
+// n rounded up to whole vectors of T.
+template <typename T>
+i64 whole_vectors(i64 n) {
+    return (n + Simd<T>::lanes - 1) / Simd<T>::lanes * Simd<T>::lanes;
+}
 
 // e^x for x <= 0 (softmax's shifted logits), NaN for NaN. float: Cephes' expf (about 1 ulp; 0 below
 // the smallest normal's logarithm); double: std::exp per lane.
@@ -1017,15 +1013,15 @@ void softmax_tile(T* logits, i64 stride, T* out, i64 plane, i64 n, const Lanes<T
 }
 
 template <typename T>
-int semi_shift_softmax(const T* high, const T* low, T* out, const SoftmaxShape& sh, int nthreads, Runner runner) {
+int semi_shift_softmax(const T* high, const T* low, T* out, const Shape& sh, int nthreads, Runner runner) {
     constexpr i64 L = Simd<T>::lanes;
-    const i64 stride = sh.stride<T>(), n = sh.n, plane = sh.Ho * sh.Wo;
+    const i64 stride = whole_vectors<T>(sh.Wo), n = sh.C, plane = sh.plane();
     return parallel_tasks<T>(sh.B * sh.H, nthreads, runner, n * stride, 0, [&](i64 task, T* buf, i64*) {
         const i64 b = task / sh.H, sy = task % sh.H;
         for (i64 y = sh.rows_begin(sy); y < sh.rows_end(sy); ++y) {
             for (i64 x = 0; x < sh.Wo; ++x) {  // logits, transposed to buf[t][x]
                 const T* hp = high + ((b * sh.Ho + y) * sh.Wo + x) * n;
-                const T* lp = low + ((b * sh.H + sy) * sh.W + sh.sx(x)) * n;
+                const T* lp = low + ((b * sh.H + sy) * sh.W + sh.source_col(x)) * n;
                 for (i64 t = 0; t < n; ++t) buf[t * stride + x] = hp[t] + lp[t];
             }
             T* op = out + b * n * plane + y * sh.Wo;
@@ -1048,10 +1044,10 @@ void softmax_grad_tile(const T* kp, const T* gp, i64 plane, i64 n, T* buf, i64 s
 }
 
 template <typename T>
-int semi_shift_softmax_backward(const T* grad, const T* k, T* grad_high, T* grad_low, const SoftmaxShape& sh,
-                                int nthreads, Runner runner) {
+int semi_shift_softmax_backward(const T* grad, const T* k, T* grad_high, T* grad_low, const Shape& sh, int nthreads,
+                                Runner runner) {
     constexpr i64 L = Simd<T>::lanes;
-    const i64 stride = sh.stride<T>(), n = sh.n, plane = sh.Ho * sh.Wo;
+    const i64 stride = whole_vectors<T>(sh.Wo), n = sh.C, plane = sh.plane();
     return parallel_tasks<T>(sh.B * sh.H, nthreads, runner, n * stride, 0, [&](i64 task, T* buf, i64*) {
         const i64 b = task / sh.H, sy = task % sh.H;
         T* lp = grad_low + (b * sh.H + sy) * sh.W * n;
@@ -1065,7 +1061,7 @@ int semi_shift_softmax_backward(const T* grad, const T* k, T* grad_high, T* grad
                 softmax_grad_tile(k + at + x0, grad + at + x0, plane, n, buf + x0, stride, Lanes<T, true>{sh.Wo - x0});
             for (i64 x = 0; x < sh.Wo; ++x) {  // transposed out: high's gradient, summed into low's
                 T* hp = grad_high + ((b * sh.Ho + y) * sh.Wo + x) * n;
-                T* gl = lp + sh.sx(x) * n;
+                T* gl = lp + sh.source_col(x) * n;
                 for (i64 t = 0; t < n; ++t) {
                     hp[t] = buf[t * stride + x];
                     gl[t] += buf[t * stride + x];
@@ -1075,16 +1071,16 @@ int semi_shift_softmax_backward(const T* grad, const T* k, T* grad_high, T* grad
     });
 }
 
-// True when the shape is valid (B >= 0, n, H, W >= 1, output within s - 1 of s times the input)
+// True when the shape is valid (B >= 0, C = n, H, W >= 1, output within s - 1 of s times the input)
 // and the tensors and the scratch of nthreads workers hold at most kMaxElements.
-bool softmax_fits(const SoftmaxShape& sh, int nthreads) {
-    if (sh.B < 0 || sh.n < 1 || sh.H < 1 || sh.W < 1 || sh.s < 1 || sh.Ho < 1 || sh.Wo < 1) return false;
+bool softmax_fits(const Shape& sh, int nthreads) {
+    if (sh.B < 0 || sh.C < 1 || sh.H < 1 || sh.W < 1 || sh.s < 1 || sh.Ho < 1 || sh.Wo < 1) return false;
     const i64 high_rows = checked_mul(sh.s, sh.H), high_cols = checked_mul(sh.s, sh.W);
     if (high_rows < 0 || high_cols < 0 || std::abs(sh.Ho - high_rows) >= sh.s || std::abs(sh.Wo - high_cols) >= sh.s)
         return false;
-    const i64 counts[] = {checked_mul(checked_mul(checked_mul(sh.B, sh.n), sh.Ho), sh.Wo),
-                          checked_mul(checked_mul(checked_mul(sh.B, sh.n), sh.H), sh.W),
-                          checked_mul(std::max(nthreads, 1), checked_mul(sh.n, checked_add(sh.Wo, kScratchSlack)))};
+    const i64 counts[] = {checked_mul(checked_mul(checked_mul(sh.B, sh.C), sh.Ho), sh.Wo),
+                          checked_mul(checked_mul(checked_mul(sh.B, sh.C), sh.H), sh.W),
+                          checked_mul(std::max(nthreads, 1), checked_mul(sh.C, checked_add(sh.Wo, kScratchSlack)))};
     return std::all_of(std::begin(counts), std::end(counts), [](i64 c) { return c >= 0; });
 }
 
@@ -1152,7 +1148,7 @@ int fade_blend_grads_f64(const double* grad, const double* end, const double* w,
 
 #define FADE_SOFTMAX_ARGS i64 B, i64 n, i64 H, i64 W, i64 Ho, i64 Wo, i64 s, int nthreads, void* runner
 #define FADE_SOFTMAX(call, ...)                                                                    \
-    const SoftmaxShape sh{B, n, H, W, Ho, Wo, s};                                                  \
+    const Shape sh{B, n, H, W, Ho, Wo, 1, s};                                                      \
     return softmax_fits(sh, nthreads) ? call(__VA_ARGS__, sh, nthreads, reinterpret_cast<Runner>(runner)) : 2
 
 int fade_semi_shift_softmax_f32(const float* high, const float* low, float* out, FADE_SOFTMAX_ARGS) {
