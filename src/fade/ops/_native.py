@@ -58,6 +58,7 @@ __all__ = [
     "available",
     "backward",
     "blend_grads",
+    "empty_map",
     "forward",
     "pointwise",
     "supports",
@@ -362,10 +363,20 @@ def _openmp_runner() -> int | None:
 
 
 def _threads(x: Tensor, kernels: Tensor) -> int:
-    """Threads for one call: torch.get_num_threads(), fewer for small problems."""
+    """Threads for one reassembly call (its multiply-adds, :func:`_threads_for`)."""
     b, k2, ho, wo = kernels.shape
-    work = b * x.shape[1] * k2 * ho * wo
+    return _threads_for(b * x.shape[1] * k2 * ho * wo)
+
+
+def _threads_for(work: int) -> int:
+    """Threads for a call of ``work`` multiply-adds: torch.get_num_threads(), fewer for small problems."""
     return max(1, min(torch.get_num_threads(), work // _MIN_WORK_PER_THREAD))
+
+
+def empty_map(like: Tensor, shape: tuple[int, int, int, int], channels_last: bool) -> Tensor:
+    """An uninitialised Tensor[B, C, H, W] of ``like``'s dtype and device, channels-last or contiguous."""
+    b, c, h, w = shape
+    return like.new_empty((b, h, w, c)).permute(0, 3, 1, 2) if channels_last else like.new_empty(shape)
 
 
 def forward(
@@ -460,10 +471,10 @@ def pointwise(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: boo
     """
     b, c, h, w = x.shape
     o = weight.shape[0]
-    out = x.new_empty((b, h, w, o)).permute(0, 3, 1, 2) if channels_last else x.new_empty((b, o, h, w))
+    out = empty_map(x, (b, o, h, w), channels_last)
     transposed = weight.t().contiguous()  # (C_in, C_out): one input channel's outputs side by side
     bias = None if bias is None else bias.contiguous()
-    threads = max(1, min(torch.get_num_threads(), b * c * o * h * w // _MIN_WORK_PER_THREAD))
+    threads = _threads_for(b * c * o * h * w)
     fn = getattr(_library(), f"fade_pointwise_{_SUFFIX[x.dtype]}")
     pointers = (x.data_ptr(), transposed.data_ptr(), None if bias is None else bias.data_ptr(), out.data_ptr())
     x_channels_last = not x.is_contiguous()
@@ -499,7 +510,7 @@ def blend_grads(grad: Tensor, end: Tensor, weight: Tensor) -> tuple[Tensor, Tens
     """
     b, c, h, w = grad.shape
     grad_end, dot = torch.empty_like(grad), torch.empty_like(weight)
-    threads = max(1, min(torch.get_num_threads(), grad.numel() // _MIN_WORK_PER_THREAD))
+    threads = _threads_for(grad.numel())
     fn = getattr(_library(), f"fade_blend_grads_{_SUFFIX[grad.dtype]}")
     pointers = (grad.data_ptr(), end.data_ptr(), weight.data_ptr(), grad_end.data_ptr(), dot.data_ptr())
     status = fn(*pointers, b, c, h * w, threads, _openmp_runner())
@@ -533,7 +544,7 @@ def supports_semi_shift_softmax(high: Tensor, low: Tensor, scale: int) -> bool:
 
 def _softmax_threads(t: Tensor) -> int:
     """Threads for a softmax call on t (B, N, H_out, W_out): fewer for small problems."""
-    return max(1, min(torch.get_num_threads(), 16 * t.numel() // _MIN_WORK_PER_THREAD))
+    return _threads_for(16 * t.numel())
 
 
 def semi_shift_softmax(high: Tensor, low: Tensor, scale: int) -> Tensor | None:
@@ -577,8 +588,7 @@ def semi_shift_softmax_backward(
     """
     b, n, ho, wo = grad.shape
     h, w = low_hw
-    grad_high = grad.new_empty((b, ho, wo, n)).permute(0, 3, 1, 2)
-    grad_low = grad.new_empty((b, h, w, n)).permute(0, 3, 1, 2)
+    grad_high, grad_low = empty_map(grad, (b, n, ho, wo), True), empty_map(grad, (b, n, h, w), True)
     threads = _softmax_threads(grad)
     fn = getattr(_library(), f"fade_semi_shift_softmax_backward_{_SUFFIX[grad.dtype]}")
     pointers = (grad.data_ptr(), kernels.data_ptr(), grad_high.data_ptr(), grad_low.data_ptr())

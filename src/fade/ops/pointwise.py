@@ -82,7 +82,7 @@ def _outer_product(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last
     broadcast multiply (e.g. the input gradient of a gate's C -> 1 conv)."""
     b, _, h, w = x.shape
     o = weight.shape[0]
-    out = x.new_empty((b, h, w, o)).permute(0, 3, 1, 2) if channels_last else x.new_empty((b, o, h, w))
+    out = _native.empty_map(x, (b, o, h, w), channels_last)
     torch.mul(x, weight.view(1, o, 1, 1), out=out)
     return out if bias is None else out.add_(bias.view(1, o, 1, 1))
 
@@ -100,9 +100,7 @@ def _pointwise_op(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last:
 @_pointwise_op.register_fake
 def _pointwise_fake(x: Tensor, weight: Tensor, bias: Tensor | None, channels_last: bool) -> Tensor:
     b, _, h, w = x.shape
-    if channels_last:
-        return x.new_empty((b, h, w, weight.shape[0])).permute(0, 3, 1, 2)
-    return x.new_empty((b, weight.shape[0], h, w))
+    return _native.empty_map(x, (b, weight.shape[0], h, w), channels_last)
 
 
 def _setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor | None, bool], output: Tensor) -> None:

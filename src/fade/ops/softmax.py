@@ -19,7 +19,7 @@ from torch import Tensor
 
 from . import _native
 from .carafe import _check_tensor, autocast_enabled
-from .resize import check_scale, check_sizes, effective_scale, nearest_upsample, source_index
+from .resize import check_sizes, effective_scale, nearest_upsample, source_index
 
 __all__ = ["semi_shift_softmax"]
 
@@ -66,7 +66,6 @@ def _check_inputs(high: Tensor, low: Tensor, scale: int) -> None:
         raise ValueError(
             f"low: expected batch and channels {tuple(high.shape[:2])} (those of high), got {tuple(low.shape[:2])}"
         )
-    check_scale(scale)
     check_sizes(tuple(low.shape[-2:]), tuple(high.shape[-2:]), scale, "high spatial size vs low")
 
 
@@ -91,8 +90,7 @@ def _reference_backward(grad: Tensor, kernels: Tensor, low_hw: tuple[int, int], 
 
 def _channels_last_copy(t: Tensor) -> Tensor:
     """``t`` copied into a new tensor whose memory is (B, H, W, N)."""
-    b, n, h, w = t.shape
-    return t.new_empty((b, h, w, n)).permute(0, 3, 1, 2).copy_(t)
+    return _native.empty_map(t, tuple(t.shape), True).copy_(t)
 
 
 @torch.library.custom_op("fade::semi_shift_softmax", mutates_args=())
@@ -123,10 +121,7 @@ def _softmax_backward_fake(
     grad: Tensor, kernels: Tensor, low_height: int, low_width: int, scale: int
 ) -> tuple[Tensor, Tensor]:
     b, n, ho, wo = grad.shape
-    return (
-        grad.new_empty((b, ho, wo, n)).permute(0, 3, 1, 2),
-        grad.new_empty((b, low_height, low_width, n)).permute(0, 3, 1, 2),
-    )
+    return _native.empty_map(grad, (b, n, ho, wo), True), _native.empty_map(grad, (b, n, low_height, low_width), True)
 
 
 def _setup_context(ctx, inputs: tuple[Tensor, Tensor, int], output: Tensor) -> None:
