@@ -786,17 +786,20 @@ bool sizes_fit(const Shape& sh, int nthreads) {
 // Pointwise (1x1) convolution with few output channels (FADE's compressors, C_out = K*K or d) or
 // few input channels (the input gradients of the compressors, C_in = d):
 // out[b, o, p] = bias[o] + sum_c wt[c, o] * x[b, c, p] over the P = H*W pixels of x, wt being the
-// weight transposed to (C, O). A general matrix product first packs x, which costs about as much
-// as the product itself when O or C is small; here a tile of OB outputs by NV vectors of pixels
-// stays in registers while c runs over the channels. Tasks are (b, pixel tile). x is NCHW, or
-// channels-last (x[b, p, c]), whose tile is first transposed into the worker's scratch; the output
-// is NCHW, or channels-last (out[b, p, o]) when asked.
+// weight transposed to (C, O). A general matrix product packs all of x first, which costs about as
+// much as the product itself when O or C is small. Here tasks are (b, pixel tile): a task copies
+// its tile (every channel of NV vectors of pixels) into the worker's scratch, where it stays in
+// cache (read in place, channels a whole plane apart would share cache sets), then keeps OB outputs
+// by NV vectors in registers while c runs over the channels. The weights are packed once per call
+// in blocks of OB outputs, so a block reads them contiguously. x is NCHW or channels-last
+// (x[b, p, c], transposed into the scratch); the output is NCHW, or channels-last (out[b, p, o])
+// when asked.
 // ---------------------------------------------------------------------------------------------
 
 #if defined(__AVX512F__)
 constexpr int kPointwiseOutputs = 6, kPointwiseVectors = 4;  // 24 accumulators in 32 registers
 #else
-constexpr int kPointwiseOutputs = 4, kPointwiseVectors = 3;  // 12 accumulators in 16 registers
+constexpr int kPointwiseOutputs = 6, kPointwiseVectors = 2;  // 12 accumulators + 2 pixel vectors + 1 weight in 16
 #endif
 
 struct PointwiseShape {
@@ -813,6 +816,17 @@ struct PixelTile {
     i64 stride, b, p0;
 };
 
+// wt (C, O) in blocks of kPointwiseOutputs outputs (the last one narrower): block o0 holds
+// packed[o0 * C + c * width + (o - o0)], `width` outputs per channel.
+template <typename T>
+void pack_weights(const T* wt, T* packed, i64 C, i64 O) {
+    for (i64 o0 = 0; o0 < O; o0 += kPointwiseOutputs) {
+        const i64 width = std::min<i64>(kPointwiseOutputs, O - o0);
+        for (i64 c = 0; c < C; ++c)
+            for (i64 o = 0; o < width; ++o) packed[o0 * C + c * width + o] = wt[c * O + o0 + o];
+    }
+}
+
 // Outputs [o0, o0 + OB) at the NV * lanes pixels from `at` pixels into the tile.
 template <typename T, int OB, int NV>
 void pointwise_tile(const PixelTile<T>& t, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 o0,
@@ -822,10 +836,10 @@ void pointwise_tile(const PixelTile<T>& t, const T* wt, const T* bias, T* out, c
     for (int o = 0; o < OB; ++o)
         for (int n = 0; n < NV; ++n) acc[o][n] = Vec<T>{} + (bias != nullptr ? bias[o0 + o] : T(0));
     const T* xp = t.xp + at;
-    for (i64 c = 0; c < sh.C; ++c, xp += t.stride) {
+    const T* w = wt + o0 * sh.C;  // this block's packed weights, OB per channel
+    for (i64 c = 0; c < sh.C; ++c, xp += t.stride, w += OB) {
         Vec<T> xv[NV];
         for (int n = 0; n < NV; ++n) xv[n] = loadu(xp + n * L);
-        const T* w = wt + c * sh.O + o0;
         for (int o = 0; o < OB; ++o)
             for (int n = 0; n < NV; ++n) acc[o][n] += w[o] * xv[n];
     }
@@ -860,8 +874,10 @@ void pointwise_outputs(const PixelTile<T>& t, const T* wt, const T* bias, T* out
 // One output value, c in the same order as the tiles.
 template <typename T>
 T pointwise_value(const PixelTile<T>& t, const T* wt, const T* bias, const PointwiseShape& sh, i64 o, i64 at) {
+    const i64 o0 = o / kPointwiseOutputs * kPointwiseOutputs, width = std::min<i64>(kPointwiseOutputs, sh.O - o0);
+    const T* w = wt + o0 * sh.C + (o - o0);
     T acc = bias != nullptr ? bias[o] : T(0);
-    for (i64 c = 0; c < sh.C; ++c) acc += wt[c * sh.O + o] * t.xp[c * t.stride + at];
+    for (i64 c = 0; c < sh.C; ++c) acc += w[c * width] * t.xp[c * t.stride + at];
     return acc;
 }
 
@@ -869,16 +885,26 @@ template <typename T>
 int pointwise(const T* x, const T* wt, const T* bias, T* out, const PointwiseShape& sh, int nthreads, Runner runner) {
     constexpr i64 L = Simd<T>::lanes, tile = kPointwiseVectors * L;
     const i64 tiles = (sh.P + tile - 1) / tile;
-    const i64 scratch = sh.x_channels_last ? sh.C * tile : 0;
-    return parallel_tasks<T>(sh.B * tiles, nthreads, runner, scratch, 0, [&](i64 task, T* buf, i64*) {
+    if (sh.B == 0) return 0;
+    std::vector<T> packed;
+    try {
+        packed.resize(static_cast<size_t>(sh.C * sh.O));
+    } catch (const std::exception&) {
+        return 1;
+    }
+    pack_weights(wt, packed.data(), sh.C, sh.O);
+    wt = packed.data();
+    return parallel_tasks<T>(sh.B * tiles, nthreads, runner, sh.C * tile, 0, [&](i64 task, T* buf, i64*) {
         const i64 b = task / tiles, p0 = task % tiles * tile, n = std::min(sh.P - p0, tile);
-        PixelTile<T> t{x + b * sh.C * sh.P + p0, sh.P, b, p0};
         if (sh.x_channels_last) {  // x[b, p0 + i, c] -> buf[c * tile + i]
             const T* src = x + (b * sh.P + p0) * sh.C;
             for (i64 i = 0; i < n; ++i)
                 for (i64 c = 0; c < sh.C; ++c) buf[c * tile + i] = src[i * sh.C + c];
-            t = PixelTile<T>{buf, tile, b, p0};
+        } else {  // x[b, c, p0 + i] -> buf[c * tile + i]
+            const T* src = x + b * sh.C * sh.P + p0;
+            for (i64 c = 0; c < sh.C; ++c) std::memcpy(buf + c * tile, src + c * sh.P, n * sizeof(T));
         }
+        const PixelTile<T> t{buf, tile, b, p0};
         if (n == tile) return pointwise_outputs<T, kPointwiseVectors>(t, wt, bias, out, sh, 0);
         i64 at = 0;
         for (; at + L <= n; at += L) pointwise_outputs<T, 1>(t, wt, bias, out, sh, at);
