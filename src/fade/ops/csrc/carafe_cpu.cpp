@@ -801,6 +801,10 @@ constexpr int kPointwiseOutputs = 6, kPointwiseVectors = 4;  // 24 accumulators 
 #else
 constexpr int kPointwiseOutputs = 6, kPointwiseVectors = 2;  // 12 accumulators + 2 pixel vectors + 1 weight in 16
 #endif
+// Tiles per task (a thread reads a run of consecutive pixels), and how many tiles ahead a task
+// prefetches the lines of a contiguous x (one line per channel, a whole plane apart: too many
+// streams for the hardware prefetcher).
+constexpr i64 kPointwiseRun = 16, kPointwiseAhead = 4;
 
 struct PointwiseShape {
     i64 B, C, O, P;
@@ -881,9 +885,21 @@ T pointwise_value(const PixelTile<T>& t, const T* wt, const T* bias, const Point
     return acc;
 }
 
+// Every output at the first n pixels of a tile: whole tiles in one sweep of the output blocks,
+// else one vector of pixels at a time, then one pixel at a time.
+template <typename T>
+void pointwise_pixels(const PixelTile<T>& t, i64 n, const T* wt, const T* bias, T* out, const PointwiseShape& sh) {
+    constexpr i64 L = Simd<T>::lanes;
+    if (n == kPointwiseVectors * L) return pointwise_outputs<T, kPointwiseVectors>(t, wt, bias, out, sh, 0);
+    i64 at = 0;
+    for (; at + L <= n; at += L) pointwise_outputs<T, 1>(t, wt, bias, out, sh, at);
+    for (; at < n; ++at)
+        for (i64 o = 0; o < sh.O; ++o) out[sh.at(t.b, o, t.p0 + at)] = pointwise_value(t, wt, bias, sh, o, at);
+}
+
 template <typename T>
 int pointwise(const T* x, const T* wt, const T* bias, T* out, const PointwiseShape& sh, int nthreads, Runner runner) {
-    constexpr i64 L = Simd<T>::lanes, tile = kPointwiseVectors * L;
+    constexpr i64 tile = kPointwiseVectors * Simd<T>::lanes;
     const i64 tiles = (sh.P + tile - 1) / tile;
     if (sh.B == 0) return 0;
     std::vector<T> packed;
@@ -894,22 +910,26 @@ int pointwise(const T* x, const T* wt, const T* bias, T* out, const PointwiseSha
     }
     pack_weights(wt, packed.data(), sh.C, sh.O);
     wt = packed.data();
-    return parallel_tasks<T>(sh.B * tiles, nthreads, runner, sh.C * tile, 0, [&](i64 task, T* buf, i64*) {
-        const i64 b = task / tiles, p0 = task % tiles * tile, n = std::min(sh.P - p0, tile);
-        if (sh.x_channels_last) {  // x[b, p0 + i, c] -> buf[c * tile + i]
-            const T* src = x + (b * sh.P + p0) * sh.C;
-            for (i64 i = 0; i < n; ++i)
-                for (i64 c = 0; c < sh.C; ++c) buf[c * tile + i] = src[i * sh.C + c];
-        } else {  // x[b, c, p0 + i] -> buf[c * tile + i]
-            const T* src = x + b * sh.C * sh.P + p0;
-            for (i64 c = 0; c < sh.C; ++c) std::memcpy(buf + c * tile, src + c * sh.P, n * sizeof(T));
+    const i64 runs = (tiles + kPointwiseRun - 1) / kPointwiseRun;
+    return parallel_tasks<T>(sh.B * runs, nthreads, runner, sh.C * tile, 0, [&](i64 task, T* buf, i64*) {
+        const i64 b = task / runs, first = task % runs * kPointwiseRun * tile;
+        const i64 last = std::min(sh.P, first + kPointwiseRun * tile);
+        for (i64 p0 = first; p0 < last; p0 += tile) {
+            const i64 n = std::min(last - p0, tile);
+            if (sh.x_channels_last) {  // x[b, p0 + i, c] -> buf[c * tile + i]
+                const T* src = x + (b * sh.P + p0) * sh.C;
+                for (i64 i = 0; i < n; ++i)
+                    for (i64 c = 0; c < sh.C; ++c) buf[c * tile + i] = src[i * sh.C + c];
+            } else {  // x[b, c, p0 + i] -> buf[c * tile + i], and the lines of a later tile into cache
+                const T* src = x + b * sh.C * sh.P + p0;
+                const bool prefetch = p0 + kPointwiseAhead * tile < last;
+                for (i64 c = 0; c < sh.C; ++c) {
+                    if (prefetch) __builtin_prefetch(src + c * sh.P + kPointwiseAhead * tile);
+                    std::memcpy(buf + c * tile, src + c * sh.P, n * sizeof(T));
+                }
+            }
+            pointwise_pixels(PixelTile<T>{buf, tile, b, p0}, n, wt, bias, out, sh);
         }
-        const PixelTile<T> t{buf, tile, b, p0};
-        if (n == tile) return pointwise_outputs<T, kPointwiseVectors>(t, wt, bias, out, sh, 0);
-        i64 at = 0;
-        for (; at + L <= n; at += L) pointwise_outputs<T, 1>(t, wt, bias, out, sh, at);
-        for (; at < n; ++at)
-            for (i64 o = 0; o < sh.O; ++o) out[sh.at(b, o, p0 + at)] = pointwise_value(t, wt, bias, sh, o, at);
     });
 }
 
