@@ -4,6 +4,7 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -158,6 +159,21 @@ def test_convolution_backward_counts_each_gradient_at_the_forwards_cost(groups, 
         with FlopCounterMode(display=False) as torchs:
             torch.autograd.backward(conv(x), torch.randn_like(out))
         assert torchs.get_flop_counts()["Global"][torch.ops.aten.convolution_backward] == 2 * 2 * macs
+
+
+def test_same_conv2d_formulas_equal_torchs_count_of_the_same_conv():
+    """fade::same_conv2d and its weight gradient count what torch counts for F.conv2d and its backward."""
+    from fade.ops import same_conv2d
+
+    x = torch.randn(2, 8, 5, 7, requires_grad=True)
+    weight = torch.randn(6, 8, 3, 5, requires_grad=True)
+    totals = []
+    for conv, mapping in ((same_conv2d, custom_flop_formulas()), (lambda a, w: F.conv2d(a, w, padding=(1, 2)), {})):
+        with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+            out = conv(x, weight)
+            out.backward(torch.ones_like(out))
+        totals.append(counter.get_total_flops())
+    assert totals[0] == totals[1] == 3 * 2 * out.numel() * 8 * 15
 
 
 @pytest.mark.parametrize("name", ["op:bilinear", "op:carafe", "fade"])

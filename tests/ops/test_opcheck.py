@@ -22,6 +22,7 @@ def _operators():
     high = randn(2, 25, 10, 12).contiguous(memory_format=torch.channels_last).requires_grad_()
     low = randn(2, 25, 5, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
     grad_k = randn(2, 25, 10, 12)
+    conv_w = randn(4, 3, 3, 5, grad=True)
     ops = torch.ops.fade
     return {
         "carafe": (ops.carafe.default, (x, kernels, 2)),
@@ -33,6 +34,9 @@ def _operators():
         "semi_shift_softmax": (ops.semi_shift_softmax.default, (high, low, 2)),
         "semi_shift_softmax_contiguous": (ops.semi_shift_softmax.default, (high.detach().contiguous(), low, 2)),
         "semi_shift_softmax_backward": (ops.semi_shift_softmax_backward.default, (grad_k, kernels.detach(), 5, 6, 2)),
+        "same_conv2d": (ops.same_conv2d.default, (x, conv_w, b)),
+        "same_conv2d_channels_last": (ops.same_conv2d.default, (cl, conv_w, None)),
+        "same_conv2d_weight_grad": (ops.same_conv2d_weight_grad.default, (x, randn(2, 4, 5, 6, grad=True), 3, 5)),
     }
 
 

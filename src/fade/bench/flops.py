@@ -4,7 +4,10 @@ torch counts 2 FLOPs per multiply-add (as for convolutions). The reassembly ``fa
 one multiply-add per output element and kernel tap; its backward ``fade::carafe_backward`` does
 one for the input gradient and one for the kernel gradient; ``fade::carafe_lerp`` does the
 reassembly's and the blend's (:func:`blend_flop`). The 1x1 convolution
-``fade::pointwise_conv`` does one per output element and input channel, as the conv it computes.
+``fade::pointwise_conv`` does one per output element and input channel, as the conv it computes;
+the content encoder ``fade::same_conv2d`` one per output element and weight element of a filter,
+and its weight gradient ``fade::same_conv2d_weight_grad`` as many (its input gradient is torch's
+``aten.convolution_backward``).
 
 torch's formula for ``aten.convolution_backward`` ignores groups for the input's gradient; the one
 here (:func:`convolution_backward_flop`) counts each gradient asked for at the forward's cost.
@@ -28,6 +31,7 @@ import torch
 from torch.utils.flop_counter import sdpa_flop_count
 
 from ..ops import carafe as _carafe  # noqa: F401  (defines the fade:: operators)
+from ..ops import conv as _conv  # noqa: F401
 from ..ops import pointwise as _pointwise  # noqa: F401
 
 __all__ = [
@@ -40,6 +44,8 @@ __all__ = [
     "custom_flop_formulas",
     "pointwise_conv_flop",
     "product_flop",
+    "same_conv2d_flop",
+    "same_conv2d_weight_grad_flop",
 ]
 
 
@@ -56,6 +62,16 @@ def carafe_backward_flop(grad_shape, x_shape, kernels_shape, scale, *, out_shape
 def pointwise_conv_flop(x_shape, weight_shape, *args, out_shape, **kwargs) -> int:
     """FLOPs of ``fade::pointwise_conv``: 2 * numel(output) * C_in (the bias not counted, as for a conv)."""
     return 2 * math.prod(out_shape) * x_shape[1]
+
+
+def same_conv2d_flop(x_shape, w_shape, *args, out_shape, **kwargs) -> int:
+    """FLOPs of ``fade::same_conv2d``: 2 * numel(output) * C * K_h * K_w (the bias not counted)."""
+    return 2 * math.prod(out_shape) * math.prod(w_shape[1:])
+
+
+def same_conv2d_weight_grad_flop(x_shape, grad_shape, kernel_h, kernel_w, *, out_shape, **kwargs) -> int:
+    """FLOPs of ``fade::same_conv2d_weight_grad``: the forward's, 2 * numel(grad) * C * K_h * K_w."""
+    return 2 * math.prod(grad_shape) * x_shape[1] * kernel_h * kernel_w
 
 
 def carafe_lerp_flop(x_shape, kernels_shape, end_shape, weight_shape, scale, *, out_shape, **kwargs) -> int:
@@ -102,6 +118,8 @@ def custom_flop_formulas() -> dict[object, Callable[..., int]]:
         torch.ops.fade.carafe_backward: carafe_backward_flop,
         torch.ops.fade.carafe_lerp: carafe_lerp_flop,
         torch.ops.fade.pointwise_conv: pointwise_conv_flop,
+        torch.ops.fade.same_conv2d: same_conv2d_flop,
+        torch.ops.fade.same_conv2d_weight_grad: same_conv2d_weight_grad_flop,
         torch.ops.aten.convolution_backward: convolution_backward_flop,
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flop,
     }
