@@ -813,6 +813,22 @@ struct PointwiseShape {
     i64 at(i64 b, i64 o, i64 p) const { return channels_last ? (b * P + p) * O + o : (b * O + o) * P + p; }
 };
 
+// The outputs in as few blocks of at most kPointwiseOutputs as there can be, of near-equal widths
+// (25 = 5 x 5, not 4 x 6 + 1: a block costs a pass over the tile's channels whatever its width):
+// the first `wider` blocks have base + 1 outputs, the others base.
+struct OutputBlocks {
+    i64 count, base, wider;
+
+    explicit OutputBlocks(i64 O)
+        : count((O + kPointwiseOutputs - 1) / kPointwiseOutputs), base(O / count), wider(O % count) {}
+    i64 start(i64 k) const { return k * base + std::min(k, wider); }
+    i64 width(i64 k) const { return base + (k < wider ? 1 : 0); }
+    i64 of(i64 o) const {  // the block holding output o
+        const i64 split = wider * (base + 1);
+        return o < split ? o / (base + 1) : wider + (o - split) / base;
+    }
+};
+
 // The pixels of one task: xp points at channel 0 of its first pixel, channels `stride` apart.
 template <typename T>
 struct PixelTile {
@@ -820,12 +836,12 @@ struct PixelTile {
     i64 stride, b, p0;
 };
 
-// wt (C, O) in blocks of kPointwiseOutputs outputs (the last one narrower): block o0 holds
-// packed[o0 * C + c * width + (o - o0)], `width` outputs per channel.
+// wt (C, O) by output block: block k holds packed[start * C + c * width + (o - start)].
 template <typename T>
 void pack_weights(const T* wt, T* packed, i64 C, i64 O) {
-    for (i64 o0 = 0; o0 < O; o0 += kPointwiseOutputs) {
-        const i64 width = std::min<i64>(kPointwiseOutputs, O - o0);
+    const OutputBlocks blocks(O);
+    for (i64 k = 0; k < blocks.count; ++k) {
+        const i64 o0 = blocks.start(k), width = blocks.width(k);
         for (i64 c = 0; c < C; ++c)
             for (i64 o = 0; o < width; ++o) packed[o0 * C + c * width + o] = wt[c * O + o0 + o];
     }
@@ -860,25 +876,28 @@ void pointwise_tile(const PixelTile<T>& t, const T* wt, const T* bias, T* out, c
         for (int o = 0; o < OB; ++o) out[sh.at(t.b, o0 + o, p0 + p)] = tile[o][p];
 }
 
-// Every output at the NV * lanes pixels from `at`: blocks of kPointwiseOutputs, then the R < that left.
-template <typename T, int NV, int R = kPointwiseOutputs - 1>
-void pointwise_outputs(const PixelTile<T>& t, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 at,
-                       i64 o0 = 0) {
-    if constexpr (R == kPointwiseOutputs - 1)
-        for (; o0 + kPointwiseOutputs <= sh.O; o0 += kPointwiseOutputs)
-            pointwise_tile<T, kPointwiseOutputs, NV>(t, wt, bias, out, sh, o0, at);
-    if constexpr (R > 0) {
-        if (sh.O - o0 == R)
-            pointwise_tile<T, R, NV>(t, wt, bias, out, sh, o0, at);
-        else
-            pointwise_outputs<T, NV, R - 1>(t, wt, bias, out, sh, at, o0);
-    }
+// Outputs [o0, o0 + width) at the NV * lanes pixels from `at`, width <= OB (a tile per width).
+template <typename T, int NV, int OB = kPointwiseOutputs>
+void pointwise_block(const PixelTile<T>& t, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 o0,
+                     i64 width, i64 at) {
+    if constexpr (OB > 1)
+        if (width < OB) return pointwise_block<T, NV, OB - 1>(t, wt, bias, out, sh, o0, width, at);
+    pointwise_tile<T, OB, NV>(t, wt, bias, out, sh, o0, at);
+}
+
+// Every output at the NV * lanes pixels from `at`, block by block.
+template <typename T, int NV>
+void pointwise_outputs(const PixelTile<T>& t, const T* wt, const T* bias, T* out, const PointwiseShape& sh, i64 at) {
+    const OutputBlocks blocks(sh.O);
+    for (i64 k = 0; k < blocks.count; ++k)
+        pointwise_block<T, NV>(t, wt, bias, out, sh, blocks.start(k), blocks.width(k), at);
 }
 
 // One output value, c in the same order as the tiles.
 template <typename T>
 T pointwise_value(const PixelTile<T>& t, const T* wt, const T* bias, const PointwiseShape& sh, i64 o, i64 at) {
-    const i64 o0 = o / kPointwiseOutputs * kPointwiseOutputs, width = std::min<i64>(kPointwiseOutputs, sh.O - o0);
+    const OutputBlocks blocks(sh.O);
+    const i64 k = blocks.of(o), o0 = blocks.start(k), width = blocks.width(k);
     const T* w = wt + o0 * sh.C + (o - o0);
     T acc = bias != nullptr ? bias[o] : T(0);
     for (i64 c = 0; c < sh.C; ++c) acc += w[c * width] * t.xp[c * t.stride + at];
