@@ -10,10 +10,11 @@ import torch.nn.functional as F
 from fade.ops import _native, pointwise_conv
 from fade.ops.pointwise import _matrix_product
 
-# (B, C_in, C_out, H, W): output blocks with and without a remainder, pixel counts with a partial
+# (B, C_in, C_out, H, W): output blocks of equal and of unequal widths, pixel counts with a partial
 # vector and a scalar tail, one pixel, many outputs from few inputs (the compressors' input
 # gradient), an empty batch, C_out outside the native range (one, or many from many inputs), one
-# input channel (a broadcast multiply: a gate's input gradient).
+# input channel (a broadcast multiply: a gate's input gradient), several tasks of several panels
+# each, the last ones partial (1,517 pixels: runs are 256 or 1,024 pixels, panels 64 or 256).
 CASES = [
     (2, 7, 25, 5, 9),
     (1, 33, 64, 17, 13),
@@ -26,6 +27,7 @@ CASES = [
     (1, 65, 66, 4, 6),
     (2, 1, 40, 5, 7),
     (1, 1, 1, 3, 4),
+    (2, 5, 7, 37, 41),
 ]
 
 

@@ -787,13 +787,14 @@ bool sizes_fit(const Shape& sh, int nthreads) {
 // few input channels (the input gradients of the compressors, C_in = d):
 // out[b, o, p] = bias[o] + sum_c wt[c, o] * x[b, c, p] over the P = H*W pixels of x, wt being the
 // weight transposed to (C, O). A general matrix product packs all of x first, which costs about as
-// much as the product itself when O or C is small. Here tasks are (b, pixel tile): a task copies
-// its tile (every channel of NV vectors of pixels) into the worker's scratch, where it stays in
-// cache (read in place, channels a whole plane apart would share cache sets), then keeps OB outputs
-// by NV vectors in registers while c runs over the channels. The weights are packed once per call
-// in blocks of OB outputs, so a block reads them contiguously. x is NCHW or channels-last
-// (x[b, p, c], transposed into the scratch); the output is NCHW, or channels-last (out[b, p, o])
-// when asked.
+// much as the product itself when O or C is small. Here a task is a run of consecutive pixels of
+// one image. It copies them a panel at a time (every channel of kPointwisePanel tiles of NV vectors
+// of pixels) into the worker's scratch, where they stay in cache: read in place, channels a whole
+// plane apart would share cache sets. Then, block by block of OB outputs, it keeps OB x NV vectors
+// in registers while c runs over the channels, for each tile of the panel in turn (so a block's
+// weights and output rows stay in cache too). The weights are packed once per call by block, so a
+// block reads them contiguously. x is NCHW or channels-last (x[b, p, c], transposed into the
+// scratch); the output is NCHW, or channels-last (out[b, p, o]) when asked.
 // ---------------------------------------------------------------------------------------------
 
 #if defined(__AVX512F__)
@@ -801,10 +802,8 @@ constexpr int kPointwiseOutputs = 6, kPointwiseVectors = 4;  // 24 accumulators 
 #else
 constexpr int kPointwiseOutputs = 6, kPointwiseVectors = 2;  // 12 accumulators + 2 pixel vectors + 1 weight in 16
 #endif
-// Tiles per task (a thread reads a run of consecutive pixels), and how many tiles ahead a task
-// prefetches the lines of a contiguous x (one line per channel, a whole plane apart: too many
-// streams for the hardware prefetcher).
-constexpr i64 kPointwiseRun = 16, kPointwiseAhead = 4;
+// Tiles per task, and per panel copied into scratch at once.
+constexpr i64 kPointwiseRun = 16, kPointwisePanel = 4;
 
 struct PointwiseShape {
     i64 B, C, O, P;
@@ -904,12 +903,11 @@ T pointwise_value(const PixelTile<T>& t, const T* wt, const T* bias, const Point
     return acc;
 }
 
-// Every output at the first n pixels of a tile: whole tiles in one sweep of the output blocks,
-// else one vector of pixels at a time, then one pixel at a time.
+// Every output at the first n pixels of a partial tile (n < NV * lanes): one vector of pixels at a
+// time, then one pixel at a time.
 template <typename T>
 void pointwise_pixels(const PixelTile<T>& t, i64 n, const T* wt, const T* bias, T* out, const PointwiseShape& sh) {
     constexpr i64 L = Simd<T>::lanes;
-    if (n == kPointwiseVectors * L) return pointwise_outputs<T, kPointwiseVectors>(t, wt, bias, out, sh, 0);
     i64 at = 0;
     for (; at + L <= n; at += L) pointwise_outputs<T, 1>(t, wt, bias, out, sh, at);
     for (; at < n; ++at)
@@ -930,24 +928,27 @@ int pointwise(const T* x, const T* wt, const T* bias, T* out, const PointwiseSha
     pack_weights(wt, packed.data(), sh.C, sh.O);
     wt = packed.data();
     const i64 runs = (tiles + kPointwiseRun - 1) / kPointwiseRun;
-    return parallel_tasks<T>(sh.B * runs, nthreads, runner, sh.C * tile, 0, [&](i64 task, T* buf, i64*) {
+    constexpr i64 panel = kPointwisePanel * tile;
+    const OutputBlocks blocks(sh.O);
+    return parallel_tasks<T>(sh.B * runs, nthreads, runner, sh.C * panel, 0, [&](i64 task, T* buf, i64*) {
         const i64 b = task / runs, first = task % runs * kPointwiseRun * tile;
         const i64 last = std::min(sh.P, first + kPointwiseRun * tile);
-        for (i64 p0 = first; p0 < last; p0 += tile) {
-            const i64 n = std::min(last - p0, tile);
-            if (sh.x_channels_last) {  // x[b, p0 + i, c] -> buf[c * tile + i]
-                const T* src = x + (b * sh.P + p0) * sh.C;
-                for (i64 i = 0; i < n; ++i)
-                    for (i64 c = 0; c < sh.C; ++c) buf[c * tile + i] = src[i * sh.C + c];
-            } else {  // x[b, c, p0 + i] -> buf[c * tile + i], and the lines of a later tile into cache
-                const T* src = x + b * sh.C * sh.P + p0;
-                const bool prefetch = p0 + kPointwiseAhead * tile < last;
-                for (i64 c = 0; c < sh.C; ++c) {
-                    if (prefetch) __builtin_prefetch(src + c * sh.P + kPointwiseAhead * tile);
-                    std::memcpy(buf + c * tile, src + c * sh.P, n * sizeof(T));
-                }
+        for (i64 q0 = first; q0 < last; q0 += panel) {
+            const i64 m = std::min(last - q0, panel);
+            if (sh.x_channels_last) {  // x[b, q0 + i, c] -> buf[c * panel + i]
+                const T* src = x + (b * sh.P + q0) * sh.C;
+                for (i64 i = 0; i < m; ++i)
+                    for (i64 c = 0; c < sh.C; ++c) buf[c * panel + i] = src[i * sh.C + c];
+            } else {  // x[b, c, q0 + i] -> buf[c * panel + i]
+                const T* src = x + b * sh.C * sh.P + q0;
+                for (i64 c = 0; c < sh.C; ++c) std::memcpy(buf + c * panel, src + c * sh.P, m * sizeof(T));
             }
-            pointwise_pixels(PixelTile<T>{buf, tile, b, p0}, n, wt, bias, out, sh);
+            const i64 whole = m / tile * tile;
+            for (i64 k = 0; k < blocks.count; ++k)
+                for (i64 i = 0; i < whole; i += tile)
+                    pointwise_block<T, kPointwiseVectors>(PixelTile<T>{buf + i, panel, b, q0 + i}, wt, bias, out, sh,
+                                                          blocks.start(k), blocks.width(k), 0);
+            if (whole < m) pointwise_pixels(PixelTile<T>{buf + whole, panel, b, q0 + whole}, m - whole, wt, bias, out, sh);
         }
     });
 }
@@ -957,7 +958,7 @@ bool pointwise_fits(const PointwiseShape& sh, int nthreads) {
     if (sh.B < 0 || sh.C < 1 || sh.O < 1 || sh.P < 1) return false;
     const i64 counts[] = {checked_mul(checked_mul(sh.B, sh.C), sh.P), checked_mul(checked_mul(sh.B, sh.O), sh.P),
                           checked_mul(sh.C, sh.O),
-                          checked_mul(std::max(nthreads, 1), checked_mul(sh.C, kPointwiseVectors * Simd<float>::lanes))};
+                          checked_mul(std::max(nthreads, 1), checked_mul(sh.C, kPointwisePanel * kPointwiseVectors * Simd<float>::lanes))};
     return std::all_of(std::begin(counts), std::end(counts), [](i64 n) { return n >= 0; });
 }
 
