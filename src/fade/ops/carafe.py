@@ -54,6 +54,20 @@ def _check_tensor(name: str, t: object, dims: str) -> None:
         raise TypeError(f"{name}: expected a floating dtype ({supported}), got {t.dtype}")
 
 
+def _check_companions(x: Tensor, companions: dict[str, tuple[Tensor | None, str]]) -> None:
+    """Raise unless each named tensor (None skipped) is dense, on x's device and, outside autocast,
+    of x's dtype (TypeError / ValueError); ``dims`` describes its expected shape in the message."""
+    for name, (t, dims) in companions.items():
+        if t is None:
+            continue
+        if not isinstance(t, Tensor) or t.layout != torch.strided:
+            raise TypeError(f"{name}: expected a dense torch.Tensor {dims}, got {type(t).__name__}")
+        if t.device != x.device:
+            raise ValueError(f"device mismatch: x is on {x.device}, {name} on {t.device}")
+        if t.dtype != x.dtype and not autocast_enabled(x.device.type):
+            raise TypeError(f"{name}: expected dtype {x.dtype} (that of x), got {t.dtype}")
+
+
 def autocast_enabled(device_type: str) -> bool:
     """Whether autocast is on for ``device_type`` (never on meta and other devices it does not serve):
     fade::carafe then runs in float32 (its autocast rule), and mixed input dtypes are torch's to cast."""

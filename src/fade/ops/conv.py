@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .carafe import _check_tensor, autocast_enabled
+from .carafe import _check_companions, _check_tensor, autocast_enabled
 
 __all__ = ["same_conv2d"]
 
@@ -53,14 +53,7 @@ def same_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
 def _check_inputs(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     """Validate same_conv2d's inputs before anything runs (TypeError / ValueError)."""
     _check_tensor("x", x, "(B, C, H, W)")
-    others = {"weight": (weight, "(O, C, K_h, K_w)")} | ({} if bias is None else {"bias": (bias, "(O,)")})
-    for name, (t, dims) in others.items():
-        if not isinstance(t, Tensor) or t.layout != torch.strided:
-            raise TypeError(f"{name}: expected a dense torch.Tensor {dims}, got {type(t).__name__}")
-        if t.device != x.device:
-            raise ValueError(f"device mismatch: x is on {x.device}, {name} on {t.device}")
-        if t.dtype != x.dtype and not autocast_enabled(x.device.type):
-            raise TypeError(f"{name}: expected dtype {x.dtype} (that of x), got {t.dtype}")
+    _check_companions(x, {"weight": (weight, "(O, C, K_h, K_w)"), "bias": (bias, "(O,)")})
     if weight.dim() != 4 or weight.shape[1] != x.shape[1] or weight.shape[2] % 2 == 0 or weight.shape[3] % 2 == 0:
         raise ValueError(
             f"weight: expected shape (O, {x.shape[1]}, K_h, K_w) with K_h and K_w odd, got {tuple(weight.shape)}"

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from . import _native
-from .carafe import _check_tensor, autocast_enabled
+from .carafe import _check_companions, _check_tensor, autocast_enabled
 
 __all__ = ["pointwise_conv"]
 
@@ -47,14 +47,7 @@ def pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None, channe
 def _check_inputs(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     """Validate pointwise_conv's inputs before anything runs (TypeError / ValueError)."""
     _check_tensor("x", x, "(B, C_in, H, W)")
-    others = {"weight": (weight, "(C_out, C_in)")} | ({} if bias is None else {"bias": (bias, "(C_out,)")})
-    for name, (t, dims) in others.items():
-        if not isinstance(t, Tensor) or t.layout != torch.strided:
-            raise TypeError(f"{name}: expected a dense torch.Tensor {dims}, got {type(t).__name__}")
-        if t.device != x.device:
-            raise ValueError(f"device mismatch: x is on {x.device}, {name} on {t.device}")
-        if t.dtype != x.dtype and not autocast_enabled(x.device.type):
-            raise TypeError(f"{name}: expected dtype {x.dtype} (that of x), got {t.dtype}")
+    _check_companions(x, {"weight": (weight, "(C_out, C_in)"), "bias": (bias, "(C_out,)")})
     if weight.dim() != 2 or weight.shape[1] != x.shape[1]:
         raise ValueError(f"weight: expected shape (C_out, {x.shape[1]}) for x's channels, got {tuple(weight.shape)}")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
