@@ -315,7 +315,7 @@ def _fits(shape: tuple[int, ...], threads: int) -> bool:
         4 * threads * (h + 1),
         s * (w + k),
         threads * (_GROUP_CHANNELS * k * row_len + _SCRATCH_SLACK),
-        threads * (c * k * row_len + _SCRATCH_SLACK),
+        threads * (c * k * row_len + 2 * c * (wo + _SCRATCH_SLACK) + _SCRATCH_SLACK),
         threads * (ring_rows * (_GROUP_CHANNELS + k) * row_len + _CHANNEL_BLOCK * s * w + _SCRATCH_SLACK),
         threads * ring_rows,
     )

@@ -62,10 +62,13 @@ constexpr i64 kGroupChannels = 16;  // channels per forward / grad_x task (they 
 // AVX-512, else 32 (AVX2 registers, or pairs of SSE ones). Wider than the registers would double
 // the register count of every tile, and the accumulators of the tiles below would spill.
 #if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
+constexpr int kVectorBytes = 64, kVectorRegisters = 32;
 #else
-constexpr int kVectorBytes = 32;
+constexpr int kVectorBytes = 32, kVectorRegisters = 16;
 #endif
+
+// Whether a tile that keeps `vectors` vectors live, plus the one it streams through, fits in the registers.
+constexpr bool fits_registers(int vectors) { return vectors + 1 <= kVectorRegisters; }
 // Elements every scratch buffer has after its last row (more than a vector's lanes; see Lanes).
 constexpr i64 kScratchSlack = kVectorBytes;
 
@@ -316,7 +319,7 @@ struct TapRows {
     const T* base;  // ring buffer at channel ch0
     i64 slot_stride, first_slot, K, len;
 
-    const T* at(i64 i, int cc) const {
+    const T* at(i64 i, i64 cc) const {
         i64 slot = first_slot + i;
         if (slot >= K) slot -= K;
         return base + slot * slot_stride + cc * len;
@@ -497,45 +500,56 @@ int forward(const T* x, const T* k, T* out, const Blend<T>& blend, const Shape& 
 
 // ---------------------------------------------------------------------------------------------
 // Gradient w.r.t. the kernels: tasks over (b, source row range) with all channels (each owns its
-// output rows of grad_k); gk_ij[y][x] += sum_c g[c][y][x] * u_{sy+i-r}[c][x + j*s], R rows per
-// tile as in the forward. gp: grad at (b, c, y, 0); gkp: grad_k at (b, 0, y, 0).
+// output rows of grad_k); gk_ij[y][x] = sum_c g[c][y][x] * u_{sy+i-r}[c][x + j*s]. The R output
+// rows of one source row share their taps. For one vector tile of columns, a block of J taps of one
+// tap row keeps J x R x NV sums in registers while c runs over every channel, and stores each sum
+// once. The gradient rows of the R rows are first copied vector-major into scratch,
+// gt[v][c][rr][lanes] for the v-th vector of columns (zero past the last column), so the channel
+// loop reads them contiguously (in place, channels are a whole plane apart and share cache sets).
 // ---------------------------------------------------------------------------------------------
 
-// One tile: R rows x CB channels x NV vectors of columns from x0 (Partial: one vector, its first
-// io.n columns).
-template <typename T, int R, int CB, int NV, bool Partial = false>
-void grad_kernel_tile(const TapRows<T>& u, const T* gp, T* gkp, const Shape& sh, i64 x0, const Lanes<T, Partial>& io) {
+// Taps per register block, and how many vectors of columns a tile of R rows takes.
+constexpr int kTapBlock = 5;
+template <int R>
+constexpr int grad_kernel_vectors() { return fits_registers(kTapBlock * R * 2 + R * 2) ? 2 : 1; }
+
+// Taps (i, j0 .. j0 + J - 1) at R rows x NV vectors of columns from vector v (Partial: one vector,
+// its first io.n columns stored). gkp: grad_k at (b, 0, y, 0).
+template <typename T, int R, int J, int NV, bool Partial = false>
+void grad_kernel_taps(const TapRows<T>& u, const T* gt, T* gkp, const Shape& sh, i64 i, i64 j0, i64 v,
+                      const Lanes<T, Partial>& io) {
     constexpr i64 L = Simd<T>::lanes;
-    const i64 K = sh.K, s = sh.s, plane = sh.plane(), wo = sh.Wo;
-    Vec<T> gv[R][CB][NV];
-    for (int rr = 0; rr < R; ++rr)
-        for (int cc = 0; cc < CB; ++cc)
-            for (int n = 0; n < NV; ++n) gv[rr][cc][n] = io.load(gp + cc * plane + rr * wo + x0 + n * L);
-    for (i64 i = 0; i < K; ++i) {
-        for (i64 j = 0; j < K; ++j) {
-            T* dst = gkp + (i * K + j) * plane + x0;
-            Vec<T> acc[R][NV];
-            for (int rr = 0; rr < R; ++rr)
-                for (int n = 0; n < NV; ++n) acc[rr][n] = io.load(dst + rr * wo + n * L);
-            for (int cc = 0; cc < CB; ++cc) {
-                const T* uv = u.at(i, cc) + x0 + j * s;
-                for (int n = 0; n < NV; ++n) {
-                    const Vec<T> uvec = loadu(uv + n * L);
-                    for (int rr = 0; rr < R; ++rr) acc[rr][n] += gv[rr][cc][n] * uvec;
-                }
+    const i64 s = sh.s, x0 = v * L, vstride = sh.C * R * L;
+    Vec<T> acc[J][R][NV];
+    for (int j = 0; j < J; ++j)
+        for (int rr = 0; rr < R; ++rr)
+            for (int n = 0; n < NV; ++n) acc[j][rr][n] = Vec<T>{};
+    const T* gv = gt + v * vstride;
+    for (i64 c = 0; c < sh.C; ++c, gv += R * L) {
+        Vec<T> g[R][NV];
+        for (int rr = 0; rr < R; ++rr)
+            for (int n = 0; n < NV; ++n) g[rr][n] = loadu(gv + n * vstride + rr * L);
+        const T* uv = u.at(i, c) + x0 + j0 * s;
+        for (int j = 0; j < J; ++j)
+            for (int n = 0; n < NV; ++n) {
+                const Vec<T> uvec = loadu(uv + j * s + n * L);
+                for (int rr = 0; rr < R; ++rr) acc[j][rr][n] += g[rr][n] * uvec;
             }
-            for (int rr = 0; rr < R; ++rr)
-                for (int n = 0; n < NV; ++n) io.store(dst + rr * wo + n * L, acc[rr][n]);
-        }
     }
+    for (int j = 0; j < J; ++j)
+        for (int rr = 0; rr < R; ++rr)
+            for (int n = 0; n < NV; ++n) io.store(gkp + (i * sh.K + j0 + j) * sh.plane() + rr * sh.Wo + x0 + n * L, acc[j][rr][n]);
 }
 
-// Whole tiles of NV vectors over columns [x0, x1); returns the first column not done.
-template <typename T, int R, int CB, int NV>
-i64 grad_kernel_tiles(const TapRows<T>& u, const T* gp, T* gkp, const Shape& sh, i64 x0, i64 x1) {
-    for (; x0 + NV * Simd<T>::lanes <= x1; x0 += NV * Simd<T>::lanes)
-        grad_kernel_tile<T, R, CB, NV>(u, gp, gkp, sh, x0, Lanes<T, false>{});
-    return x0;
+// The taps of tap row i at R rows x NV vectors from vector v, in blocks of kTapBlock taps (a tile
+// per width).
+template <typename T, int R, int NV, bool Partial = false, int J = kTapBlock>
+void grad_kernel_tile(const TapRows<T>& u, const T* gt, T* gkp, const Shape& sh, i64 i, i64 v,
+                      const Lanes<T, Partial>& io, i64 j0 = 0) {
+    i64 j = j0;
+    for (; j + J <= sh.K; j += J) grad_kernel_taps<T, R, J, NV, Partial>(u, gt, gkp, sh, i, j, v, io);
+    if constexpr (J > 1)
+        if (j < sh.K) grad_kernel_tile<T, R, NV, Partial, J - 1>(u, gt, gkp, sh, i, v, io, j);  // fewer than J taps left
 }
 
 // The floor-mode columns x >= s*W of R rows (they read source column W-1), by the definition.
@@ -563,35 +577,46 @@ void grad_kernel_floor_columns(const T* x, const T* gp, T* gkp, const Shape& sh,
     }
 }
 
-template <typename T, int R, int CB>
-void grad_kernel_rows(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, i64 sy, i64 c, i64 y,
+// Rows y .. y + R - 1 of source row sy: the gradient rows into gt, then every tile.
+template <typename T, int R>
+void grad_kernel_rows(const T* grad, const T* x, T* gk, T* gt, const Shape& sh, i64 b, i64 sy, i64 y,
                       const TapRows<T>& u) {
-    const T* gp = grad + ((b * sh.C + c) * sh.Ho + y) * sh.Wo;
+    constexpr i64 L = Simd<T>::lanes;
+    constexpr int NV = grad_kernel_vectors<R>();
+    const i64 cols = sh.vec_cols(), nvec = (cols + L - 1) / L;
+    for (i64 c = 0; c < sh.C; ++c)
+        for (int rr = 0; rr < R; ++rr) {
+            const T* row = grad + ((b * sh.C + c) * sh.Ho + y + rr) * sh.Wo;
+            for (i64 v = 0; v < nvec; ++v) {
+                T* dst = gt + ((v * sh.C + c) * R + rr) * L;
+                const i64 n = std::min(L, cols - v * L);
+                std::copy(row + v * L, row + v * L + n, dst);
+                std::fill(dst + n, dst + L, T(0));
+            }
+        }
     T* gkp = gk + (b * sh.kk() * sh.Ho + y) * sh.Wo;
-    i64 x0 = 0;
-    if constexpr (CB <= kChannelBlock) x0 = grad_kernel_tiles<T, R, CB, 2>(u, gp, gkp, sh, 0, sh.vec_cols());
-    x0 = grad_kernel_tiles<T, R, CB, 1>(u, gp, gkp, sh, x0, sh.vec_cols());
-    if (x0 < sh.vec_cols()) grad_kernel_tile<T, R, CB, 1, true>(u, gp, gkp, sh, x0, Lanes<T, true>{sh.vec_cols() - x0});
-    grad_kernel_floor_columns<T, R, CB>(x, gp, gkp, sh, b, sy, c);
-}
-
-template <typename T, int CB>
-void grad_kernel_block(const T* grad, const T* x, T* gk, const Shape& sh, i64 b, i64 sy, i64 c,
-                       const TapRows<T>& u) {
-    i64 y = sh.rows_begin(sy);
-    for (; y + 2 <= sh.rows_end(sy); y += 2) grad_kernel_rows<T, 2, CB>(grad, x, gk, sh, b, sy, c, y, u);
-    if (y < sh.rows_end(sy)) grad_kernel_rows<T, 1, CB>(grad, x, gk, sh, b, sy, c, y, u);
+    for (i64 i = 0; i < sh.K; ++i) {  // tap rows outside: one tap row of every channel stays in cache
+        i64 v = 0;
+        for (; (v + NV) * L <= cols; v += NV) grad_kernel_tile<T, R, NV>(u, gt, gkp, sh, i, v, Lanes<T, false>{});
+        for (; (v + 1) * L <= cols; ++v) grad_kernel_tile<T, R, 1>(u, gt, gkp, sh, i, v, Lanes<T, false>{});
+        if (v * L < cols) grad_kernel_tile<T, R, 1, true>(u, gt, gkp, sh, i, v, Lanes<T, true>{cols - v * L});
+    }
+    if (cols < sh.Wo)
+        channel_blocks(0, sh.C, [&](i64 c, auto cb) {
+            grad_kernel_floor_columns<T, R, cb()>(x, grad + ((b * sh.C + c) * sh.Ho + y) * sh.Wo, gkp, sh, b, sy, c);
+        });
 }
 
 template <typename T>
 int grad_kernels(const T* grad, const T* x, T* gk, const Shape& sh, int nthreads, Runner runner) {
     const i64 parts = row_parts(sh.B, sh.H, nthreads);
-    const i64 r = sh.r();
-    const i64 scratch = sh.C * sh.K * sh.row_len() + kScratchSlack;
+    const i64 r = sh.r(), ring_len = sh.C * sh.K * sh.row_len();
+    const i64 scratch = ring_len + 2 * sh.C * (sh.Wo + kScratchSlack) + kScratchSlack;
     return parallel_tasks<T>(sh.B * parts, nthreads, runner, scratch, 0, [&](i64 task, T* buf, i64*) {
         const i64 part = task % parts, b = task / parts;
         const i64 h0 = part * sh.H / parts, h1 = (part + 1) * sh.H / parts;
         const RowRing<T> ring{buf, sh.C, sh};
+        T* gt = buf + ring_len;
         const auto plane = [&](i64 c) { return x + (b * sh.C + c) * sh.H * sh.W; };
         for (i64 ij = 0; ij < sh.kk(); ++ij)
             std::fill(gk + ((b * sh.kk() + ij) * sh.Ho + sh.rows_begin(h0)) * sh.Wo,
@@ -600,9 +625,10 @@ int grad_kernels(const T* grad, const T* x, T* gk, const Shape& sh, int nthreads
             for (i64 row = h0 - r; row < h0 + r; ++row) ring.load(plane(c), c, row);
         for (i64 sy = h0; sy < h1; ++sy) {
             for (i64 c = 0; c < sh.C; ++c) ring.load(plane(c), c, sy + r);
-            channel_blocks(0, sh.C, [&](i64 c, auto cb) {
-                grad_kernel_block<T, cb()>(grad, x, gk, sh, b, sy, c, tap_rows(ring, c, sy));
-            });
+            const TapRows<T> u = tap_rows(ring, 0, sy);
+            i64 y = sh.rows_begin(sy);
+            for (; y + 2 <= sh.rows_end(sy); y += 2) grad_kernel_rows<T, 2>(grad, x, gk, gt, sh, b, sy, y, u);
+            if (y < sh.rows_end(sy)) grad_kernel_rows<T, 1>(grad, x, gk, gt, sh, b, sy, y, u);
         }
     });
 }
@@ -775,7 +801,8 @@ bool sizes_fit(const Shape& sh, int nthreads) {
         checked_mul(checked_mul(4, workers), checked_add(sh.H, 1)),  // part * H in task_range
         checked_mul(sh.s, checked_add(sh.W, sh.K)),
         checked_mul(workers, checked_add(checked_mul(checked_mul(kGroupChannels, sh.K), row_len), kScratchSlack)),
-        checked_mul(workers, checked_add(checked_mul(checked_mul(sh.C, sh.K), row_len), kScratchSlack)),
+        checked_mul(workers, checked_add(checked_add(checked_mul(checked_mul(sh.C, sh.K), row_len), kScratchSlack),
+                                         checked_mul(checked_mul(2, sh.C), checked_add(sh.Wo, kScratchSlack)))),
         checked_mul(workers, grad_x_scratch),
         checked_mul(workers, ring_rows),
     };
