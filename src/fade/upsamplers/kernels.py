@@ -196,7 +196,8 @@ class EncoderKernels(nn.Module):
 
     def forward(self, en: Tensor, de: Tensor, scale: int) -> Tensor:
         check_en_de(en, de, self.en_channels, self.de_channels, scale, self)
-        return same_conv(self.content_encoder, pointwise(self.compress, self.features(en, de, scale), channels_last=True))
+        compressed = pointwise(self.compress, self.features(en, de, scale), channels_last=True)
+        return same_conv(self.content_encoder, compressed)
 
 
 class NaiveKernels(EncoderKernels):
@@ -247,7 +248,8 @@ class DecoderKernels(nn.Module):
         if scale != self.scale:
             raise ValueError(f"DecoderKernels was built for scale {self.scale}, got scale {scale}")
         check_en_de(en, de, self.en_channels, self.de_channels, scale, self)
-        logits = F.pixel_shuffle(same_conv(self.content_encoder, pointwise(self.compress, de, channels_last=True)), scale)
+        compressed = pointwise(self.compress, de, channels_last=True)
+        logits = F.pixel_shuffle(same_conv(self.content_encoder, compressed), scale)
         (ho, wo), (h, w) = en.shape[-2:], logits.shape[-2:]
         if (ho, wo) != (h, w):
             logits = logits.index_select(-2, source_index(ho, h, 1, logits.device))

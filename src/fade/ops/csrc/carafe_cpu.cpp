@@ -67,8 +67,10 @@ constexpr int kVectorBytes = 64, kVectorRegisters = 32;
 constexpr int kVectorBytes = 32, kVectorRegisters = 16;
 #endif
 
-// Whether a tile that keeps `vectors` vectors live, plus the one it streams through, fits in the registers.
+// Whether a tile that keeps `vectors` vectors live, plus the one it streams through, fits in the
+// registers.
 constexpr bool fits_registers(int vectors) { return vectors + 1 <= kVectorRegisters; }
+
 // Elements every scratch buffer has after its last row (more than a vector's lanes; see Lanes).
 constexpr i64 kScratchSlack = kVectorBytes;
 
@@ -538,7 +540,8 @@ void grad_kernel_taps(const TapRows<T>& u, const T* gt, T* gkp, const Shape& sh,
     }
     for (int j = 0; j < J; ++j)
         for (int rr = 0; rr < R; ++rr)
-            for (int n = 0; n < NV; ++n) io.store(gkp + (i * sh.K + j0 + j) * sh.plane() + rr * sh.Wo + x0 + n * L, acc[j][rr][n]);
+            for (int n = 0; n < NV; ++n)
+                io.store(gkp + (i * sh.K + j0 + j) * sh.plane() + rr * sh.Wo + x0 + n * L, acc[j][rr][n]);
 }
 
 // The taps of tap row i at R rows x NV vectors from vector v, in blocks of kTapBlock taps (a tile
@@ -548,8 +551,8 @@ void grad_kernel_tile(const TapRows<T>& u, const T* gt, T* gkp, const Shape& sh,
                       const Lanes<T, Partial>& io, i64 j0 = 0) {
     i64 j = j0;
     for (; j + J <= sh.K; j += J) grad_kernel_taps<T, R, J, NV, Partial>(u, gt, gkp, sh, i, j, v, io);
-    if constexpr (J > 1)
-        if (j < sh.K) grad_kernel_tile<T, R, NV, Partial, J - 1>(u, gt, gkp, sh, i, v, io, j);  // fewer than J taps left
+    if constexpr (J > 1)  // fewer than J taps left
+        if (j < sh.K) grad_kernel_tile<T, R, NV, Partial, J - 1>(u, gt, gkp, sh, i, v, io, j);
 }
 
 // The floor-mode columns x >= s*W of R rows (they read source column W-1), by the definition.
