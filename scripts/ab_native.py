@@ -42,7 +42,7 @@ def build(revision: str, folder: Path) -> ctypes.CDLL:
                                           capture_output=True).stdout)
     target = source.with_suffix(".so")
     flags = (*_native._FLAGS, *_native._ARCH_FLAGS[0])
-    subprocess.run([_native._compiler(), *flags, str(source), "-o", str(target)], check=True)
+    subprocess.run([_native._compiler(), *flags, str(source), "-o", str(target)], check=True, capture_output=True)
     lib = ctypes.CDLL(str(target))
     reassembly = [P] * 5 + [I64] * 8 + [INT, P]
     for name, args in (("fade_carafe_forward_f32", reassembly), ("fade_carafe_backward_f32", reassembly),
@@ -55,9 +55,10 @@ def calls(lib: ctypes.CDLL, threads: int) -> dict[str, object]:
     """One call per measured case, on FADE's shapes at C = 256, 64x64 -> 128x128."""
     g = torch.Generator().manual_seed(0)
     b, c, h, w, s, k = 1, 256, 64, 64, 2, 5
-    x, en, grad = torch.randn(b, c, h, w, generator=g), torch.randn(b, c, 2 * h, 2 * w, generator=g), torch.randn(
-        b, c, 2 * h, 2 * w, generator=g)
-    kernels, gate = torch.randn(b, k * k, 2 * h, 2 * w, generator=g).softmax(1), torch.rand(b, 1, 2 * h, 2 * w, generator=g)
+    x = torch.randn(b, c, h, w, generator=g)
+    en, grad = (torch.randn(b, c, 2 * h, 2 * w, generator=g) for _ in range(2))
+    kernels = torch.randn(b, k * k, 2 * h, 2 * w, generator=g).softmax(1)
+    gate = torch.rand(b, 1, 2 * h, 2 * w, generator=g)
     out, gx, gk = torch.empty_like(en), torch.empty_like(x), torch.empty_like(kernels)
     shape, runner = (b, c, h, w, 2 * h, 2 * w, k, s), _native._openmp_runner()
     ptr = torch.Tensor.data_ptr
@@ -92,8 +93,18 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
-        builds = {name: calls(build(name, Path(folder)), args.threads) for name in (args.a, args.b)}
-        print(f"median ms over {args.rounds} rounds, {args.threads} threads; ratio = {args.b} / {args.a}, median of rounds")
+        try:
+            builds = {name: calls(build(name, Path(folder)), args.threads) for name in (args.a, args.b)}
+        except subprocess.CalledProcessError as err:  # an unknown revision, or a source that does not compile
+            detail = (err.stderr or b"").decode(errors="replace").strip().splitlines()
+            command = " ".join(map(str, err.cmd[:3]))
+            print(f"ab_native: {command} failed: {detail[-1] if detail else err}", file=sys.stderr)
+            return 2
+        except AttributeError as err:  # a build without the entry points' present names
+            print(f"ab_native: {err}", file=sys.stderr)
+            return 2
+        print(f"median ms over {args.rounds} rounds, {args.threads} threads; "
+              f"ratio = {args.b} / {args.a}, median of rounds")
         for case in builds[args.a]:
             times = {name: [] for name in builds}
             for name in builds:  # warm-up
